@@ -1,0 +1,23 @@
+# `make demo`: install into .venv and train center_softmax on the built-in synthetic faces.
+# `make test`: install into .venv (with test extras) and run the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install demo test
+
+$(VENV)/installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/installed
+
+demo: install
+	$(PY) -m recipes run center_softmax --backbone=tiny --embedding_size=128 --batch_size=64 --epochs=8 \
+		--lr_schedule=constant --lr=0.002
+
+test: install
+	$(PY) -m pytest

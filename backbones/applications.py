@@ -1,0 +1,35 @@
+"""`keras.applications` backbones at face resolution, built without downloading anything."""
+import os
+
+import keras
+
+from registry import BACKBONES
+
+
+def _application(constructor, input_shape, weights):
+    """`constructor(include_top=False)` with random init, or weights from a local file."""
+    if weights is not None and not os.path.isfile(str(weights)):
+        raise FileNotFoundError(
+            f"backbone weights file {weights!r} does not exist. Nothing is downloaded: "
+            "pass the path of a local weights file (e.g. a '.weights.h5' or Keras '.h5' "
+            "no-top file), or leave --backbone_weights unset for random initialisation."
+        )
+    return constructor(include_top=False, weights=weights, input_shape=tuple(input_shape))
+
+
+@BACKBONES.register("resnet50v2")
+def resnet50v2(input_shape=(112, 112, 3), weights=None):
+    """ResNet50V2 (keras.applications), (112, 112, 3) → (4, 4, 2048)."""
+    return _application(keras.applications.ResNet50V2, input_shape, weights)
+
+
+@BACKBONES.register("resnet101v2")
+def resnet101v2(input_shape=(112, 112, 3), weights=None):
+    """ResNet101V2 (keras.applications), (112, 112, 3) → (4, 4, 2048)."""
+    return _application(keras.applications.ResNet101V2, input_shape, weights)
+
+
+@BACKBONES.register("mobilenetv2")
+def mobilenetv2(input_shape=(112, 112, 3), weights=None):
+    """MobileNetV2 (keras.applications, alpha 1.0), (112, 112, 3) → (4, 4, 1280)."""
+    return _application(keras.applications.MobileNetV2, input_shape, weights)

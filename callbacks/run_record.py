@@ -1,0 +1,49 @@
+"""The local run record: one JSON line per epoch in `history.jsonl`, flushed and fsynced."""
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+
+def _plain(value):
+    """A JSON-safe Python scalar (NaN/Inf become strings so the file stays valid JSON)."""
+    value = float(np.asarray(value)) if np.ndim(value) == 0 else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class RunRecord(keras.callbacks.Callback):
+    """Appends `{"epoch", "time", "lr", **logs}` to `path` at each epoch end; put it last in the callback list."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._epoch_start = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, "seconds": round(time.time() - self._epoch_start, 3)}
+        row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row.update({key: _plain(value) for key, value in (logs or {}).items()})
+        with open(self.path, "a") as file:
+            file.write(json.dumps(row) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def read_history(path):
+    """The rows of a `history.jsonl` file (a torn last line from a crash is ignored)."""
+    rows = []
+    with open(path) as file:
+        for line in file:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows

@@ -1,0 +1,37 @@
+"""Training data sources, by name in `registry.DATASETS`: each returns a `TrainingData`."""
+import dataclasses
+
+from data.folders import IdentityFolder, scan_identity_folder
+from registry import DATASETS
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The training images (an `IdentityFolder`) and the verification `.bin` files to evaluate on."""
+
+    train: IdentityFolder
+    bin_paths: tuple
+
+
+@DATASETS.register("folder")
+def folder(data, eval_bins=()):
+    """Identity folders at `data` (ROOT/<identity>/<image>.jpg); verification on `eval_bins`."""
+    if data is None:
+        raise ValueError("dataset 'folder' needs --data=DIR, a folder of identity sub-folders of aligned faces.")
+    return TrainingData(scan_identity_folder(data), tuple(eval_bins))
+
+
+@DATASETS.register("synthetic")
+def synthetic(data=None, eval_bins=()):
+    """The built-in synthetic faces (generated once into the cache folder); verification on its held-out `.bin`."""
+    from data.synthetic import default_synthetic_root, make_synthetic_dataset
+
+    generated = make_synthetic_dataset(default_synthetic_root(), seed=0)
+    return TrainingData(scan_identity_folder(generated.train_dir), tuple(eval_bins) or (generated.bin_path,))
+
+
+def load_training_data(dataset, data=None, eval_bins=()):
+    """The `TrainingData` of the dataset registered as `dataset`; "auto" = "folder" with --data, else "synthetic"."""
+    if dataset == "auto":
+        dataset = "folder" if data is not None else "synthetic"
+    return DATASETS.build(dataset, data=data, eval_bins=list(eval_bins))

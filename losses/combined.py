@@ -1,0 +1,53 @@
+"""Center loss added to any other registered loss."""
+import keras
+
+from losses.base import FaceLoss, build_loss
+from losses.center import CenterLoss
+from registry import LOSSES
+
+
+@keras.saving.register_keras_serializable(package="faces")
+class WithCenterLoss(FaceLoss):
+    """base(labels, x, logits) + factor · center(labels, x, logits), per sample."""
+
+    def __init__(self, num_classes, embedding_size, base, factor=1.0, alpha=0.5, **kwargs):
+        super().__init__(num_classes, embedding_size, **kwargs)
+        if isinstance(base, dict):
+            base = keras.saving.deserialize_keras_object(base)
+        self.base = base
+        self.factor = float(factor)
+        self.center = CenterLoss(num_classes, embedding_size, alpha=alpha, name="center")
+
+    def call(self, labels, embeddings, logits, training=False):
+        base_loss = self.base(labels, embeddings, logits, training=training)
+        return base_loss + self.factor * self.center(labels, embeddings, logits, training=training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "base": keras.saving.serialize_keras_object(self.base),
+            "factor": self.factor,
+            "alpha": self.center.alpha,
+        }
+
+
+def with_center_loss(base_name, num_classes, embedding_size, center_factor=1.0, center_alpha=0.5, **base_options):
+    """The loss registered as `base_name` plus `center_factor` × center loss (centre step `center_alpha`)."""
+    base = build_loss(base_name, num_classes, embedding_size, **base_options)
+    return WithCenterLoss(num_classes, embedding_size, base, factor=center_factor, alpha=center_alpha)
+
+
+@LOSSES.register("center_softmax")
+def center_softmax(num_classes, embedding_size, center_factor=1.0, center_alpha=0.5):
+    """Softmax + center_factor × center loss (the spec's center_softmax_loss)."""
+    return with_center_loss("softmax", num_classes, embedding_size, center_factor, center_alpha)
+
+
+@LOSSES.register("center_arcface")
+def center_arcface(num_classes, embedding_size, center_factor=1.0, center_alpha=0.5, margin1=None, margin2=None,
+                   margin3=None, scale=64.0, preset="spec"):
+    """Combined-margin ArcFace + center_factor × center loss (the spec's center_arcface_loss)."""
+    return with_center_loss(
+        "arcface", num_classes, embedding_size, center_factor, center_alpha,
+        margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset,
+    )

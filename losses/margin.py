@@ -1,0 +1,83 @@
+"""The ArcFace family: combined angular/additive margins on the target-class cosine."""
+import math
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from losses.base import FaceLoss
+from registry import LOSSES
+
+_ACOS_GRADIENT_FLOOR = 1e-6
+
+
+@tf.custom_gradient
+def safe_acos(cosine):
+    """acos(clip(cosine, -1, 1)), with the gradient kept finite at cos = ±1."""
+    clipped = tf.clip_by_value(cosine, -1.0, 1.0)
+
+    def gradient(upstream):
+        return -upstream / tf.sqrt(tf.maximum(1.0 - tf.square(clipped), _ACOS_GRADIENT_FLOOR))
+
+    return tf.acos(clipped), gradient
+
+
+def combined_margin_logits(cosine, labels, margin1, margin2, margin3, scale):
+    """Scaled logits with the combined margin on each row's target class.
+
+    cosine: (B, C) float, labels: int (B,). With θ = acos(clip(cos_y, -1, 1)):
+        target:     s · (cos(m1·θ + m3) − m2)   where m1·θ + m3 ≤ π,
+                    s · cos θ                    otherwise (the spec's guard),
+        non-target: s · cos θ_j.
+    Order (m1, m2, m3) is the spec's: m1 multiplies the angle, m2 is subtracted from the
+    cosine, m3 is added to the angle (insightface's m2 and m3 are swapped relative to this).
+    ArcFace = (1, 0, 0.5), CosFace = (1, 0.35, 0). Computed in float32.
+    """
+    cosine = tf.clip_by_value(tf.cast(cosine, tf.float32), -1.0, 1.0)
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    target_cosine = tf.gather(cosine, labels, axis=1, batch_dims=1)
+    angle = margin1 * safe_acos(target_cosine) + margin3
+    target = tf.where(angle <= math.pi, tf.cos(angle) - margin2, target_cosine)
+    rows = tf.range(tf.shape(labels)[0], dtype=tf.int32)
+    logits = tf.tensor_scatter_nd_update(cosine, tf.stack([rows, labels], axis=1), target)
+    return scale * logits
+
+
+MARGIN_PRESETS = {
+    "spec": (0.9, 0.4, 0.15),
+    "arcface": (1.0, 0.0, 0.5),
+    "cosface": (1.0, 0.35, 0.0),
+}
+
+
+@LOSSES.register("arcface")
+@keras.saving.register_keras_serializable(package="faces")
+class MarginLoss(FaceLoss):
+    """Combined-margin (ArcFace family) cross-entropy on `logits / ||x||`.
+
+    Margins come from `preset` ("spec" = (0.9, 0.4, 0.15), the default; "arcface" =
+    (1, 0, 0.5); "cosface" = (1, 0.35, 0)); a margin given explicitly overrides the preset's.
+    """
+
+    def __init__(self, num_classes, embedding_size, margin1=None, margin2=None, margin3=None, scale=64.0,
+                 preset="spec", **kwargs):
+        super().__init__(num_classes, embedding_size, **kwargs)
+        if preset not in MARGIN_PRESETS:
+            raise ValueError(f"unknown margin preset {preset!r}; choose one of {sorted(MARGIN_PRESETS)}.")
+        given = (margin1, margin2, margin3)
+        self.margin1, self.margin2, self.margin3 = (
+            float(value if value is not None else default) for value, default in zip(given, MARGIN_PRESETS[preset])
+        )
+        self.scale = float(scale)
+
+    def call(self, labels, embeddings, logits, training=False):
+        norms = ops.sqrt(ops.maximum(ops.sum(ops.square(ops.cast(embeddings, "float32")), axis=-1, keepdims=True), 1e-12))
+        cosine = ops.cast(logits, "float32") / norms
+        margined = combined_margin_logits(cosine, labels, self.margin1, self.margin2, self.margin3, self.scale)
+        return ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "margin1": self.margin1, "margin2": self.margin2, "margin3": self.margin3, "scale": self.scale,
+        }

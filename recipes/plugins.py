@@ -1,0 +1,19 @@
+"""Load a user's plugin files or modules, so their `@LOSSES.register(...)` etc. take effect."""
+import importlib
+import importlib.util
+import os
+import sys
+
+
+def load_plugin(target):
+    """Import `target`: a path to a `.py` file, or an importable module name."""
+    if target.endswith(".py") or os.sep in target:
+        if not os.path.isfile(target):
+            raise FileNotFoundError(f"plugin file {target!r} does not exist; pass the path of a .py file or a module name.")
+        name = "plugin_" + os.path.splitext(os.path.basename(target))[0]
+        spec = importlib.util.spec_from_file_location(name, os.path.abspath(target))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(target)

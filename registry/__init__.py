@@ -1,0 +1,22 @@
+"""Name → object registries, so every plugin is found by a string key.
+
+    from registry import LOSSES
+
+    @LOSSES.register("my_loss")
+    class MyLoss(FaceLoss): ...
+
+    LOSSES.build("my_loss", num_classes=10)
+"""
+from registry.registry import Registry, RegistryError
+
+BACKBONES = Registry("backbones")
+HEADS = Registry("heads")
+LOSSES = Registry("losses")
+CALLBACKS = Registry("callbacks")
+DATASETS = Registry("datasets")
+AUGMENTATIONS = Registry("augmentations")
+RECIPES = Registry("recipes")
+
+ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
+
+__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES"] + [r.name.upper() for r in ALL_REGISTRIES]

@@ -1,0 +1,98 @@
+import pytest
+
+from registry import ALL_REGISTRIES, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, RECIPES, Registry, RegistryError
+
+
+def test_register_by_decorator_and_call():
+    registry = Registry("widgets")
+
+    @registry.register("round", aliases=("circle",))
+    def round_widget(size=1):
+        """A round widget."""
+        return ("round", size)
+
+    registry.register("square", lambda size=1: ("square", size))
+
+    @registry.register()
+    def plain():
+        return "plain"
+
+    assert registry.names() == ["plain", "round", "square"]
+    assert registry.get("circle") is round_widget
+    assert registry["round"] is round_widget
+    assert registry.build("round", size=3) == ("round", 3)
+    assert registry.build("square", size=2) == ("square", 2)
+    assert "circle" in registry and "triangle" not in registry and 3 not in registry
+    assert list(registry) == ["plain", "round", "square"]
+    assert len(registry) == 3
+    assert registry.canonical("circle") == "round"
+
+
+def test_unknown_key_names_registry_key_close_matches_and_known():
+    registry = Registry("losses")
+    for name in ("softmax", "arcface", "center_softmax"):
+        registry.register(name, object)
+    with pytest.raises(RegistryError) as caught:
+        registry.get("arcfce")
+    message = str(caught.value)
+    assert "losses" in message and "'arcfce'" in message
+    assert "Did you mean 'arcface'" in message
+    assert "Known losses: arcface, center_softmax, softmax." in message
+
+
+def test_unknown_key_without_close_match_lists_known_names():
+    registry = Registry("heads")
+    registry.register("norm_dense", object)
+    message = str(pytest.raises(RegistryError, registry.get, "zzz").value)
+    assert "Did you mean" not in message and "Known heads: norm_dense" in message
+
+
+def test_duplicate_name_names_both_definitions():
+    registry = Registry("backbones")
+
+    @registry.register("net")
+    def first():
+        pass
+
+    with pytest.raises(RegistryError) as caught:
+
+        @registry.register("net")
+        def second():
+            pass
+
+    message = str(caught.value)
+    assert "'net' is already registered" in message
+    assert "first" in message and "second" in message and "test_registry.py" in message
+
+
+def test_duplicate_alias_is_refused():
+    registry = Registry("things")
+    registry.register("a", object, aliases=("b",))
+    with pytest.raises(RegistryError, match="'b' is already registered"):
+        registry.register("b", int)
+
+
+def test_repr_is_a_table_of_names_aliases_and_first_doc_line():
+    registry = Registry("recipes")
+
+    def softmax():
+        """Softmax recipe.
+
+        More text."""
+
+    registry.register("softmax", softmax, aliases=("sm",))
+    text = repr(registry)
+    assert text.splitlines()[0] == "recipes (1):"
+    assert "softmax (sm)" in text and "Softmax recipe." in text and "More text" not in text
+
+
+def test_project_registries_are_populated():
+    import recipes  # noqa: F401  (imports every built-in plugin)
+
+    assert {r.name for r in ALL_REGISTRIES} >= {"backbones", "heads", "losses", "callbacks", "datasets", "recipes"}
+    assert {"tiny", "resnet50v2", "resnet101v2", "mobilenetv2"} <= set(BACKBONES.names())
+    assert "norm_dense" in HEADS
+    assert {"softmax", "arcface", "center", "center_softmax", "center_arcface"} <= set(LOSSES.names())
+    assert {"softmax", "arcface", "cosface", "center_softmax", "center_arcface"} <= set(RECIPES.names())
+    assert "constant_then_exponential" in CALLBACKS
+    assert {"synthetic", "folder"} <= set(DATASETS.names())
