@@ -6,14 +6,19 @@ import keras
 from registry import BACKBONES
 
 
-def _application(constructor, input_shape, weights):
-    """`constructor(include_top=False)` with random init, or weights from a local file."""
+def require_local_weights(weights):
+    """Raise FileNotFoundError unless `weights` is None or an existing local file."""
     if weights is not None and not os.path.isfile(str(weights)):
         raise FileNotFoundError(
             f"backbone weights file {weights!r} does not exist. Nothing is downloaded: "
             "pass the path of a local weights file (e.g. a '.weights.h5' or Keras '.h5' "
             "no-top file), or leave --backbone_weights unset for random initialisation."
         )
+
+
+def _application(constructor, input_shape, weights):
+    """`constructor(include_top=False)` with random init, or weights from a local file."""
+    require_local_weights(weights)
     return constructor(include_top=False, weights=weights, input_shape=tuple(input_shape))
 
 

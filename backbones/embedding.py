@@ -2,6 +2,7 @@
 import keras
 from keras import layers
 
+from backbones.applications import require_local_weights
 from registry import BACKBONES
 
 PIXEL_MEAN = 127.5
@@ -15,6 +16,7 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     → Dense(embedding_size) → BatchNormalization. Only built-in Keras layers, so the saved
     model loads anywhere with no custom objects.
     """
+    require_local_weights(backbone_weights)
     shape = (image_size, image_size, 3)
     features = BACKBONES.build(backbone, input_shape=shape, weights=backbone_weights)
     images = keras.Input(shape, name="image")

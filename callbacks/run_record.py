@@ -7,6 +7,8 @@ import time
 import keras
 import numpy as np
 
+from callbacks.atomic import atomic_write
+
 
 def _plain(value):
     """A JSON-safe Python scalar (NaN/Inf become strings so the file stays valid JSON)."""
@@ -47,3 +49,16 @@ def read_history(path):
             except json.JSONDecodeError:
                 break
     return rows
+
+
+def truncate_history(path, epochs_done):
+    """Drop rows after epoch `epochs_done` from `history.jsonl` (atomically), e.g. before a resume."""
+    if not os.path.isfile(path):
+        return
+    kept = [row for row in read_history(path) if row.get("epoch", 0) <= epochs_done]
+
+    def write(temp_path):
+        with open(temp_path, "w") as file:
+            file.writelines(json.dumps(row) + "\n" for row in kept)
+
+    atomic_write(path, write)

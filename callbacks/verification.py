@@ -16,20 +16,19 @@ def flip_sum_model(embedder):
     return keras.Model(images, keras.layers.Add()([embedder(images), embedder(flipped)]))
 
 
-def embed_pairs(embedder, images, batch_size=128):
-    """Flip-summed embeddings (N, d) of uint8 images (N, H, W, 3), in batched predict passes."""
-    return flip_sum_model(embedder).predict(images, batch_size=batch_size, verbose=0)
-
-
 class VerificationCallback(keras.callbacks.Callback):
     """At each epoch end: metrics of every `.bin` as logs `<bin>/acc`, `<bin>/acc_std`, ...; keeps the best model.
 
     `embedder` is the embedding model inside the trained model. `best_path`, if given,
     receives the embedding model whenever `monitor` (default: `<last bin>/acc`) improves.
+    The untrained model is evaluated once at the start (`initial`), as a baseline.
     """
 
-    def __init__(self, bin_paths, embedder, batch_size=128, best_path=None, monitor=None, image_size=112):
+    def __init__(self, bin_paths, embedder, batch_size=128, best_path=None, monitor=None, image_size=112,
+                 evaluate_before_training=True):
         super().__init__()
+        self.evaluate_before_training = evaluate_before_training
+        self.initial = {}
         self.bins = {}
         for path in bin_paths:
             name = os.path.splitext(os.path.basename(path))[0]
@@ -39,6 +38,7 @@ class VerificationCallback(keras.callbacks.Callback):
         self.best_path = best_path
         self.monitor = monitor or (f"{list(self.bins)[-1]}/acc" if self.bins else None)
         self.best = -np.inf
+        self.best_epoch = None
         self._flip_model = None
 
     def evaluate(self):
@@ -55,20 +55,34 @@ class VerificationCallback(keras.callbacks.Callback):
             results[name] = verification_metrics(embeddings, issame)
         return results
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
+    def _evaluate_and_report(self, label):
+        """Evaluate, print one line per bin, and return {'<bin>/<metric>': value}."""
+        flat = {}
         for name, metrics in self.evaluate().items():
             if metrics is None:
                 continue
-            for key, value in metrics.items():
-                logs[f"{name}/{key}"] = float(value)
+            flat.update({f"{name}/{key}": float(value) for key, value in metrics.items() if key != "pairs"})
             print(
-                f">>>> {name} epoch {epoch + 1}: acc {metrics['acc']:.4f} ± {metrics['acc_std']:.4f} "
+                f">>>> {name} {label}: acc {metrics['acc']:.4f} ± {metrics['acc_std']:.4f} "
                 f"(threshold {metrics['threshold']:.2f}), best-threshold acc {metrics['best_acc']:.4f} "
                 f"(optimistic), xnorm {metrics['xnorm']:.2f}"
             )
+        return flat
+
+    def best_or_none(self):
+        """The best monitored value so far, or None before any evaluation."""
+        return None if self.best == -np.inf else float(self.best)
+
+    def on_train_begin(self, logs=None):
+        if self.evaluate_before_training:
+            self.initial = self._evaluate_and_report("before training")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs.update(self._evaluate_and_report(f"epoch {epoch + 1}"))
         current = logs.get(self.monitor)
         if current is not None and current > self.best:
             self.best = current
+            self.best_epoch = epoch + 1
             if self.best_path:
                 save_model(self.embedder, self.best_path)

@@ -4,7 +4,7 @@ import os
 import sys
 
 from recipes.plugins import load_plugin
-from recipes.recipe import RecipeError, _to_list
+from recipes.recipe import Recipe, RecipeError, _to_list
 from registry import ALL_REGISTRIES, RECIPES, RegistryError
 
 
@@ -17,7 +17,7 @@ def resolve_recipe(name, overrides):
 
 
 class CommandLine:
-    """Face-recognition training recipes. Commands: list, show, run."""
+    """Face-recognition training recipes. Commands: list, show, run, eval."""
 
     def list(self):
         """Print every recipe and every registry with its entries."""
@@ -27,12 +27,43 @@ class CommandLine:
         """Print the fully resolved recipe NAME with overrides (--field=value) applied, as JSON."""
         print(json.dumps(resolve_recipe(name, overrides).to_dict(), indent=2))
 
-    def run(self, name, **overrides):
-        """Train recipe NAME with overrides (--field=value, --loss_args.key=value); prints the run folder."""
-        recipe = resolve_recipe(name, overrides)
-        from recipes.train import train
+    def eval(self, model, bins, batch_size=128, plugins=()):
+        """Evaluate a saved embedding or training model (.keras) on verification .bin files; prints a table."""
+        for plugin in _to_list(plugins):
+            load_plugin(plugin)
+        from recipes.evaluate import evaluate_saved_model
 
-        run_dir = train(recipe)
+        results = evaluate_saved_model(str(model), _to_list(bins), int(batch_size))
+        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "pairs")
+        rows = [[name] + (["non-finite embeddings"] + [""] * 6 if metrics is None else
+                          [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
+                for name, metrics in results.items()]
+        print(_format_table(["bin", *keys], rows))
+        print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
+              "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
+
+    def run(self, name, resume=None, **overrides):
+        """Train recipe NAME with overrides (--field=value, --loss_args.key=value).
+
+        --resume continues the newest run of NAME under --runs_dir at its next epoch;
+        --resume=RUN_DIR continues that run. Overrides then apply on top of its stored recipe
+        (e.g. --epochs=300 to train longer).
+        """
+        from recipes.train import TrainingStopped, find_run_to_resume, stored_recipe, train
+
+        resume_dir = None
+        if resume not in (None, False):
+            recipe = resolve_recipe(name, {key: value for key, value in overrides.items() if key == "runs_dir"})
+            resume_dir = find_run_to_resume(recipe.runs_dir, recipe.name) if resume is True else str(resume)
+            fields = {key: value for key, value in stored_recipe(resume_dir).items() if key in Recipe.field_names()}
+            recipe = resolve_recipe(name, {**fields, **overrides})
+        else:
+            recipe = resolve_recipe(name, overrides)
+        try:
+            run_dir = train(recipe, resume_dir)
+        except TrainingStopped as stopped:
+            print(f"stopped: {stopped}", file=sys.stderr)
+            sys.exit(stopped.exit_code)
         print(f"done: {run_dir}")
 
 
@@ -46,3 +77,11 @@ def main(argv=None):
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def _format_table(header, rows):
+    """Rows of strings as an aligned plain-text table."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)

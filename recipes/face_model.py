@@ -21,7 +21,8 @@ class FaceTrainingModel(keras.Model):
         self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
     def build(self, input_shape):
-        self.head.build(self.embedder.output.shape)
+        if not self.head.built:
+            self.head.build(self.embedder.output.shape)
 
     def call(self, images, training=False):
         embedding = self.embedder(images, training=training)

@@ -6,11 +6,13 @@ import sys
 
 
 def load_plugin(target):
-    """Import `target`: a path to a `.py` file, or an importable module name."""
+    """Import `target` (a path to a `.py` file, or an importable module name) once."""
     if target.endswith(".py") or os.sep in target:
         if not os.path.isfile(target):
             raise FileNotFoundError(f"plugin file {target!r} does not exist; pass the path of a .py file or a module name.")
         name = "plugin_" + os.path.splitext(os.path.basename(target))[0]
+        if name in sys.modules:
+            return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, os.path.abspath(target))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

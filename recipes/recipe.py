@@ -45,11 +45,15 @@ class Recipe:
     # run
     seed: int = 0
     runs_dir: str = "runs"
+    keep_checkpoints: int = 3
     plugins: list = dataclasses.field(default_factory=list)
     verbose: int = 2
 
     def replace(self, **overrides):
-        """A copy with `overrides` (field → value, or 'loss_args.key' → value) coerced and validated."""
+        """A copy with `overrides` (field → value, or 'loss_args.key' → value) coerced and validated.
+
+        Changing `loss` or `lr_schedule` without giving its `*_args` starts those args empty.
+        """
         values = dataclasses.asdict(self)
         for key, value in overrides.items():
             field, _, sub_key = key.partition(".")
@@ -61,6 +65,10 @@ class Recipe:
                 values[field] = {**values[field], sub_key: value}
             else:
                 values[field] = _coerce(field, _FIELD_TYPES[field], value)
+        for field in ("loss", "lr_schedule"):
+            changed = values[field] != getattr(self, field)
+            if changed and not any(key.startswith(f"{field}_args") for key in overrides):
+                values[f"{field}_args"] = {}
         recipe = Recipe(**values)
         recipe.validate()
         return recipe
@@ -92,6 +100,10 @@ class Recipe:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls):
+        return [field.name for field in dataclasses.fields(cls)]
 
 
 _FIELD_TYPES = typing.get_type_hints(Recipe)

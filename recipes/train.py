@@ -1,6 +1,8 @@
-"""Turn a `Recipe` into a training run with a run folder."""
+"""Turn a `Recipe` into a training run with a run folder; resume one from its latest checkpoint."""
 import datetime
+import json
 import os
+import signal
 
 import keras
 
@@ -9,13 +11,23 @@ import callbacks  # noqa: F401  (registers the schedules)
 import heads  # noqa: F401
 import losses
 from callbacks.atomic import save_model, write_json
+from callbacks.checkpoints import EpochCheckpoint, latest_checkpoint, read_state, restore_rng_states
+from callbacks.divergence import NonFiniteLossGuard
 from callbacks.lr_schedules import schedule_callback
-from callbacks.run_record import RunRecord
+from callbacks.run_record import RunRecord, truncate_history
 from callbacks.verification import VerificationCallback
 from data.pipeline import train_dataset
 from data.sources import load_training_data
 from recipes.face_model import FaceTrainingModel
 from registry import HEADS
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended early (diverged or interrupted); `exit_code` is what the CLI exits with."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def build_training_model(recipe, num_classes):
@@ -33,6 +45,8 @@ def build_training_model(recipe, num_classes):
         if not center_layers:
             raise ValueError(f"--centers_file={recipe.centers_file!r} given, but loss {recipe.loss!r} has no center loss.")
         center_layers[0].import_centers(recipe.centers_file)
+    model.compile(optimizer=keras.optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": recipe.lr}}),
+                  jit_compile=recipe.jit_compile)
     return model
 
 
@@ -48,18 +62,37 @@ def make_run_dir(runs_dir, name):
     return path
 
 
-def train(recipe):
-    """Run `recipe`; returns the run folder path.
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def train(recipe, resume_dir=None):
+    """Run `recipe` (or continue the run in `resume_dir` at its next epoch); returns the run folder.
 
     The folder gets `recipe.json` (resolved recipe + dataset facts), `classes.json` (id →
-    folder name), `history.jsonl` (one row per epoch), `model.keras` (training model, with
-    loss state), `embedding.keras` (embedding model) and `best_embedding.keras`.
+    folder name), `history.jsonl` (one row per epoch), `checkpoints/epoch-NNNN/` (full
+    training state), `model.keras` (training model, with loss state), `embedding.keras`
+    (embedding model) and `best_embedding.keras`. Raises `TrainingStopped` on a non-finite
+    loss or on SIGINT/SIGTERM, after the last finished epoch is safely checkpointed.
     """
     keras.utils.set_random_seed(recipe.seed)
     data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins)
     folder, bin_paths = data.train, list(data.bin_paths)
-    run_dir = make_run_dir(recipe.runs_dir, recipe.name)
     steps = recipe.steps_per_epoch or max(1, len(folder) // recipe.batch_size)
+    state = {"epoch": 0, "best": None}
+    if resume_dir is None:
+        run_dir = make_run_dir(recipe.runs_dir, recipe.name)
+        model = build_training_model(recipe, folder.num_classes)
+    else:
+        run_dir = resume_dir
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"run folder {run_dir!r} has no complete checkpoint to resume from; start a new run.")
+        state = read_state(checkpoint)
+        model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
+        restore_rng_states(model, state.get("rng_states", {}))
+        truncate_history(os.path.join(run_dir, "history.jsonl"), state["epoch"])
+        print(f"resuming {run_dir} after epoch {state['epoch']} (checkpoint {checkpoint})")
     write_json(os.path.join(run_dir, "recipe.json"), {
         **recipe.to_dict(), "data_resolved": os.path.abspath(folder.root), "eval_bins_resolved": bin_paths,
         "num_classes": folder.num_classes, "num_images": len(folder), "steps_per_epoch_resolved": steps,
@@ -68,18 +101,60 @@ def train(recipe):
     print(f"run folder: {run_dir}")
     print(f"data: {folder.root}: {len(folder)} images, {folder.num_classes} classes; {steps} steps of {recipe.batch_size}")
 
-    dataset = train_dataset(folder.paths, folder.labels, recipe.batch_size, recipe.image_size, recipe.augment, recipe.seed)
-    model = build_training_model(recipe, folder.num_classes)
-    model.compile(optimizer=keras.optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": recipe.lr}}),
-                  jit_compile=recipe.jit_compile)
+    dataset = train_dataset(folder.paths, folder.labels, recipe.batch_size, recipe.image_size, recipe.augment,
+                            recipe.seed, start_step=state["epoch"] * steps)
+    verification = VerificationCallback(
+        bin_paths, model.embedder, recipe.eval_batch_size, best_path=os.path.join(run_dir, "best_embedding.keras"),
+        image_size=recipe.image_size, evaluate_before_training=resume_dir is None,
+    )
+    if state.get("best") is not None:
+        verification.best, verification.best_epoch = state["best"], state.get("best_epoch")
+    guard = NonFiniteLossGuard()
+    checkpointer = EpochCheckpoint(
+        run_dir, state_fn=lambda epoch, logs: {"best": verification.best_or_none(), "best_epoch": verification.best_epoch},
+        keep=recipe.keep_checkpoints, best_epoch_fn=lambda: verification.best_epoch,
+        should_skip=lambda: guard.message is not None,
+    )
     callback_list = [
         schedule_callback(recipe.lr_schedule, recipe.lr, recipe.epochs, **recipe.lr_schedule_args),
-        VerificationCallback(bin_paths, model.embedder, recipe.eval_batch_size,
-                             best_path=os.path.join(run_dir, "best_embedding.keras"), image_size=recipe.image_size),
-        RunRecord(os.path.join(run_dir, "history.jsonl")),
+        guard, verification, RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer,
     ]
-    model.fit(dataset, epochs=recipe.epochs, steps_per_epoch=steps, callbacks=callback_list, verbose=recipe.verbose)
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        history = model.fit(dataset, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
+                            callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
+    except KeyboardInterrupt:
+        raise TrainingStopped(
+            f"interrupted; the last finished epoch is checkpointed in {run_dir}. "
+            f"Continue with: python -m recipes run {recipe.name} --resume={run_dir}", 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    if guard.message:
+        raise TrainingStopped(guard.message + f" Run folder: {run_dir}", 3)
     save_model(model, os.path.join(run_dir, "model.keras"))
     save_model(model.embedder, os.path.join(run_dir, "embedding.keras"))
+    if verification.monitor in history.history:
+        print(f"held-out verification {verification.monitor} (10-fold): "
+              f"untrained {verification.initial.get(verification.monitor, float('nan')):.4f} -> "
+              f"trained {history.history[verification.monitor][-1]:.4f} (best {verification.best:.4f})")
     return run_dir
 
+
+def find_run_to_resume(runs_dir, name):
+    """The newest run folder of recipe `name` under `runs_dir` that has a checkpoint."""
+    candidates = [
+        os.path.join(runs_dir, entry) for entry in (os.listdir(runs_dir) if os.path.isdir(runs_dir) else [])
+        if entry.startswith(f"{name}-") and latest_checkpoint(os.path.join(runs_dir, entry))
+    ]
+    if not candidates:
+        raise FileNotFoundError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
+    return max(candidates, key=os.path.getmtime)
+
+
+def stored_recipe(run_dir):
+    """The recipe fields saved in `run_dir/recipe.json` (without the resolved dataset facts)."""
+    path = os.path.join(run_dir, "recipe.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path!r} does not exist: {run_dir!r} is not a run folder.")
+    with open(path) as file:
+        return json.load(file)

@@ -77,3 +77,10 @@ def test_schedules_follow_their_formulas():
     assert cosine(6) == pytest.approx(0.5)
     step = CALLBACKS.build("step", base_lr=1.0, epochs=30, step_epochs=10, factor=0.1)
     assert (step(9), step(10), step(25)) == (1.0, pytest.approx(0.1), pytest.approx(0.01))
+
+
+def test_changing_the_loss_drops_the_old_loss_args():
+    cosface = resolve_recipe("cosface", {})
+    assert cosface.loss_args == {"preset": "cosface"}
+    assert cosface.replace(loss="softmax").loss_args == {}
+    assert cosface.replace(**{"loss_args.margin2": 0.2}).loss_args == {"preset": "cosface", "margin2": 0.2}

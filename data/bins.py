@@ -1,0 +1,187 @@
+"""Insightface verification `.bin` files: a pickle of `(bins, issame_list)`.
+
+`bins` holds 2N encoded images (JPEG/PNG bytes, or uint8 numpy arrays of those bytes);
+pair k is `(bins[2k], bins[2k + 1])` with label `issame_list[k]`. Files are read with a
+restricted unpickler: only numpy array reconstruction is admitted, never arbitrary code.
+"""
+import codecs
+import os
+import pickle
+import uuid
+
+import numpy as np
+import tensorflow as tf
+
+try:
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
+except ImportError:
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
+
+
+class BinFormatError(ValueError):
+    """A file is not a valid verification `.bin` (wrong structure, counts or refused content)."""
+
+
+def _latin1_encode(text, encoding):
+    """`_codecs.encode` as protocol-2 pickles use it for bytes; only latin-1 is admitted."""
+    if encoding.replace("_", "-").lower() not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} (only latin-1 is admitted)")
+    return codecs.encode(text, "latin1")
+
+
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+for _module in ("numpy.core", "numpy._core"):
+    _ALLOWED_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _multiarray._reconstruct
+    _ALLOWED_GLOBALS[(f"{_module}.multiarray", "scalar")] = _multiarray.scalar
+    _ALLOWED_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = _numeric._frombuffer
+
+
+class _BinUnpickler(pickle.Unpickler):
+    """Admits only the globals that numpy arrays of bytes and bools need; refuses everything else."""
+
+    def __init__(self, file, path):
+        super().__init__(file, encoding="bytes")
+        self._path = path
+
+    def find_class(self, module, name):
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise BinFormatError(
+                f"{self._path!r} refers to the global '{module}.{name}', which a verification .bin never "
+                "needs; refusing it because loading this pickle may run code. This is not an insightface "
+                "verification .bin (a pickle of (encoded images, issame labels)); check the path."
+            )
+        return allowed
+
+
+def _as_bytes(item, index, path):
+    """One encoded image: bytes, bytearray or a uint8 numpy array of the encoded bytes → bytes."""
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, np.ndarray) and item.dtype == np.uint8:
+        return item.tobytes()
+    raise BinFormatError(
+        f"{path!r}: image {index} is a {type(item).__name__}"
+        f"{' of ' + str(item.dtype) if isinstance(item, np.ndarray) else ''}; "
+        "expected encoded JPEG/PNG bytes or a uint8 numpy array of them."
+    )
+
+
+def _as_issame(labels, path):
+    """Pair labels (list of bools/0-1 ints or an array) → bool array (P,)."""
+    array = np.asarray(labels)
+    if array.size == 0:
+        return np.zeros((0,), bool)
+    if array.ndim != 1 or not (array.dtype == np.bool_ or (array.dtype.kind in "iu" and np.isin(array, (0, 1)).all())):
+        raise BinFormatError(
+            f"{path!r}: issame labels must be a flat list of booleans, got dtype {array.dtype} shape {array.shape}."
+        )
+    return array.astype(bool)
+
+
+def read_bin(path):
+    """Read a verification `.bin` → (encoded images: list of 2P bytes, issame: bool array (P,)).
+
+    Raises FileNotFoundError for a missing file and BinFormatError for anything that is not
+    the `(bins, issame_list)` format, including pickles that would import other globals.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"verification .bin {path!r} does not exist; check the path (e.g. --eval_bins).")
+    with open(path, "rb") as file:
+        try:
+            content = _BinUnpickler(file, path).load()
+        except BinFormatError:
+            raise
+        except Exception as error:
+            raise BinFormatError(
+                f"{path!r} could not be unpickled ({type(error).__name__}: {error}); "
+                "it is not a verification .bin or it is truncated."
+            ) from error
+    if not isinstance(content, (tuple, list)) or len(content) != 2:
+        kind = f"a {type(content).__name__}" + (f" of length {len(content)}" if isinstance(content, (tuple, list)) else "")
+        raise BinFormatError(f"{path!r} holds {kind}; a verification .bin holds a pair (bins, issame_list).")
+    bins, labels = content
+    if not isinstance(bins, (tuple, list)):
+        raise BinFormatError(f"{path!r}: bins is a {type(bins).__name__}; expected a list of encoded images.")
+    issame = _as_issame(labels, path)
+    if len(bins) != 2 * len(issame):
+        raise BinFormatError(
+            f"{path!r} has {len(bins)} images but {len(issame)} pair labels; "
+            f"a verification .bin needs exactly 2 images per pair ({2 * len(issame)})."
+        )
+    return [_as_bytes(item, index, path) for index, item in enumerate(bins)], issame
+
+
+def _decode(encoded, image_size):
+    """Encoded bytes → uint8 (image_size, image_size, 3); resized (bilinear, rounded) only if needed."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
+
+    def resize():
+        resized = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size))
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+    image = tf.cond(same_size, lambda: image, resize)
+    return tf.ensure_shape(image, (image_size, image_size, 3))
+
+
+def load_bin_images(path, image_size=112, batch_size=256):
+    """Read and decode a verification `.bin` → (uint8 images (2P, S, S, 3) RGB, issame bool (P,)).
+
+    Decoding runs in a parallel tf.data map; images not S x S are resized bilinearly.
+    """
+    encoded, issame = read_bin(path)
+    images = np.empty((len(encoded), image_size, image_size, 3), np.uint8)
+    if not encoded:
+        return images, issame
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, dtype=tf.string))
+    dataset = dataset.map(lambda item: _decode(item, image_size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    start = 0
+    try:
+        for batch in dataset.batch(batch_size).prefetch(2):
+            images[start:start + len(batch)] = batch.numpy()
+            start += len(batch)
+    except tf.errors.InvalidArgumentError as error:
+        raise BinFormatError(
+            f"{os.fspath(path)!r}: an image could not be decoded as JPEG/PNG ({error.message.splitlines()[0]}); "
+            "the file is corrupt or not a verification .bin."
+        ) from error
+    return images, issame
+
+
+def write_bin(path, encoded_images, issame):
+    """Write 2P encoded images and P pair labels as a verification `.bin`, atomically.
+
+    The pickle holds `(list of bytes, list of bool)`; it is written to a temporary file in
+    the same folder, fsynced and renamed over `path`, so readers never see half a file.
+    """
+    path = os.fspath(path)
+    issame = [bool(label) for label in _as_issame(list(issame), path)]
+    encoded = [_as_bytes(item, index, path) for index, item in enumerate(encoded_images)]
+    if len(encoded) != 2 * len(issame):
+        raise ValueError(
+            f"cannot write {path!r}: {len(encoded)} images for {len(issame)} pair labels; "
+            f"pass exactly 2 images per pair ({2 * len(issame)})."
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            pickle.dump((encoded, issame), file, protocol=4)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

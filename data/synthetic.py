@@ -1,0 +1,402 @@
+"""The built-in synthetic face dataset: procedurally drawn identities under per-image nuisance.
+
+An identity is a seeded parameter vector (face shape, skin, hair, eyes, brows, nose, mouth,
+marks, beard, glasses); each image draws it through a random similarity transform with
+pose, expression, lighting, colour cast, blur, noise, occlusion and JPEG quality varied.
+Rendering is vectorised numpy on a 112 x 112 grid (images of one identity at once).
+"""
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+
+import numpy as np
+import tensorflow as tf
+
+from data.bins import write_bin
+
+FORMAT_VERSION = 1
+IMAGE_SIZE = 112
+COMPLETE_MARKER = "COMPLETE.json"
+TRAIN_SPLIT, EVAL_SPLIT = 0, 1
+
+SKIN_TONES = np.array([[241, 208, 184], [222, 176, 140], [190, 136, 98], [141, 94, 64], [96, 62, 42]], np.float32)
+HAIR_COLOURS = np.array([
+    [22, 19, 18], [55, 36, 26], [96, 64, 40], [150, 105, 60], [205, 170, 110], [135, 58, 28], [165, 162, 158],
+], np.float32)
+HAIR_WEIGHTS = np.array([0.28, 0.24, 0.16, 0.1, 0.1, 0.06, 0.06])
+IRIS_COLOURS = np.array([[85, 52, 30], [45, 30, 22], [70, 110, 165], [80, 120, 80], [115, 125, 135], [130, 98, 50]],
+                        np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticDataset:
+    """A generated dataset: `train_dir/<identity>/<n>.jpg` and a `.bin` of pairs of held-out identities."""
+
+    train_dir: str
+    bin_path: str
+    num_classes: int
+    num_images: int
+
+
+def default_synthetic_root():
+    """Where synthetic datasets are cached: `$FACES_SYNTHETIC_DIR`, else `~/.cache/faces-synthetic`."""
+    return os.environ.get("FACES_SYNTHETIC_DIR") or os.path.expanduser(os.path.join("~", ".cache", "faces-synthetic"))
+
+
+def _sample_identity(rng):
+    """One identity's parameters (face units: the image spans [-1, 1], v grows downward)."""
+    uniform = rng.uniform
+    skin = np.interp(uniform(0, 4), np.arange(5), np.arange(5))
+    low = int(min(skin, 3))
+    skin_colour = SKIN_TONES[low] + (skin - low) * (SKIN_TONES[low + 1] - SKIN_TONES[low]) + rng.normal(0, 6, 3)
+    hair_colour = HAIR_COLOURS[rng.choice(len(HAIR_COLOURS), p=HAIR_WEIGHTS)] * uniform(0.8, 1.2) + rng.normal(0, 5, 3)
+    bald = uniform() < 0.08
+    eye_y = uniform(-0.16, -0.04)
+    nose_y = eye_y + uniform(0.28, 0.42)
+    return dict(
+        face_a=uniform(0.62, 0.78), face_b=uniform(0.86, 1.02), face_cy=uniform(0.04, 0.14), jaw=uniform(0.0, 0.35),
+        skin=skin_colour, hair=hair_colour,
+        hair_thickness=uniform(0.03, 0.08) if bald else uniform(0.08, 0.22),
+        hairline=uniform(-1.0, -0.85) if bald else uniform(-0.8, -0.45),
+        hairline_curve=uniform(0.3, 0.6) if bald else uniform(0.0, 0.4),
+        hair_part=uniform(-0.2, 0.2), hair_length=uniform(-0.4, 1.3), hair_texture=uniform(0.0, 1.0),
+        ear_size=uniform(0.8, 1.2),
+        eye_dx=uniform(0.25, 0.35), eye_y=eye_y, eye_w=uniform(0.09, 0.13), eye_h=uniform(0.035, 0.06),
+        eye_tilt=uniform(-0.15, 0.15), eye_asym=uniform(-0.015, 0.015),
+        iris=IRIS_COLOURS[rng.integers(len(IRIS_COLOURS))] + rng.normal(0, 8, 3), iris_r=uniform(0.04, 0.055),
+        brow_gap=uniform(0.08, 0.15), brow_len=uniform(0.1, 0.16), brow_thick=uniform(0.015, 0.04),
+        brow_angle=uniform(-0.3, 0.3), brow_arch=uniform(-0.01, 0.05), brow_dark=uniform(0.5, 0.95),
+        nose_y=nose_y, nose_w=uniform(0.05, 0.1), nose_shade=uniform(0.05, 0.2),
+        mouth_y=nose_y + uniform(0.22, 0.34), mouth_w=uniform(0.14, 0.26), lip_upper=uniform(0.012, 0.03),
+        lip_lower=uniform(0.015, 0.04), mouth_curve=uniform(-0.04, 0.05),
+        lips=skin_colour * np.array([0.92, 0.66, 0.66]) + rng.normal(0, 8, 3),
+        beard=uniform(0.4, 0.85) if uniform() < 0.18 else 0.0,
+        moustache=uniform(0.5, 0.9) if uniform() < 0.2 else 0.0,
+        glasses=uniform() < 0.15, glasses_colour=rng.uniform(10, 120, 3), glasses_size=uniform(0.12, 0.16),
+        texture=_identity_texture(rng),
+    )
+
+
+def _smooth_noise(rng, cells, size):
+    """Bilinearly upsampled Gaussian noise: float32 (size, size), about unit variance."""
+    grid = rng.normal(size=(cells, cells))
+    weights = np.maximum(0, 1 - np.abs(np.linspace(0, cells - 1, size)[:, None] - np.arange(cells)[None, :]))
+    return (weights @ grid @ weights.T).astype(np.float32)
+
+
+def _identity_texture(rng, size=96):
+    """Identity texture maps over face coords [-1.1, 1.1]^2: float32 (size, size, 2) = (skin darkening, hair shade)."""
+    coords = np.linspace(-1.1, 1.1, size, dtype=np.float32)
+    v, u = np.meshgrid(coords, coords, indexing="ij")
+    skin = 0.04 * _smooth_noise(rng, 6, size)
+    spots = [(rng.uniform(-0.5, 0.5), rng.uniform(-0.3, 0.75), rng.uniform(0.012, 0.025), rng.uniform(0.35, 0.6))
+             for _ in range(rng.poisson(1.2))]
+    if rng.uniform() < 0.15:
+        spots += [(rng.normal(side * 0.35, 0.12), rng.normal(0.2, 0.08), rng.uniform(0.006, 0.012), 0.25)
+                  for side in (-1, 1) for _ in range(12)]
+    for centre_u, centre_v, radius, strength in spots:
+        skin += strength * np.clip(1.5 - np.hypot(u - centre_u, v - centre_v) / radius, 0, 1)
+    curl = rng.uniform(0, 1)
+    hair = (1 - curl) * np.sin(u * rng.uniform(40, 70) + 2 * _smooth_noise(rng, 5, size)) + curl * _smooth_noise(rng, 24, size)
+    return np.stack([np.clip(skin, -0.1, 0.6), 0.12 * hair], -1).astype(np.float32)
+
+
+def _sample_nuisance(rng, count):
+    """Per-image nuisance, each an array (count, 1, 1) (colours (count, 1, 1, 3))."""
+    def uniform(low, high, size=()):
+        return rng.uniform(low, high, (count, 1, 1) + size).astype(np.float32)
+
+    return dict(
+        shift_x=uniform(-0.08, 0.08), shift_y=uniform(-0.08, 0.08), angle=uniform(-0.21, 0.21),
+        scale=uniform(0.9, 1.1), yaw=uniform(-1, 1), gaze=uniform(-0.015, 0.015),
+        eye_open=np.where(rng.uniform(size=(count, 1, 1)) < 0.08, 0.2, uniform(0.7, 1.15)).astype(np.float32),
+        brow_raise=uniform(-0.02, 0.03), smile=uniform(-0.03, 0.05), mouth_open=uniform(0.0, 0.012),
+        hair_jitter=uniform(-0.04, 0.04), background=uniform(20, 235, (3,)), background_tilt=uniform(-0.3, 0.3),
+        clothes=uniform(15, 230, (3,)), glasses_on=rng.uniform(size=(count, 1, 1)) < 0.85,
+        brightness=uniform(0.7, 1.25), contrast=uniform(0.7, 1.25), light=uniform(0.0, 0.45),
+        light_angle=uniform(0, 2 * np.pi), cast=(1 + rng.normal(0, 0.07, (count, 1, 1, 3))).astype(np.float32),
+        blur=rng.uniform(size=count) < 0.3, noise=uniform(1.0, 7.0),
+        occlusion=rng.choice(4, count, p=[0.72, 0.1, 0.1, 0.08]), occluder=rng.uniform(0, 1, (count, 6)),
+        quality=rng.integers(40, 96, count),
+    )
+
+
+def _soft(distance, edge):
+    """Signed distance (negative inside) → coverage in [0, 1] with an `edge`-wide ramp."""
+    return np.clip(0.5 - distance / edge, 0.0, 1.0)
+
+
+def _ellipse(u, v, centre_u, centre_v, half_width, half_height):
+    """Approximate signed distance to an axis-aligned ellipse (first-order: f / |grad f|)."""
+    du, dv = (u - centre_u) / half_width, (v - centre_v) / half_height
+    gradient = 2 * np.sqrt((du / half_width) ** 2 + (dv / half_height) ** 2) + 1e-6
+    return (du * du + dv * dv - 1) / gradient
+
+
+def _paint(canvas, coverage, colour):
+    """Blend `colour` ((3,), (N, 1, 1, 3) or (N, H, W, 3)) over canvas (N, H, W, 3) in place with coverage (N, H, W).
+
+    Only the bounding box of nonzero coverage is touched, so small features are cheap.
+    """
+    coverage = np.broadcast_to(coverage, canvas.shape[:3])
+    rows = np.flatnonzero(coverage.any(axis=(0, 2)))
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(coverage[:, rows[0]:rows[-1] + 1].any(axis=(0, 1)))
+    window = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    colour = np.asarray(colour, np.float32)
+    if colour.ndim == 4 and colour.shape[1] > 1:
+        colour = colour[window]
+    canvas[window] += coverage[window][..., None] * (colour - canvas[window])
+
+
+def _face_coords(nuisance, size):
+    """Image grid → face coords (u, v), each (N, H, W), through the inverse similarity transform."""
+    pixels = (np.arange(size, dtype=np.float32) + 0.5) * (2.0 / size) - 1.0
+    x, y = pixels[None, None, :] - nuisance["shift_x"], pixels[None, :, None] - nuisance["shift_y"]
+    cos, sin = np.cos(nuisance["angle"]), np.sin(nuisance["angle"])
+    return (cos * x + sin * y) / nuisance["scale"], (cos * y - sin * x) / nuisance["scale"]
+
+
+def _render(identity, nuisance, size=IMAGE_SIZE):
+    """Draw one identity under per-image nuisance → float32 (N, size, size, 3) in 0..255 before lighting."""
+    p, n = identity, nuisance
+    u, v = _face_coords(n, size)
+    edge = 2.4 / size / n["scale"]
+    count = u.shape[0]
+    grid = np.linspace(-1, 1, size, dtype=np.float32)
+    canvas = np.broadcast_to(n["background"] * (1 + n["background_tilt"][..., None] * grid[None, :, None, None]),
+                             (count, size, size, 3)).copy()
+    texel = np.clip(((np.stack([v, u], -1) + 1.1) / 2.2 * (p["texture"].shape[0] - 1)).round().astype(np.int32),
+                    0, p["texture"].shape[0] - 1)
+    texture = p["texture"][texel[..., 0], texel[..., 1]]
+    hair_colour = p["hair"] * (1 + texture[..., 1:2])
+    outer = _soft(_ellipse(u, v, 0, p["face_cy"] - 0.4 * p["hair_thickness"],
+                           p["face_a"] + p["hair_thickness"], p["face_b"] + p["hair_thickness"]), edge)
+    band = _soft(np.abs(u) - p["face_a"] - p["hair_thickness"], edge) * (v > p["face_cy"])
+    _paint(canvas, np.maximum(outer, band) * _soft(v - p["hair_length"], edge), hair_colour)
+    _paint(canvas, _soft(_ellipse(u, v, 0, 1.55, 1.25, 0.62), edge), n["clothes"])
+    _paint(canvas, _soft(np.abs(u) - 0.27, edge) * (v > 0.3), 0.82 * p["skin"])
+    side, inner_u = np.sign(u), u - 0.08 * n["yaw"]
+    ear_scale = p["ear_size"] * (1 - 0.25 * n["yaw"] * side)
+    _paint(canvas, _soft(_ellipse(np.abs(u), v, p["face_a"] + 0.01, p["eye_y"] + 0.12, 0.07 * ear_scale, 0.14), edge),
+           0.9 * p["skin"])
+    jaw_width = p["face_a"] * (1 - p["jaw"] * np.clip((v - p["face_cy"]) / p["face_b"], 0, 1) ** 2)
+    radius = np.sqrt((u / jaw_width) ** 2 + ((v - p["face_cy"]) / p["face_b"]) ** 2)
+    shading = 1 - 0.22 * np.clip(radius, 0, 1) ** 4 - 0.08 * n["yaw"] * np.clip(u, -1, 1)
+    skin = p["skin"] * (shading[..., None] * (1 - texture[..., :1]))
+    _paint(canvas, _soft((radius - 1) * p["face_a"], edge), skin)
+    beard_line = p["mouth_y"] - 0.07 - 0.45 * (u / p["face_a"]) ** 2
+    beard_zone = _soft(radius - 1, edge / p["face_a"]) * _soft(beard_line - v, 2 * edge)
+    _paint(canvas, p["beard"] * beard_zone, hair_colour)
+    hairline = (p["hairline"] + n["hair_jitter"] + p["hairline_curve"] * (u / p["face_a"]) ** 2
+                + p["hair_part"] * u / p["face_a"])
+    hairline = np.minimum(hairline, p["eye_y"] - p["brow_gap"] - 0.08)
+    _paint(canvas, outer * _soft(v - hairline, edge) * (v < p["face_cy"] + 0.2), hair_colour)
+    _draw_features(canvas, p, n, np.abs(inner_u) * (1 + 0.12 * np.abs(n["yaw"])), np.sign(inner_u), inner_u, v,
+                   edge, hair_colour)
+    return canvas
+
+
+def _draw_features(canvas, p, n, mirrored_u, side, inner_u, v, edge, hair_colour):
+    """Brows, eyes, nose, mouth, moustache and glasses; paired features use mirrored |u|."""
+    eye_y = p["eye_y"] + p["eye_asym"] * side
+    eye_du = mirrored_u - p["eye_dx"]
+    eye_dv = v - eye_y + p["eye_tilt"] * eye_du
+    brow_u, brow_v = mirrored_u - p["eye_dx"], v - (eye_y - p["brow_gap"] - n["brow_raise"])
+    brow_v = brow_v + p["brow_angle"] * brow_u + p["brow_arch"] * (1 - (brow_u / p["brow_len"]) ** 2)
+    brow_colour = p["brow_dark"] * hair_colour + (1 - p["brow_dark"]) * 0.3 * p["skin"]
+    _paint(canvas, 0.9 * _soft(_ellipse(brow_u, brow_v, 0, 0, p["brow_len"], p["brow_thick"]), edge), brow_colour)
+    eye_h = p["eye_h"] * n["eye_open"]
+    eye = _ellipse(eye_du, eye_dv, 0, 0, p["eye_w"], eye_h)
+    sclera = _soft(eye, edge)
+    _paint(canvas, 0.6 * _soft(_ellipse(eye_du, eye_dv, 0, -0.01, p["eye_w"] * 1.25, p["eye_h"] * 1.6), 3 * edge),
+           0.8 * p["skin"])
+    _paint(canvas, sclera, np.float32([232, 228, 222]))
+    iris = np.hypot(eye_du - n["gaze"] * side, eye_dv)
+    _paint(canvas, sclera * _soft(iris - p["iris_r"], edge), p["iris"])
+    _paint(canvas, sclera * _soft(iris - 0.45 * p["iris_r"], edge), np.float32([15, 12, 12]))
+    _paint(canvas, 0.85 * _soft(np.abs(eye) - 0.007, edge) * (eye_dv < 0.3 * eye_h), np.float32([35, 25, 25]))
+    nose_u = inner_u
+    _paint(canvas, p["nose_shade"] * _soft(_ellipse(nose_u, v, 0.4 * p["nose_w"] * np.sign(n["yaw"]), p["nose_y"] - 0.12,
+                                                    0.35 * p["nose_w"], 0.16), 4 * edge), 0.6 * p["skin"])
+    _paint(canvas, 0.7 * _soft(_ellipse(mirrored_u, v, 0.6 * p["nose_w"], p["nose_y"], 0.028, 0.016), edge),
+           0.35 * p["skin"])
+    _paint(canvas, 0.25 * _soft(_ellipse(nose_u, v, 0, p["nose_y"] - 0.03, p["nose_w"], 0.04), 4 * edge),
+           np.float32([255, 240, 230]))
+    across = np.clip(nose_u / p["mouth_w"], -1.5, 1.5)
+    middle = p["mouth_y"] - (p["mouth_curve"] + n["smile"]) * across ** 2
+    inside = 1 - across ** 2
+    lips = _soft(np.abs(v - middle - 0.5 * (p["lip_lower"] - p["lip_upper"]) * inside)
+                 - 0.5 * (p["lip_lower"] + p["lip_upper"]) * inside - n["mouth_open"], edge)
+    _paint(canvas, lips, p["lips"])
+    _paint(canvas, _soft(np.abs(v - middle) - 0.006 - n["mouth_open"] * inside, edge) * (inside > 0),
+           np.float32([60, 25, 25]))
+    gap = p["mouth_y"] - p["nose_y"]
+    moustache = _soft(_ellipse(nose_u, v - 0.3 * gap * across ** 2, 0, p["nose_y"] + 0.5 * gap, 0.9 * p["mouth_w"],
+                               0.18 * gap), edge)
+    _paint(canvas, p["moustache"] * moustache, hair_colour)
+    if p["glasses"]:
+        ring = np.abs(_ellipse(eye_du, v - eye_y, 0, 0, p["glasses_size"], 0.8 * p["glasses_size"])) - 0.012
+        bridge = _soft(np.abs(v - eye_y + 0.02) - 0.01, edge) * (mirrored_u < p["eye_dx"] - p["glasses_size"])
+        _paint(canvas, n["glasses_on"] * np.maximum(_soft(ring, edge), bridge), p["glasses_colour"])
+
+
+def _finish(canvas, n, rng, size=IMAGE_SIZE):
+    """Occlusion, lighting, colour cast, contrast, blur and noise → uint8 (N, size, size, 3)."""
+    grid = np.linspace(-1, 1, size, dtype=np.float32)
+    for index in np.flatnonzero(n["occlusion"]):
+        kind, (top, left, height, width, red, green) = n["occlusion"][index], n["occluder"][index]
+        colour = np.float32([255 * red, 255 * green, 255 * (1 - red)])
+        if kind == 1:
+            rows = slice(int(size * (0.25 + 0.15 * top)), int(size * (0.42 + 0.15 * top)))
+            canvas[index, rows] = 0.4 * colour
+        else:
+            box_h, box_w = int(size * (0.2 + 0.25 * height)), int(size * (0.2 + 0.3 * width))
+            row = int((size - box_h) * (top if kind == 2 else 0.6 + 0.4 * top))
+            col = int((size - box_w) * left)
+            canvas[index, row:row + box_h, col:col + box_w] = colour
+    light = 1 + n["light"] * (np.cos(n["light_angle"]) * grid[None, None, :] + np.sin(n["light_angle"]) * grid[None, :, None])
+    canvas *= (n["brightness"] * light)[..., None] * n["cast"]
+    mean = canvas.mean(axis=(1, 2, 3), keepdims=True)
+    canvas = mean + (canvas - mean) * n["contrast"][..., None]
+    blurred = n["blur"]
+    if blurred.any():
+        padded = np.pad(canvas[blurred], ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+        canvas[blurred] = sum(padded[:, r:r + size, c:c + size] for r in range(3) for c in range(3)) / 9
+    canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * n["noise"][..., None]
+    return np.clip(canvas.round(), 0, 255).astype(np.uint8)
+
+
+def _render_identity(seed, count, size=IMAGE_SIZE):
+    """(uint8 images (count, size, size, 3), JPEG qualities (count,)) of the identity with `seed`."""
+    seed = tuple(int(part) for part in np.atleast_1d(seed))
+    identity = _sample_identity(np.random.default_rng(seed + (0,)))
+    nuisance_rng = np.random.default_rng(seed + (1,))
+    nuisance = _sample_nuisance(nuisance_rng, count)
+    return _finish(_render(identity, nuisance, size), nuisance, nuisance_rng, size), nuisance["quality"]
+
+
+def render_identity(seed, count, size=IMAGE_SIZE):
+    """`count` images of the identity with `seed` (int or tuple of ints) → uint8 (count, size, size, 3) RGB.
+
+    The same seed always draws the same identity and the same images; the per-image
+    nuisance comes from a second stream of that seed, so the images differ from one another.
+    """
+    return _render_identity(seed, count, size)[0]
+
+
+def _encoded_identity(seed, count):
+    """JPEG bytes of `count` images of the identity with `seed`, each at its own quality."""
+    images, qualities = _render_identity(seed, count)
+    return [tf.io.encode_jpeg(image, quality=int(quality)).numpy() for image, quality in zip(images, qualities)]
+
+
+def _sample_pairs(rng, identities, per_identity, pairs):
+    """`pairs` (first, second, issame) image indices, exactly half same; no image with itself, no repeats."""
+    half = pairs // 2
+    same = [(identity * per_identity + first, identity * per_identity + second, True)
+            for identity in range(identities) for first in range(per_identity) for second in range(first + 1, per_identity)]
+    chosen = [same[index] for index in rng.choice(len(same), half, replace=False)]
+    different = set()
+    while len(different) < half:
+        first_identity, second_identity = rng.choice(identities, 2, replace=False)
+        first, second = rng.integers(per_identity, size=2)
+        different.add((int(first_identity * per_identity + first), int(second_identity * per_identity + second)))
+    chosen += [(first, second, False) for first, second in sorted(different)]
+    swapped = rng.uniform(size=len(chosen)) < 0.5
+    chosen = [(second, first, issame) if swap else (first, second, issame)
+              for (first, second, issame), swap in zip(chosen, swapped)]
+    return [chosen[index] for index in rng.permutation(len(chosen))]
+
+
+def _validate(params):
+    """Reject sizes that cannot give a dataset: at least 1 image per class, 2 per held-out identity, even pairs."""
+    if params["train_identities"] < 1 or params["images_per_identity"] < 1:
+        raise ValueError(f"synthetic data needs train_identities >= 1 and images_per_identity >= 1, got {params}.")
+    identities, per_identity, pairs = params["eval_identities"], params["eval_images_per_identity"], params["eval_pairs"]
+    if identities < 2 or per_identity < 2:
+        raise ValueError(
+            f"held-out pairs need eval_identities >= 2 and eval_images_per_identity >= 2, got {identities} and {per_identity}."
+        )
+    possible_same = identities * per_identity * (per_identity - 1) // 2
+    possible_different = identities * (identities - 1) // 2 * per_identity ** 2
+    if pairs < 2 or pairs % 2 or pairs // 2 > min(possible_same, possible_different):
+        raise ValueError(
+            f"eval_pairs={pairs} must be even, >= 2 and at most {2 * min(possible_same, possible_different)} "
+            f"(twice the {possible_same} distinct same-identity pairs of {identities} x {per_identity} images); "
+            "lower eval_pairs or raise eval_identities / eval_images_per_identity."
+        )
+
+
+def _generate(folder, params, workers):
+    """Render and write `folder/train/id_XXXX/NNNN.jpg` and `folder/verify.bin`."""
+    seed = params["seed"]
+    width = max(4, len(str(params["train_identities"] - 1)))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        train = pool.map(lambda index: _encoded_identity((seed, TRAIN_SPLIT, index), params["images_per_identity"]),
+                         range(params["train_identities"]))
+        for index, encoded in enumerate(train):
+            identity_folder = os.path.join(folder, "train", f"id_{index:0{width}d}")
+            os.makedirs(identity_folder)
+            for number, image in enumerate(encoded):
+                with open(os.path.join(identity_folder, f"{number:04d}.jpg"), "wb") as file:
+                    file.write(image)
+        held_out = list(pool.map(
+            lambda index: _encoded_identity((seed, EVAL_SPLIT, index), params["eval_images_per_identity"]),
+            range(params["eval_identities"]),
+        ))
+    images = [image for encoded in held_out for image in encoded]
+    pairs = _sample_pairs(np.random.default_rng((seed, EVAL_SPLIT, 2**32)), params["eval_identities"],
+                          params["eval_images_per_identity"], params["eval_pairs"])
+    write_bin(os.path.join(folder, "verify.bin"), [images[index] for first, second, _ in pairs for index in (first, second)],
+              [issame for _, _, issame in pairs])
+
+
+def make_synthetic_dataset(root, train_identities=64, images_per_identity=24, eval_identities=24,
+                           eval_images_per_identity=10, eval_pairs=600, seed=0):
+    """Generate (once) and return the synthetic dataset under `root`.
+
+    Training identities and the held-out identities of `verify.bin` come from different
+    seeds. The folder `root/synthetic-v<format>-<hash of all parameters>` is built in a
+    temporary folder and renamed into place with a completion marker, so an existing
+    complete folder is reused as is and an interrupted build never looks complete.
+    """
+    params = dict(train_identities=int(train_identities), images_per_identity=int(images_per_identity),
+                  eval_identities=int(eval_identities), eval_images_per_identity=int(eval_images_per_identity),
+                  eval_pairs=int(eval_pairs), seed=int(seed))
+    _validate(params)
+    description = json.dumps(dict(params, format=FORMAT_VERSION, image_size=IMAGE_SIZE), sort_keys=True)
+    name = f"synthetic-v{FORMAT_VERSION}-{hashlib.sha256(description.encode()).hexdigest()[:10]}"
+    final = os.path.join(os.fspath(root), name)
+    dataset = SyntheticDataset(
+        train_dir=os.path.join(final, "train"), bin_path=os.path.join(final, "verify.bin"),
+        num_classes=params["train_identities"], num_images=params["train_identities"] * params["images_per_identity"],
+    )
+    if os.path.isfile(os.path.join(final, COMPLETE_MARKER)):
+        return dataset
+    os.makedirs(os.fspath(root), exist_ok=True)
+    building = os.path.join(os.fspath(root), f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial")
+    started = time.perf_counter()
+    try:
+        _generate(building, params, workers=min(4, os.cpu_count() or 1))
+        with open(os.path.join(building, COMPLETE_MARKER), "w") as file:
+            file.write(description)
+        if os.path.isdir(final) and not os.path.isfile(os.path.join(final, COMPLETE_MARKER)):
+            shutil.rmtree(final)
+        try:
+            os.rename(building, final)
+        except OSError:
+            if not os.path.isfile(os.path.join(final, COMPLETE_MARKER)):
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    print(f"synthetic faces: {dataset.num_images} training images of {dataset.num_classes} identities and "
+          f"{params['eval_pairs']} held-out pairs generated in {time.perf_counter() - started:.1f} s in {final}",
+          flush=True)
+    return dataset

@@ -1,0 +1,26 @@
+"""Standalone evaluation of a saved model on verification `.bin` files."""
+import os
+
+import keras
+
+from callbacks.verification import VerificationCallback
+from recipes.face_model import FaceTrainingModel
+
+
+def load_embedding_model(path):
+    """The embedding model saved at `path`: an embedding `.keras`, or the embedder of a training `.keras`."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
+    model = keras.saving.load_model(path, compile=False)
+    return model.embedder if isinstance(model, FaceTrainingModel) else model
+
+
+def evaluate_saved_model(path, bin_paths, batch_size=128):
+    """{bin name: verification metrics dict (None if embeddings were non-finite)} of the model at `path`."""
+    if not bin_paths:
+        raise ValueError("no .bin files given; pass --bins=[lfw.bin,cfp_fp.bin,...].")
+    embedder = load_embedding_model(path)
+    image_size = int(embedder.input_shape[1])
+    verification = VerificationCallback(bin_paths, embedder, batch_size, image_size=image_size,
+                                        evaluate_before_training=False)
+    return verification.evaluate()
