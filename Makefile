@@ -16,7 +16,7 @@ $(VENV)/installed: setup.cfg pyproject.toml
 install: $(VENV)/installed
 
 demo: install
-	$(PY) -m recipes run center_softmax --backbone=tiny --embedding_size=128 --batch_size=64 --epochs=8 \
+	$(PY) -m recipes run center_softmax --backbone=tiny --embedding_size=128 --batch_size=64 --epochs=30 \
 		--lr_schedule=constant --lr=0.002
 
 test: install

@@ -4,7 +4,7 @@ import callbacks  # noqa: F401
 import data  # noqa: F401
 import heads  # noqa: F401
 import losses  # noqa: F401
-from recipes import catalogue  # noqa: F401
+from recipes import catalogue, face_model  # noqa: F401  (face_model: saved training models load after `import recipes`)
 from recipes.recipe import Recipe, RecipeError
 
 __all__ = ["Recipe", "RecipeError"]

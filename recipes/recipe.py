@@ -44,6 +44,7 @@ class Recipe:
     eval_batch_size: int = 128
     # run
     seed: int = 0
+    deterministic: bool = False
     runs_dir: str = "runs"
     keep_checkpoints: int = 3
     plugins: list = dataclasses.field(default_factory=list)

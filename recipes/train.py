@@ -5,6 +5,7 @@ import os
 import signal
 
 import keras
+import tensorflow as tf
 
 import backbones
 import callbacks  # noqa: F401  (registers the schedules)
@@ -76,6 +77,8 @@ def train(recipe, resume_dir=None):
     loss or on SIGINT/SIGTERM, after the last finished epoch is safely checkpointed.
     """
     keras.utils.set_random_seed(recipe.seed)
+    if recipe.deterministic:
+        tf.config.experimental.enable_op_determinism()
     data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins)
     folder, bin_paths = data.train, list(data.bin_paths)
     steps = recipe.steps_per_epoch or max(1, len(folder) // recipe.batch_size)
@@ -102,7 +105,7 @@ def train(recipe, resume_dir=None):
     print(f"data: {folder.root}: {len(folder)} images, {folder.num_classes} classes; {steps} steps of {recipe.batch_size}")
 
     dataset = train_dataset(folder.paths, folder.labels, recipe.batch_size, recipe.image_size, recipe.augment,
-                            recipe.seed, start_step=state["epoch"] * steps)
+                            recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps)
     verification = VerificationCallback(
         bin_paths, model.embedder, recipe.eval_batch_size, best_path=os.path.join(run_dir, "best_embedding.keras"),
         image_size=recipe.image_size, evaluate_before_training=resume_dir is None,

@@ -1,0 +1,103 @@
+"""Runs killed with SIGKILL (also mid-checkpoint) resume to the same weights; NaN stops cleanly."""
+import glob
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import recipes  # noqa: F401  (registers the classes a saved training model needs)
+from callbacks.checkpoints import list_checkpoints, read_state
+from callbacks.run_record import read_history
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EPOCHS = 7
+
+
+def command(tiny_faces, runs_dir, *extra):
+    return [
+        sys.executable, "-m", "recipes", "run", "center_softmax", "--backbone=tiny", "--embedding_size=16",
+        "--batch_size=16", f"--epochs={EPOCHS}", f"--data={tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]",
+        f"--runs_dir={runs_dir}", "--deterministic=true", "--verbose=0", "--dropout=0.2", *extra,
+    ]
+
+
+def launch(args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def final_weights(runs_dir):
+    (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
+    return keras.saving.load_model(os.path.join(run_dir, "model.keras")).get_weights(), run_dir
+
+
+def kill_when(process, condition, timeout=120):
+    """SIGKILL `process` as soon as `condition()` holds (polled every ms); False if it ended first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if condition():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.001)
+    process.wait()
+    return False
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_faces, tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("reference")
+    result = subprocess.run(command(tiny_faces, runs_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return final_weights(str(runs_dir))[0]
+
+
+def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(reference, tiny_faces, tmp_path):
+    """Five kills, each placed by its own seed: even seeds while checkpoint k is being written,
+    odd seeds at a random moment after checkpoint k is complete (k increases kill by kill)."""
+    runs_dir = str(tmp_path / "runs")
+    process = launch(command(tiny_faces, runs_dir))
+    for seed in range(5):
+        rng = random.Random(seed)
+        epoch = seed + 2
+        if seed % 2 == 0:
+            pattern = os.path.join(runs_dir, "*", "checkpoints", f".tmp-epoch-{epoch:04d}")
+            assert kill_when(process, lambda: glob.glob(pattern)), process.stderr.read()[-3000:]
+        else:
+            pattern = os.path.join(runs_dir, "*", "checkpoints", f"epoch-{epoch:04d}")
+            delay = rng.uniform(0.0, 1.0)
+            seen = []
+            assert kill_when(process, lambda: seen or seen.extend(glob.glob(pattern)) or
+                             (seen and time.sleep(delay) is None)), process.stderr.read()[-3000:]
+        (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
+        for done, path in list_checkpoints(run_dir):
+            assert read_state(path)["epoch"] == done
+            keras.saving.load_model(os.path.join(path, "model.keras"))
+        process = launch(command(tiny_faces, runs_dir, "--resume"))
+    process.wait()
+    assert process.returncode == 0, process.stderr.read()[-3000:]
+    weights, run_dir = final_weights(runs_dir)
+    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == list(range(1, EPOCHS + 1))
+    for got, want in zip(weights, reference):
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_faces, tmp_path):
+    runs_dir = str(tmp_path / "runs")
+    result = subprocess.run(
+        command(tiny_faces, runs_dir, "--lr_schedule=step", "--lr_schedule_args.step_epochs=1",
+                "--lr_schedule_args.factor=1e30"),
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "non-finite loss" in result.stderr and "at epoch 2, step" in result.stderr
+    (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
+    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
+    model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
+    assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())

@@ -1,0 +1,51 @@
+"""Whole training runs on the tiny synthetic set, in process."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import recipes  # noqa: F401
+from callbacks.checkpoints import list_checkpoints
+from callbacks.run_record import read_history
+from recipes.cli import resolve_recipe
+from recipes.face_model import FaceTrainingModel
+from recipes.train import train
+
+
+def test_one_epoch_of_softmax_writes_a_complete_run_folder(tiny_overrides, tiny_faces):
+    run_dir = train(resolve_recipe("softmax", tiny_overrides))
+    for name in ("recipe.json", "classes.json", "history.jsonl", "model.keras", "embedding.keras",
+                 "best_embedding.keras"):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    with open(os.path.join(run_dir, "recipe.json")) as file:
+        stored = json.load(file)
+    assert stored["loss"] == "softmax" and stored["num_classes"] == 8 and stored["num_images"] == 64
+    with open(os.path.join(run_dir, "classes.json")) as file:
+        assert sorted(json.load(file).values()) == sorted(os.listdir(tiny_faces.train_dir))
+    (row,) = read_history(os.path.join(run_dir, "history.jsonl"))
+    assert row["epoch"] == 1 and np.isfinite(row["loss"]) and row["lr"] == pytest.approx(0.001)
+    assert 0.0 <= row["verify/acc"] <= 1.0 and "verify/acc_std" in row and "verify/best_acc" in row
+    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
+
+    training = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    embedding = keras.saving.load_model(os.path.join(run_dir, "embedding.keras"))
+    assert isinstance(training, FaceTrainingModel)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 112, 112, 3)).astype("float32")
+    np.testing.assert_allclose(embedding.predict(images, verbose=0), training.embedder.predict(images, verbose=0),
+                               rtol=1e-6, atol=1e-6)
+    assert training.predict(images, verbose=0)["logits"].shape == (4, 8)
+
+
+def test_center_loss_added_to_any_loss_and_its_centres_are_saved(tiny_overrides):
+    run_dir = train(resolve_recipe("cosface", {**tiny_overrides, "center_factor": 0.5}))
+    training = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    assert training.face_loss.factor == 0.5 and training.face_loss.base.margin2 == pytest.approx(0.35)
+    centers = training.face_loss.center.centers.numpy()
+    assert centers.shape == (8, 16) and np.abs(centers).sum() > 0
+
+
+def test_unknown_dataset_folder_is_a_clear_error(tiny_overrides, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+        train(resolve_recipe("softmax", {**tiny_overrides, "data": str(tmp_path / "does-not-exist")}))
