@@ -1,4 +1,9 @@
-"""Learning-rate schedules: epoch → lr, registered in `registry.CALLBACKS` and run by `LearningRateScheduler`."""
+"""Learning-rate schedules, registered in `registry.CALLBACKS`.
+
+Each entry takes (base_lr, epochs, **options) and returns either a function epoch → lr (run by
+`LearningRateScheduler`, so the lr follows from the epoch alone and resumes exactly) or a
+Keras callback that sets the lr itself (reduce_on_plateau; its patience counter restarts on resume).
+"""
 import inspect
 import math
 
@@ -38,6 +43,13 @@ def step(base_lr, epochs, step_epochs=10, factor=0.1):
     return lambda epoch: base_lr * factor ** (epoch // step_epochs)
 
 
+@CALLBACKS.register("reduce_on_plateau")
+def reduce_on_plateau(base_lr, epochs, monitor="loss", factor=0.1, patience=5, min_lr=0.0):
+    """lr × factor when `monitor` has not improved for `patience` epochs (a Keras ReduceLROnPlateau)."""
+    mode = "min" if monitor.endswith("loss") else "max"
+    return keras.callbacks.ReduceLROnPlateau(monitor, factor=factor, patience=patience, min_lr=min_lr, mode=mode)
+
+
 def schedule_options(name):
     """Options (name → default) of the schedule registered as `name`, besides base_lr and epochs."""
     params = inspect.signature(CALLBACKS.get(name)).parameters
@@ -47,4 +59,6 @@ def schedule_options(name):
 def schedule_callback(name, base_lr, epochs, **options):
     """A `keras.callbacks.LearningRateScheduler` running the schedule registered as `name`."""
     schedule = CALLBACKS.build(name, base_lr=base_lr, epochs=epochs, **options)
+    if isinstance(schedule, keras.callbacks.Callback):
+        return schedule
     return keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(schedule(epoch)))

@@ -1,59 +1,106 @@
-"""`VerificationCallback`: insightface-protocol verification on `.bin` pair files at each epoch end."""
+"""`VerificationCallback`: insightface-protocol verification on `.bin` pair files during training."""
 import os
 
 import keras
 import numpy as np
+from tqdm.auto import tqdm
 
 from callbacks.atomic import save_model
 from callbacks.verification_metrics import verification_metrics
 from data.bins import load_bin_images
 
 
-def flip_sum_model(embedder):
-    """images (B, H, W, 3) → embedder(images) + embedder(horizontal flip), one compiled pass."""
+def flip_pair_model(embedder):
+    """images (B, H, W, 3) → [embedder(images), embedder(horizontal flip of images)], one compiled pass."""
     images = keras.Input(embedder.input_shape[1:])
     flipped = keras.layers.Lambda(lambda batch: keras.ops.flip(batch, axis=2), name="flip")(images)
-    return keras.Model(images, keras.layers.Add()([embedder(images), embedder(flipped)]))
+    return keras.Model(images, [embedder(images), embedder(flipped)])
+
+
+class _ProgressBar(keras.callbacks.Callback):
+    """A tqdm bar over the batches of one `predict` call."""
+
+    def __init__(self, description, total):
+        super().__init__()
+        self.bar = tqdm(total=total, desc=description, leave=False, unit="batch")
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+
+    def on_predict_end(self, logs=None):
+        self.bar.close()
+
+
+def embed_bin(model, images, batch_size, description=None):
+    """(flip-summed embeddings (N, d), raw embeddings (N, d)) of uint8 images (N, H, W, 3).
+
+    `model` is a `flip_pair_model`; all batches run in one `predict` call.
+    """
+    progress = [_ProgressBar(description, -(-len(images) // batch_size))] if description else []
+    plain, flipped = model.predict(images, batch_size=batch_size, verbose=0, callbacks=progress)
+    return plain + flipped, plain
+
+
+def evaluate_bins(model, bins, batch_size, progress=True):
+    """{bin name: verification_metrics dict, or None when embeddings are non-finite}.
+
+    `bins`: {name: (images uint8 (2P, H, W, 3), issame bool (P,))}. `xnorm` is the mean norm
+    of the un-flipped embeddings, as insightface reports it.
+    """
+    results = {}
+    for name, (images, issame) in bins.items():
+        summed, plain = embed_bin(model, images, batch_size, f"evaluating {name}" if progress else None)
+        if not np.all(np.isfinite(summed)):
+            print(f"warning: non-finite embeddings on {name}; skipping its evaluation.")
+            results[name] = None
+            continue
+        results[name] = {**verification_metrics(summed, issame), "xnorm": float(np.linalg.norm(plain, axis=1).mean())}
+    return results
 
 
 class VerificationCallback(keras.callbacks.Callback):
-    """At each epoch end: metrics of every `.bin` as logs `<bin>/acc`, `<bin>/acc_std`, ...; keeps the best model.
+    """At each epoch end (and every `every_steps` steps if > 0): metrics of every `.bin`.
 
-    `embedder` is the embedding model inside the trained model. `best_path`, if given,
-    receives the embedding model whenever `monitor` (default: `<last bin>/acc`) improves.
-    The untrained model is evaluated once at the start (`initial`), as a baseline.
+    Epoch-end metrics go into the logs as `<bin>/acc`, `<bin>/acc_std`, `<bin>/threshold`,
+    `<bin>/best_acc`, `<bin>/best_threshold`, `<bin>/xnorm`. `embedder` is the embedding
+    model inside the trained model; `best_path`, if given, receives it whenever `monitor`
+    (default: `<last bin>/acc`) improves. The untrained model is evaluated once at the start
+    (`initial`), as a baseline.
     """
 
     def __init__(self, bin_paths, embedder, batch_size=128, best_path=None, monitor=None, image_size=112,
-                 evaluate_before_training=True):
+                 evaluate_before_training=True, every_steps=0):
         super().__init__()
-        self.evaluate_before_training = evaluate_before_training
-        self.initial = {}
         self.bins = {}
         for path in bin_paths:
             name = os.path.splitext(os.path.basename(path))[0]
+            if name in self.bins:
+                raise ValueError(f"two verification files are named {name!r} ({path!r}); rename one, "
+                                 "metrics are logged by file name.")
             self.bins[name] = load_bin_images(path, image_size=image_size)
         self.embedder = embedder
         self.batch_size = batch_size
         self.best_path = best_path
         self.monitor = monitor or (f"{list(self.bins)[-1]}/acc" if self.bins else None)
+        known = {f"{name}/{key}" for name in self.bins for key in ("acc", "best_acc")}
+        if self.monitor is not None and self.monitor not in known:
+            raise ValueError(f"--eval_monitor={self.monitor!r} is not one of the evaluated metrics: {sorted(known)}.")
+        self.evaluate_before_training = evaluate_before_training
+        self.every_steps = int(every_steps)
+        self.initial = {}
         self.best = -np.inf
         self.best_epoch = None
         self._flip_model = None
 
     def evaluate(self):
-        """{bin name: verification_metrics(...)} for the current weights; None for a bin with non-finite embeddings."""
+        """{bin name: metrics dict, or None for a bin with non-finite embeddings} for the current weights."""
         if self._flip_model is None:
-            self._flip_model = flip_sum_model(self.embedder)
-        results = {}
-        for name, (images, issame) in self.bins.items():
-            embeddings = self._flip_model.predict(images, batch_size=self.batch_size, verbose=0)
-            if not np.all(np.isfinite(embeddings)):
-                print(f"warning: non-finite embeddings on {name}; skipping its evaluation this epoch.")
-                results[name] = None
-                continue
-            results[name] = verification_metrics(embeddings, issame)
-        return results
+            self._flip_model = flip_pair_model(self.embedder)
+        return evaluate_bins(self._flip_model, self.bins, self.batch_size)
+
+    def best_or_none(self):
+        """The best monitored value so far, or None before any evaluation."""
+        return None if self.best == -np.inf else float(self.best)
 
     def _evaluate_and_report(self, label):
         """Evaluate, print one line per bin, and return {'<bin>/<metric>': value}."""
@@ -69,13 +116,13 @@ class VerificationCallback(keras.callbacks.Callback):
             )
         return flat
 
-    def best_or_none(self):
-        """The best monitored value so far, or None before any evaluation."""
-        return None if self.best == -np.inf else float(self.best)
-
     def on_train_begin(self, logs=None):
         if self.evaluate_before_training:
             self.initial = self._evaluate_and_report("before training")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps > 0 and (batch + 1) % self.every_steps == 0:
+            self._evaluate_and_report(f"step {batch + 1}")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}

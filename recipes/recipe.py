@@ -42,6 +42,8 @@ class Recipe:
     augment: list = dataclasses.field(default_factory=lambda: ["flip"])
     eval_bins: list = dataclasses.field(default_factory=list)
     eval_batch_size: int = 128
+    eval_monitor: Optional[str] = None
+    eval_every_steps: int = 0
     # run
     seed: int = 0
     deterministic: bool = False

@@ -108,7 +108,8 @@ def train(recipe, resume_dir=None):
                             recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps)
     verification = VerificationCallback(
         bin_paths, model.embedder, recipe.eval_batch_size, best_path=os.path.join(run_dir, "best_embedding.keras"),
-        image_size=recipe.image_size, evaluate_before_training=resume_dir is None,
+        monitor=recipe.eval_monitor, image_size=recipe.image_size, evaluate_before_training=resume_dir is None,
+        every_steps=recipe.eval_every_steps,
     )
     if state.get("best") is not None:
         verification.best, verification.best_epoch = state["best"], state.get("best_epoch")
@@ -119,8 +120,9 @@ def train(recipe, resume_dir=None):
         should_skip=lambda: guard.message is not None,
     )
     callback_list = [
+        guard, verification,
         schedule_callback(recipe.lr_schedule, recipe.lr, recipe.epochs, **recipe.lr_schedule_args),
-        guard, verification, RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer,
+        RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer,
     ]
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -137,7 +139,7 @@ def train(recipe, resume_dir=None):
     save_model(model, os.path.join(run_dir, "model.keras"))
     save_model(model.embedder, os.path.join(run_dir, "embedding.keras"))
     if verification.monitor in history.history:
-        print(f"held-out verification {verification.monitor} (10-fold): "
+        print(f"held-out verification {verification.monitor}: "
               f"untrained {verification.initial.get(verification.monitor, float('nan')):.4f} -> "
               f"trained {history.history[verification.monitor][-1]:.4f} (best {verification.best:.4f})")
     return run_dir

@@ -49,3 +49,38 @@ def test_center_loss_added_to_any_loss_and_its_centres_are_saved(tiny_overrides)
 def test_unknown_dataset_folder_is_a_clear_error(tiny_overrides, tmp_path):
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         train(resolve_recipe("softmax", {**tiny_overrides, "data": str(tmp_path / "does-not-exist")}))
+
+
+def test_eval_command_prints_a_table_for_a_saved_model(tiny_overrides, tiny_faces, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    second_bin = shutil.copy(tiny_faces.bin_path, tmp_path / "again.bin")
+    run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "eval_monitor": "verify/best_acc"}))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for model in ("embedding.keras", "model.keras"):
+        result = subprocess.run(
+            [sys.executable, "-m", "recipes", "eval", f"--model={os.path.join(run_dir, model)}",
+             f"--bins=[{tiny_faces.bin_path},{second_bin}]"],
+            cwd=root, capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = [line.split()[1:] for line in result.stdout.splitlines() if line.split()[:1] in (["verify"], ["again"])]
+        assert len(lines) == 2 and lines[0] == lines[1]
+        assert 0.0 <= float(lines[0][0]) <= 1.0 and lines[0][-1] == "60"
+
+
+@pytest.mark.filterwarnings("error:Learning rate reduction is conditioned")
+def test_reduce_on_plateau_lowers_the_lr_when_the_metric_stalls(tiny_overrides):
+    run_dir = train(resolve_recipe("softmax", {
+        **tiny_overrides, "epochs": 3, "lr_schedule": "reduce_on_plateau",
+        "lr_schedule_args.monitor": "verify/acc", "lr_schedule_args.patience": 0, "lr_schedule_args.factor": 0.5,
+        "steps_per_epoch": 1}))
+    rows = read_history(os.path.join(run_dir, "history.jsonl"))
+    accs = [row["verify/acc"] for row in rows]
+    lrs = [row["lr"] for row in rows]
+    assert lrs[0] == pytest.approx(0.001)
+    for index in range(1, 3):
+        improved = accs[index] > max(accs[:index])
+        expected = lrs[index - 1] if improved else lrs[index - 1] * 0.5
+        assert lrs[index] == pytest.approx(expected)
