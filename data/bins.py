@@ -107,7 +107,9 @@ def read_bin(path):
                 "it is not a verification .bin or it is truncated."
             ) from error
     if not isinstance(content, (tuple, list)) or len(content) != 2:
-        kind = f"a {type(content).__name__}" + (f" of length {len(content)}" if isinstance(content, (tuple, list)) else "")
+        kind = f"a {type(content).__name__}"
+        if isinstance(content, (tuple, list)):
+            kind += f" of length {len(content)}"
         raise BinFormatError(f"{path!r} holds {kind}; a verification .bin holds a pair (bins, issame_list).")
     bins, labels = content
     if not isinstance(bins, (tuple, list)):
@@ -144,7 +146,8 @@ def load_bin_images(path, image_size=112, batch_size=256):
     if not encoded:
         return images, issame
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, dtype=tf.string))
-    dataset = dataset.map(lambda item: _decode(item, image_size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.map(lambda item: _decode(item, image_size), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
     start = 0
     try:
         for batch in dataset.batch(batch_size).prefetch(2):

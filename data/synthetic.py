@@ -51,7 +51,7 @@ def default_synthetic_root():
 def _sample_identity(rng):
     """One identity's parameters (face units: the image spans [-1, 1], v grows downward)."""
     uniform = rng.uniform
-    skin = np.interp(uniform(0, 4), np.arange(5), np.arange(5))
+    skin = uniform(0, 4)
     low = int(min(skin, 3))
     skin_colour = SKIN_TONES[low] + (skin - low) * (SKIN_TONES[low + 1] - SKIN_TONES[low]) + rng.normal(0, 6, 3)
     hair_colour = HAIR_COLOURS[rng.choice(len(HAIR_COLOURS), p=HAIR_WEIGHTS)] * uniform(0.8, 1.2) + rng.normal(0, 5, 3)
@@ -64,7 +64,7 @@ def _sample_identity(rng):
         hair_thickness=uniform(0.03, 0.08) if bald else uniform(0.08, 0.22),
         hairline=uniform(-1.0, -0.85) if bald else uniform(-0.8, -0.45),
         hairline_curve=uniform(0.3, 0.6) if bald else uniform(0.0, 0.4),
-        hair_part=uniform(-0.2, 0.2), hair_length=uniform(-0.4, 1.3), hair_texture=uniform(0.0, 1.0),
+        hair_part=uniform(-0.2, 0.2), hair_length=uniform(-0.4, 1.3),
         ear_size=uniform(0.8, 1.2),
         eye_dx=uniform(0.25, 0.35), eye_y=eye_y, eye_w=uniform(0.09, 0.13), eye_h=uniform(0.035, 0.06),
         eye_tilt=uniform(-0.15, 0.15), eye_asym=uniform(-0.015, 0.015),
@@ -102,7 +102,8 @@ def _identity_texture(rng, size=96):
     for centre_u, centre_v, radius, strength in spots:
         skin += strength * np.clip(1.5 - np.hypot(u - centre_u, v - centre_v) / radius, 0, 1)
     curl = rng.uniform(0, 1)
-    hair = (1 - curl) * np.sin(u * rng.uniform(40, 70) + 2 * _smooth_noise(rng, 5, size)) + curl * _smooth_noise(rng, 24, size)
+    strands = np.sin(u * rng.uniform(40, 70) + 2 * _smooth_noise(rng, 5, size))
+    hair = (1 - curl) * strands + curl * _smooth_noise(rng, 24, size)
     return np.stack([np.clip(skin, -0.1, 0.6), 0.12 * hair], -1).astype(np.float32)
 
 
@@ -121,7 +122,8 @@ def _sample_nuisance(rng, count):
         brightness=uniform(0.7, 1.25), contrast=uniform(0.7, 1.25), light=uniform(0.0, 0.45),
         light_angle=uniform(0, 2 * np.pi), cast=(1 + rng.normal(0, 0.07, (count, 1, 1, 3))).astype(np.float32),
         blur=rng.uniform(size=count) < 0.3, noise=uniform(1.0, 7.0),
-        occlusion=rng.choice(4, count, p=[0.72, 0.1, 0.1, 0.08]), occluder=rng.uniform(0, 1, (count, 6)),
+        occlusion=rng.choice(4, count, p=[0.72, 0.1, 0.1, 0.08]),  # none, bar, box anywhere, box low
+        occluder=rng.uniform(0, 1, (count, 6)),
         quality=rng.integers(40, 96, count),
     )
 
@@ -163,95 +165,95 @@ def _face_coords(nuisance, size):
     return (cos * x + sin * y) / nuisance["scale"], (cos * y - sin * x) / nuisance["scale"]
 
 
-def _render(identity, nuisance, size=IMAGE_SIZE):
-    """Draw one identity under per-image nuisance → float32 (N, size, size, 3) in 0..255 before lighting."""
-    p, n = identity, nuisance
-    u, v = _face_coords(n, size)
-    edge = 2.4 / size / n["scale"]
+def _render(face, view, size=IMAGE_SIZE):
+    """Draw identity `face` under per-image nuisance `view` → float32 (N, size, size, 3) in 0..255, unlit."""
+    u, v = _face_coords(view, size)
+    edge = 2.4 / size / view["scale"]
     count = u.shape[0]
     grid = np.linspace(-1, 1, size, dtype=np.float32)
-    canvas = np.broadcast_to(n["background"] * (1 + n["background_tilt"][..., None] * grid[None, :, None, None]),
+    canvas = np.broadcast_to(view["background"] * (1 + view["background_tilt"][..., None] * grid[None, :, None, None]),
                              (count, size, size, 3)).copy()
-    texel = np.clip(((np.stack([v, u], -1) + 1.1) / 2.2 * (p["texture"].shape[0] - 1)).round().astype(np.int32),
-                    0, p["texture"].shape[0] - 1)
-    texture = p["texture"][texel[..., 0], texel[..., 1]]
-    hair_colour = p["hair"] * (1 + texture[..., 1:2])
-    outer = _soft(_ellipse(u, v, 0, p["face_cy"] - 0.4 * p["hair_thickness"],
-                           p["face_a"] + p["hair_thickness"], p["face_b"] + p["hair_thickness"]), edge)
-    band = _soft(np.abs(u) - p["face_a"] - p["hair_thickness"], edge) * (v > p["face_cy"])
-    _paint(canvas, np.maximum(outer, band) * _soft(v - p["hair_length"], edge), hair_colour)
-    _paint(canvas, _soft(_ellipse(u, v, 0, 1.55, 1.25, 0.62), edge), n["clothes"])
-    _paint(canvas, _soft(np.abs(u) - 0.27, edge) * (v > 0.3), 0.82 * p["skin"])
-    side, inner_u = np.sign(u), u - 0.08 * n["yaw"]
-    ear_scale = p["ear_size"] * (1 - 0.25 * n["yaw"] * side)
-    _paint(canvas, _soft(_ellipse(np.abs(u), v, p["face_a"] + 0.01, p["eye_y"] + 0.12, 0.07 * ear_scale, 0.14), edge),
-           0.9 * p["skin"])
-    jaw_width = p["face_a"] * (1 - p["jaw"] * np.clip((v - p["face_cy"]) / p["face_b"], 0, 1) ** 2)
-    radius = np.sqrt((u / jaw_width) ** 2 + ((v - p["face_cy"]) / p["face_b"]) ** 2)
-    shading = 1 - 0.22 * np.clip(radius, 0, 1) ** 4 - 0.08 * n["yaw"] * np.clip(u, -1, 1)
-    skin = p["skin"] * (shading[..., None] * (1 - texture[..., :1]))
-    _paint(canvas, _soft((radius - 1) * p["face_a"], edge), skin)
-    beard_line = p["mouth_y"] - 0.07 - 0.45 * (u / p["face_a"]) ** 2
-    beard_zone = _soft(radius - 1, edge / p["face_a"]) * _soft(beard_line - v, 2 * edge)
-    _paint(canvas, p["beard"] * beard_zone, hair_colour)
-    hairline = (p["hairline"] + n["hair_jitter"] + p["hairline_curve"] * (u / p["face_a"]) ** 2
-                + p["hair_part"] * u / p["face_a"])
-    hairline = np.minimum(hairline, p["eye_y"] - p["brow_gap"] - 0.08)
-    _paint(canvas, outer * _soft(v - hairline, edge) * (v < p["face_cy"] + 0.2), hair_colour)
-    _draw_features(canvas, p, n, np.abs(inner_u) * (1 + 0.12 * np.abs(n["yaw"])), np.sign(inner_u), inner_u, v,
+    texel = np.clip(((np.stack([v, u], -1) + 1.1) / 2.2 * (face["texture"].shape[0] - 1)).round().astype(np.int32),
+                    0, face["texture"].shape[0] - 1)
+    texture = face["texture"][texel[..., 0], texel[..., 1]]
+    hair_colour = face["hair"] * (1 + texture[..., 1:2])
+    outer = _soft(_ellipse(u, v, 0, face["face_cy"] - 0.4 * face["hair_thickness"],
+                           face["face_a"] + face["hair_thickness"], face["face_b"] + face["hair_thickness"]), edge)
+    band = _soft(np.abs(u) - face["face_a"] - face["hair_thickness"], edge) * (v > face["face_cy"])
+    _paint(canvas, np.maximum(outer, band) * _soft(v - face["hair_length"], edge), hair_colour)
+    _paint(canvas, _soft(_ellipse(u, v, 0, 1.55, 1.25, 0.62), edge), view["clothes"])
+    _paint(canvas, _soft(np.abs(u) - 0.27, edge) * (v > 0.3), 0.82 * face["skin"])
+    side, inner_u = np.sign(u), u - 0.08 * view["yaw"]
+    ear_scale = face["ear_size"] * (1 - 0.25 * view["yaw"] * side)
+    ears = _ellipse(np.abs(u), v, face["face_a"] + 0.01, face["eye_y"] + 0.12, 0.07 * ear_scale, 0.14)
+    _paint(canvas, _soft(ears, edge), 0.9 * face["skin"])
+    jaw_width = face["face_a"] * (1 - face["jaw"] * np.clip((v - face["face_cy"]) / face["face_b"], 0, 1) ** 2)
+    radius = np.sqrt((u / jaw_width) ** 2 + ((v - face["face_cy"]) / face["face_b"]) ** 2)
+    shading = 1 - 0.22 * np.clip(radius, 0, 1) ** 4 - 0.08 * view["yaw"] * np.clip(u, -1, 1)
+    skin = face["skin"] * (shading[..., None] * (1 - texture[..., :1]))
+    _paint(canvas, _soft((radius - 1) * face["face_a"], edge), skin)
+    beard_line = face["mouth_y"] - 0.07 - 0.45 * (u / face["face_a"]) ** 2
+    beard_zone = _soft(radius - 1, edge / face["face_a"]) * _soft(beard_line - v, 2 * edge)
+    _paint(canvas, face["beard"] * beard_zone, hair_colour)
+    hairline = (face["hairline"] + view["hair_jitter"] + face["hairline_curve"] * (u / face["face_a"]) ** 2
+                + face["hair_part"] * u / face["face_a"])
+    hairline = np.minimum(hairline, face["eye_y"] - face["brow_gap"] - 0.08)
+    _paint(canvas, outer * _soft(v - hairline, edge) * (v < face["face_cy"] + 0.2), hair_colour)
+    _draw_features(canvas, face, view, np.abs(inner_u) * (1 + 0.12 * np.abs(view["yaw"])), np.sign(inner_u), inner_u, v,
                    edge, hair_colour)
     return canvas
 
 
-def _draw_features(canvas, p, n, mirrored_u, side, inner_u, v, edge, hair_colour):
+def _draw_features(canvas, face, view, mirrored_u, side, inner_u, v, edge, hair_colour):
     """Brows, eyes, nose, mouth, moustache and glasses; paired features use mirrored |u|."""
-    eye_y = p["eye_y"] + p["eye_asym"] * side
-    eye_du = mirrored_u - p["eye_dx"]
-    eye_dv = v - eye_y + p["eye_tilt"] * eye_du
-    brow_u, brow_v = mirrored_u - p["eye_dx"], v - (eye_y - p["brow_gap"] - n["brow_raise"])
-    brow_v = brow_v + p["brow_angle"] * brow_u + p["brow_arch"] * (1 - (brow_u / p["brow_len"]) ** 2)
-    brow_colour = p["brow_dark"] * hair_colour + (1 - p["brow_dark"]) * 0.3 * p["skin"]
-    _paint(canvas, 0.9 * _soft(_ellipse(brow_u, brow_v, 0, 0, p["brow_len"], p["brow_thick"]), edge), brow_colour)
-    eye_h = p["eye_h"] * n["eye_open"]
-    eye = _ellipse(eye_du, eye_dv, 0, 0, p["eye_w"], eye_h)
+    eye_y = face["eye_y"] + face["eye_asym"] * side
+    eye_du = mirrored_u - face["eye_dx"]
+    eye_dv = v - eye_y + face["eye_tilt"] * eye_du
+    brow_u, brow_v = mirrored_u - face["eye_dx"], v - (eye_y - face["brow_gap"] - view["brow_raise"])
+    brow_v = brow_v + face["brow_angle"] * brow_u + face["brow_arch"] * (1 - (brow_u / face["brow_len"]) ** 2)
+    brow_colour = face["brow_dark"] * hair_colour + (1 - face["brow_dark"]) * 0.3 * face["skin"]
+    _paint(canvas, 0.9 * _soft(_ellipse(brow_u, brow_v, 0, 0, face["brow_len"], face["brow_thick"]), edge), brow_colour)
+    eye_h = face["eye_h"] * view["eye_open"]
+    eye = _ellipse(eye_du, eye_dv, 0, 0, face["eye_w"], eye_h)
     sclera = _soft(eye, edge)
-    _paint(canvas, 0.6 * _soft(_ellipse(eye_du, eye_dv, 0, -0.01, p["eye_w"] * 1.25, p["eye_h"] * 1.6), 3 * edge),
-           0.8 * p["skin"])
+    _paint(canvas, 0.6 * _soft(_ellipse(eye_du, eye_dv, 0, -0.01, face["eye_w"] * 1.25, face["eye_h"] * 1.6), 3 * edge),
+           0.8 * face["skin"])
     _paint(canvas, sclera, np.float32([232, 228, 222]))
-    iris = np.hypot(eye_du - n["gaze"] * side, eye_dv)
-    _paint(canvas, sclera * _soft(iris - p["iris_r"], edge), p["iris"])
-    _paint(canvas, sclera * _soft(iris - 0.45 * p["iris_r"], edge), np.float32([15, 12, 12]))
+    iris = np.hypot(eye_du - view["gaze"] * side, eye_dv)
+    _paint(canvas, sclera * _soft(iris - face["iris_r"], edge), face["iris"])
+    _paint(canvas, sclera * _soft(iris - 0.45 * face["iris_r"], edge), np.float32([15, 12, 12]))
     _paint(canvas, 0.85 * _soft(np.abs(eye) - 0.007, edge) * (eye_dv < 0.3 * eye_h), np.float32([35, 25, 25]))
     nose_u = inner_u
-    _paint(canvas, p["nose_shade"] * _soft(_ellipse(nose_u, v, 0.4 * p["nose_w"] * np.sign(n["yaw"]), p["nose_y"] - 0.12,
-                                                    0.35 * p["nose_w"], 0.16), 4 * edge), 0.6 * p["skin"])
-    _paint(canvas, 0.7 * _soft(_ellipse(mirrored_u, v, 0.6 * p["nose_w"], p["nose_y"], 0.028, 0.016), edge),
-           0.35 * p["skin"])
-    _paint(canvas, 0.25 * _soft(_ellipse(nose_u, v, 0, p["nose_y"] - 0.03, p["nose_w"], 0.04), 4 * edge),
+    bridge_shadow = _ellipse(nose_u, v, 0.4 * face["nose_w"] * np.sign(view["yaw"]), face["nose_y"] - 0.12,
+                             0.35 * face["nose_w"], 0.16)
+    _paint(canvas, face["nose_shade"] * _soft(bridge_shadow, 4 * edge), 0.6 * face["skin"])
+    _paint(canvas, 0.7 * _soft(_ellipse(mirrored_u, v, 0.6 * face["nose_w"], face["nose_y"], 0.028, 0.016), edge),
+           0.35 * face["skin"])
+    _paint(canvas, 0.25 * _soft(_ellipse(nose_u, v, 0, face["nose_y"] - 0.03, face["nose_w"], 0.04), 4 * edge),
            np.float32([255, 240, 230]))
-    across = np.clip(nose_u / p["mouth_w"], -1.5, 1.5)
-    middle = p["mouth_y"] - (p["mouth_curve"] + n["smile"]) * across ** 2
+    across = np.clip(nose_u / face["mouth_w"], -1.5, 1.5)
+    middle = face["mouth_y"] - (face["mouth_curve"] + view["smile"]) * across ** 2
     inside = 1 - across ** 2
-    lips = _soft(np.abs(v - middle - 0.5 * (p["lip_lower"] - p["lip_upper"]) * inside)
-                 - 0.5 * (p["lip_lower"] + p["lip_upper"]) * inside - n["mouth_open"], edge)
-    _paint(canvas, lips, p["lips"])
-    _paint(canvas, _soft(np.abs(v - middle) - 0.006 - n["mouth_open"] * inside, edge) * (inside > 0),
+    lips = _soft(np.abs(v - middle - 0.5 * (face["lip_lower"] - face["lip_upper"]) * inside)
+                 - 0.5 * (face["lip_lower"] + face["lip_upper"]) * inside - view["mouth_open"], edge)
+    _paint(canvas, lips, face["lips"])
+    _paint(canvas, _soft(np.abs(v - middle) - 0.006 - view["mouth_open"] * inside, edge) * (inside > 0),
            np.float32([60, 25, 25]))
-    gap = p["mouth_y"] - p["nose_y"]
-    moustache = _soft(_ellipse(nose_u, v - 0.3 * gap * across ** 2, 0, p["nose_y"] + 0.5 * gap, 0.9 * p["mouth_w"],
-                               0.18 * gap), edge)
-    _paint(canvas, p["moustache"] * moustache, hair_colour)
-    if p["glasses"]:
-        ring = np.abs(_ellipse(eye_du, v - eye_y, 0, 0, p["glasses_size"], 0.8 * p["glasses_size"])) - 0.012
-        bridge = _soft(np.abs(v - eye_y + 0.02) - 0.01, edge) * (mirrored_u < p["eye_dx"] - p["glasses_size"])
-        _paint(canvas, n["glasses_on"] * np.maximum(_soft(ring, edge), bridge), p["glasses_colour"])
+    gap = face["mouth_y"] - face["nose_y"]
+    moustache = _soft(_ellipse(nose_u, v - 0.3 * gap * across ** 2, 0, face["nose_y"] + 0.5 * gap,
+                               0.9 * face["mouth_w"], 0.18 * gap), edge)
+    _paint(canvas, face["moustache"] * moustache, hair_colour)
+    if face["glasses"]:
+        ring = np.abs(_ellipse(eye_du, v - eye_y, 0, 0, face["glasses_size"], 0.8 * face["glasses_size"])) - 0.012
+        bridge = _soft(np.abs(v - eye_y + 0.02) - 0.01, edge) * (mirrored_u < face["eye_dx"] - face["glasses_size"])
+        _paint(canvas, view["glasses_on"] * np.maximum(_soft(ring, edge), bridge), face["glasses_colour"])
 
 
-def _finish(canvas, n, rng, size=IMAGE_SIZE):
+def _finish(canvas, view, rng, size=IMAGE_SIZE):
     """Occlusion, lighting, colour cast, contrast, blur and noise → uint8 (N, size, size, 3)."""
     grid = np.linspace(-1, 1, size, dtype=np.float32)
-    for index in np.flatnonzero(n["occlusion"]):
-        kind, (top, left, height, width, red, green) = n["occlusion"][index], n["occluder"][index]
+    for index in np.flatnonzero(view["occlusion"]):  # 1: bar across the eyes; 2: box anywhere; 3: box low
+        kind, (top, left, height, width, red, green) = view["occlusion"][index], view["occluder"][index]
         colour = np.float32([255 * red, 255 * green, 255 * (1 - red)])
         if kind == 1:
             rows = slice(int(size * (0.25 + 0.15 * top)), int(size * (0.42 + 0.15 * top)))
@@ -261,15 +263,17 @@ def _finish(canvas, n, rng, size=IMAGE_SIZE):
             row = int((size - box_h) * (top if kind == 2 else 0.6 + 0.4 * top))
             col = int((size - box_w) * left)
             canvas[index, row:row + box_h, col:col + box_w] = colour
-    light = 1 + n["light"] * (np.cos(n["light_angle"]) * grid[None, None, :] + np.sin(n["light_angle"]) * grid[None, :, None])
-    canvas *= (n["brightness"] * light)[..., None] * n["cast"]
+    direction = np.cos(view["light_angle"]) * grid[None, None, :] + np.sin(view["light_angle"]) * grid[None, :, None]
+    light = 1 + view["light"] * direction
+    canvas *= (view["brightness"] * light)[..., None] * view["cast"]
     mean = canvas.mean(axis=(1, 2, 3), keepdims=True)
-    canvas = mean + (canvas - mean) * n["contrast"][..., None]
-    blurred = n["blur"]
+    canvas = mean + (canvas - mean) * view["contrast"][..., None]
+    blurred = view["blur"]
     if blurred.any():
         padded = np.pad(canvas[blurred], ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-        canvas[blurred] = sum(padded[:, r:r + size, c:c + size] for r in range(3) for c in range(3)) / 9
-    canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * n["noise"][..., None]
+        shifted = [padded[:, down:down + size, right:right + size] for down in range(3) for right in range(3)]
+        canvas[blurred] = sum(shifted) / 9
+    canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * view["noise"][..., None]
     return np.clip(canvas.round(), 0, 255).astype(np.uint8)
 
 
@@ -301,7 +305,8 @@ def _sample_pairs(rng, identities, per_identity, pairs):
     """`pairs` (first, second, issame) image indices, exactly half same; no image with itself, no repeats."""
     half = pairs // 2
     same = [(identity * per_identity + first, identity * per_identity + second, True)
-            for identity in range(identities) for first in range(per_identity) for second in range(first + 1, per_identity)]
+            for identity in range(identities)
+            for first in range(per_identity) for second in range(first + 1, per_identity)]
     chosen = [same[index] for index in rng.choice(len(same), half, replace=False)]
     different = set()
     while len(different) < half:
@@ -319,10 +324,12 @@ def _validate(params):
     """Reject sizes that cannot give a dataset: at least 1 image per class, 2 per held-out identity, even pairs."""
     if params["train_identities"] < 1 or params["images_per_identity"] < 1:
         raise ValueError(f"synthetic data needs train_identities >= 1 and images_per_identity >= 1, got {params}.")
-    identities, per_identity, pairs = params["eval_identities"], params["eval_images_per_identity"], params["eval_pairs"]
+    identities, per_identity = params["eval_identities"], params["eval_images_per_identity"]
+    pairs = params["eval_pairs"]
     if identities < 2 or per_identity < 2:
         raise ValueError(
-            f"held-out pairs need eval_identities >= 2 and eval_images_per_identity >= 2, got {identities} and {per_identity}."
+            "held-out pairs need eval_identities >= 2 and eval_images_per_identity >= 2, "
+            f"got {identities} and {per_identity}."
         )
     possible_same = identities * per_identity * (per_identity - 1) // 2
     possible_different = identities * (identities - 1) // 2 * per_identity ** 2
@@ -354,8 +361,8 @@ def _generate(folder, params, workers):
     images = [image for encoded in held_out for image in encoded]
     pairs = _sample_pairs(np.random.default_rng((seed, EVAL_SPLIT, 2**32)), params["eval_identities"],
                           params["eval_images_per_identity"], params["eval_pairs"])
-    write_bin(os.path.join(folder, "verify.bin"), [images[index] for first, second, _ in pairs for index in (first, second)],
-              [issame for _, _, issame in pairs])
+    paired_images = [images[index] for first, second, _ in pairs for index in (first, second)]
+    write_bin(os.path.join(folder, "verify.bin"), paired_images, [issame for _, _, issame in pairs])
 
 
 def make_synthetic_dataset(root, train_identities=64, images_per_identity=24, eval_identities=24,

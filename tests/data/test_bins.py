@@ -1,0 +1,141 @@
+"""Reading, writing and decoding insightface verification `.bin` files."""
+import io
+import os
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.bins import BinFormatError, load_bin_images, read_bin, write_bin
+
+
+def _png(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _random_images(count, size, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+def test_write_then_read_round_trips(tmp_path):
+    encoded = [_png(image) for image in _random_images(4, 8)]
+    path = tmp_path / "pairs.bin"
+    write_bin(path, encoded, [True, False])
+    read_encoded, issame = read_bin(path)
+    assert read_encoded == encoded
+    assert issame.dtype == bool and issame.tolist() == [True, False]
+    assert [name for name in os.listdir(tmp_path)] == ["pairs.bin"]
+
+
+def test_write_refuses_count_mismatch(tmp_path):
+    with pytest.raises(ValueError, match="3 images for 2 pair labels"):
+        write_bin(tmp_path / "bad.bin", [b"a", b"b", b"c"], [True, False])
+    assert not (tmp_path / "bad.bin").exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_reads_numpy_uint8_arrays_and_numpy_bools(tmp_path, protocol):
+    encoded = [_png(image) for image in _random_images(4, 8)]
+    as_arrays = [np.frombuffer(item, dtype=np.uint8) for item in encoded]
+    path = tmp_path / "numpy.bin"
+    with open(path, "wb") as file:
+        pickle.dump((as_arrays, np.array([False, True])), file, protocol=protocol)
+    read_encoded, issame = read_bin(path)
+    assert read_encoded == encoded
+    assert issame.tolist() == [False, True]
+
+
+def _write_marker(path):
+    with open(path, "w") as file:
+        file.write("code ran")
+
+
+class _WritesMarker:
+    """Unpickling this calls `_write_marker(marker)`: a stand-in for arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_write_marker, (self.marker,))
+
+
+class _RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("payload_class, refused", [(_WritesMarker, "._write_marker'"), (_RunsShell, ".system'")])
+def test_refuses_pickles_that_would_run_code(tmp_path, payload_class, refused):
+    marker = tmp_path / "marker.txt"
+    path = tmp_path / "evil.bin"
+    path.write_bytes(pickle.dumps(([payload_class(str(marker)), b"x"], [True])))
+    with pytest.raises(BinFormatError) as raised:
+        read_bin(path)
+    message = str(raised.value)
+    assert str(path) in message and refused in message
+    assert "may run code" in message and "not an insightface verification .bin" in message
+    assert not marker.exists()
+
+
+def test_count_mismatch_names_file_and_counts(tmp_path):
+    path = tmp_path / "odd.bin"
+    path.write_bytes(pickle.dumps(([b"a", b"b", b"c"], [True, False])))
+    with pytest.raises(BinFormatError, match=r"odd\.bin.*3 images but 2 pair labels"):
+        read_bin(path)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ((b"a", b"b", [True]), "tuple of length 3"),
+    ({"bins": []}, "a dict"),
+    (([1, 2], [True]), "image 0 is a int"),
+    (([b"a", b"b"], ["yes"]), "issame labels"),
+])
+def test_wrong_structure_is_refused(tmp_path, content, expected):
+    path = tmp_path / "wrong.bin"
+    path.write_bytes(pickle.dumps(content))
+    with pytest.raises(BinFormatError, match=expected):
+        read_bin(path)
+
+
+def test_garbage_and_missing_files(tmp_path):
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00not a pickle at all")
+    with pytest.raises(BinFormatError, match="garbage.bin"):
+        read_bin(garbage)
+    with pytest.raises(FileNotFoundError, match="missing.bin"):
+        read_bin(tmp_path / "missing.bin")
+
+
+def test_load_bin_images_decodes_exact_pixels(tmp_path):
+    images = _random_images(4, 16, seed=1)
+    path = tmp_path / "pixels.bin"
+    write_bin(path, [_png(image) for image in images], [True, False])
+    decoded, issame = load_bin_images(path, image_size=16)
+    assert decoded.dtype == np.uint8 and decoded.shape == (4, 16, 16, 3)
+    np.testing.assert_array_equal(decoded, images)
+    assert issame.tolist() == [True, False]
+
+
+def test_load_bin_images_resizes_grey_and_other_sizes(tmp_path):
+    flat = np.full((20, 20), 77, np.uint8)
+    colour = np.zeros((8, 8, 3), np.uint8) + np.array([10, 200, 30], np.uint8)
+    path = tmp_path / "sizes.bin"
+    write_bin(path, [_png(flat), _png(colour)], [False])
+    decoded, _ = load_bin_images(path, image_size=12)
+    assert decoded.shape == (2, 12, 12, 3)
+    assert (decoded[0] == 77).all()
+    assert (decoded[1] == [10, 200, 30]).all()
+
+
+def test_load_bin_images_reports_undecodable_image(tmp_path):
+    path = tmp_path / "broken.bin"
+    write_bin(path, [b"not an image", b"nor this"], [True])
+    with pytest.raises(BinFormatError, match="broken.bin.*could not be decoded"):
+        load_bin_images(path, image_size=8)
