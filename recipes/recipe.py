@@ -35,6 +35,11 @@ class Recipe:
     batch_size: int = 128
     steps_per_epoch: Optional[int] = None
     jit_compile: bool = False
+    # distribution (batch_size is per replica; global batch = batch_size × replicas)
+    strategy: str = "auto"
+    cpu_replicas: int = 0
+    sync_batchnorm: bool = False
+    mixed_precision: bool = False
     # data
     dataset: str = "auto"
     data: Optional[str] = None
@@ -94,6 +99,11 @@ class Recipe:
             raise RecipeError(f"--dropout={self.dropout!r} must be in [0, 1).")
         if self.lr <= 0:
             raise RecipeError(f"--lr={self.lr!r} must be positive.")
+        if self.strategy not in ("auto", "default", "mirrored", "multi_worker"):
+            raise RecipeError(f"--strategy={self.strategy!r}: " + _unknown(
+                "strategy", self.strategy, ["auto", "default", "mirrored", "multi_worker"]))
+        if self.cpu_replicas < 0:
+            raise RecipeError(f"--cpu_replicas={self.cpu_replicas!r} must be >= 0 (0 or 1 = do not split the CPU).")
         if self.center_factor < 0:
             raise RecipeError(f"--center_factor={self.center_factor!r} must be >= 0 (0 = no added center loss).")
         self.loss_args = _validate_args(f"loss '{self.loss}'", "loss_args", self.loss_args, _loss_options(self.loss))

@@ -19,6 +19,7 @@ from callbacks.run_record import RunRecord, truncate_history
 from callbacks.verification import VerificationCallback
 from data.pipeline import train_dataset
 from data.sources import load_training_data
+from recipes.distribution import make_strategy, mixed_precision_policy
 from recipes.face_model import FaceTrainingModel
 from registry import HEADS
 
@@ -34,7 +35,8 @@ class TrainingStopped(RuntimeError):
 def build_training_model(recipe, num_classes):
     """The `FaceTrainingModel` (embedding model + head + loss) that `recipe` describes, for `num_classes`."""
     embedder = backbones.build_embedding_model(
-        recipe.backbone, recipe.embedding_size, recipe.dropout, recipe.image_size, recipe.backbone_weights
+        recipe.backbone, recipe.embedding_size, recipe.dropout, recipe.image_size, recipe.backbone_weights,
+        recipe.sync_batchnorm,
     )
     face_loss = losses.build_loss(recipe.loss, num_classes, recipe.embedding_size, **recipe.loss_args)
     if recipe.center_factor > 0:
@@ -76,35 +78,45 @@ def train(recipe, resume_dir=None):
     (embedding model) and `best_embedding.keras`. Raises `TrainingStopped` on a non-finite
     loss or on SIGINT/SIGTERM, after the last finished epoch is safely checkpointed.
     """
+    strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
+    if recipe.mixed_precision:
+        keras.mixed_precision.set_global_policy(mixed_precision_policy())
     keras.utils.set_random_seed(recipe.seed)
     if recipe.deterministic:
         tf.config.experimental.enable_op_determinism()
     data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins)
     folder, bin_paths = data.train, list(data.bin_paths)
-    steps = recipe.steps_per_epoch or max(1, len(folder) // recipe.batch_size)
+    global_batch = recipe.batch_size * strategy.num_replicas_in_sync
+    steps = recipe.steps_per_epoch or max(1, len(folder) // global_batch)
     state = {"epoch": 0, "best": None}
     if resume_dir is None:
         run_dir = make_run_dir(recipe.runs_dir, recipe.name)
-        model = build_training_model(recipe, folder.num_classes)
+        with strategy.scope():
+            model = build_training_model(recipe, folder.num_classes)
     else:
         run_dir = resume_dir
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None:
             raise FileNotFoundError(f"run folder {run_dir!r} has no complete checkpoint to resume from; start a new run.")
         state = read_state(checkpoint)
-        model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
+        with strategy.scope():
+            model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
         restore_rng_states(model, state.get("rng_states", {}))
         truncate_history(os.path.join(run_dir, "history.jsonl"), state["epoch"])
         print(f"resuming {run_dir} after epoch {state['epoch']} (checkpoint {checkpoint})")
     write_json(os.path.join(run_dir, "recipe.json"), {
         **recipe.to_dict(), "data_resolved": os.path.abspath(folder.root), "eval_bins_resolved": bin_paths,
         "num_classes": folder.num_classes, "num_images": len(folder), "steps_per_epoch_resolved": steps,
+        "strategy_resolved": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+        "global_batch_size": global_batch, "mixed_precision_policy": keras.mixed_precision.global_policy().name,
     })
     write_json(os.path.join(run_dir, "classes.json"), dict(enumerate(folder.class_names)))
     print(f"run folder: {run_dir}")
-    print(f"data: {folder.root}: {len(folder)} images, {folder.num_classes} classes; {steps} steps of {recipe.batch_size}")
+    print(f"data: {folder.root}: {len(folder)} images, {folder.num_classes} classes")
+    print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); global batch "
+          f"{global_batch} = {recipe.batch_size} per replica x {strategy.num_replicas_in_sync}; {steps} steps per epoch")
 
-    dataset = train_dataset(folder.paths, folder.labels, recipe.batch_size, recipe.image_size, recipe.augment,
+    dataset = train_dataset(folder.paths, folder.labels, global_batch, recipe.image_size, recipe.augment,
                             recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps)
     verification = VerificationCallback(
         bin_paths, model.embedder, recipe.eval_batch_size, best_path=os.path.join(run_dir, "best_embedding.keras"),

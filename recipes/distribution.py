@@ -1,0 +1,63 @@
+"""TensorFlow's own distribution: choosing a `tf.distribute` strategy and the devices it runs on."""
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
+
+def split_cpu(replicas):
+    """Split the first CPU into `replicas` logical devices (before TF initialises its devices).
+
+    Lets the mirrored path run and be tested on a machine with no GPU.
+    """
+    if replicas <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * replicas)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"--cpu_replicas={replicas}: TensorFlow's devices were already initialised in this process; "
+            "set it in a fresh process (it is applied at the start of a run)."
+        ) from error
+
+
+def make_strategy(name, cpu_replicas=0):
+    """The `tf.distribute.Strategy` named `name` (see STRATEGIES).
+
+    auto: mirrored over all GPUs when more than one is visible (or over CPU replicas when
+    `cpu_replicas` > 1), else the default (single-device) strategy. multi_worker reads the
+    cluster from the `TF_CONFIG` environment variable, as TensorFlow documents it.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy={name!r}: choose one of {', '.join(STRATEGIES)}.")
+    split_cpu(cpu_replicas)
+    gpus = tf.config.list_logical_devices("GPU")
+    cpu_devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 or cpu_replicas > 1 else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=None if gpus else cpu_devices)
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task).")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief():
+    """True on the worker that writes the run folder, checkpoints and tracking (worker 0, or no cluster)."""
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = config.get("task", {})
+    return task.get("type", "chief") == "chief" or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                                     and "chief" not in config.get("cluster", {}))
+
+
+def mixed_precision_policy():
+    """"mixed_float16" on GPU (Keras adds loss scaling), "mixed_bfloat16" elsewhere.
+
+    Heads, losses and the embedding BatchNorm compute in float32 either way.
+    """
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
