@@ -3,6 +3,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 from tqdm.auto import tqdm
 
 from callbacks.atomic import save_model
@@ -10,38 +11,40 @@ from callbacks.verification_metrics import verification_metrics
 from data.bins import load_bin_images
 
 
-def flip_pair_model(embedder):
-    """images (B, H, W, 3) → [embedder(images), embedder(horizontal flip of images)], one compiled pass."""
-    images = keras.Input(embedder.input_shape[1:])
-    flipped = keras.layers.Lambda(lambda batch: keras.ops.flip(batch, axis=2), name="flip")(images)
-    return keras.Model(images, [embedder(images), embedder(flipped)])
+def flip_pair_function(embedder):
+    """A compiled function: images (B, H, W, 3) → (embedder(images), embedder(horizontal flips)), each (B, d).
+
+    Images and flips go through the model as one batch of 2B, in inference mode. It is
+    called directly, not through `predict`, so evaluation stays local to this process even
+    under a multi-worker strategy (only the chief evaluates).
+    """
+
+    @tf.function(reduce_retracing=True)
+    def embed(batch):
+        batch = tf.cast(batch, tf.float32)
+        embeddings = embedder(tf.concat([batch, tf.reverse(batch, axis=[2])], axis=0), training=False)
+        return tf.split(embeddings, 2, axis=0)
+
+    return embed
 
 
-class _ProgressBar(keras.callbacks.Callback):
-    """A tqdm bar over the batches of one `predict` call."""
-
-    def __init__(self, description, total):
-        super().__init__()
-        self.bar = tqdm(total=total, desc=description, leave=False, unit="batch")
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self.bar.update(1)
-
-    def on_predict_end(self, logs=None):
-        self.bar.close()
-
-
-def embed_bin(model, images, batch_size, description=None):
+def embed_bin(embed, images, batch_size, description=None):
     """(flip-summed embeddings (N, d), raw embeddings (N, d)) of uint8 images (N, H, W, 3).
 
-    `model` is a `flip_pair_model`; all batches run in one `predict` call.
+    `embed` is a `flip_pair_function`; a tqdm bar shows progress when `description` is given.
     """
-    progress = [_ProgressBar(description, -(-len(images) // batch_size))] if description else []
-    plain, flipped = model.predict(images, batch_size=batch_size, verbose=0, callbacks=progress)
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).prefetch(2)
+    total = -(-len(images) // batch_size)
+    plain, flipped = [], []
+    for batch in tqdm(batches, desc=description, total=total, leave=False, unit="batch", disable=description is None):
+        outputs = embed(batch)
+        plain.append(outputs[0].numpy())
+        flipped.append(outputs[1].numpy())
+    plain, flipped = np.concatenate(plain), np.concatenate(flipped)
     return plain + flipped, plain
 
 
-def evaluate_bins(model, bins, batch_size, progress=True):
+def evaluate_bins(embed, bins, batch_size, progress=True):
     """{bin name: verification_metrics dict, or None when embeddings are non-finite}.
 
     `bins`: {name: (images uint8 (2P, H, W, 3), issame bool (P,))}. `xnorm` is the mean norm
@@ -49,7 +52,7 @@ def evaluate_bins(model, bins, batch_size, progress=True):
     """
     results = {}
     for name, (images, issame) in bins.items():
-        summed, plain = embed_bin(model, images, batch_size, f"evaluating {name}" if progress else None)
+        summed, plain = embed_bin(embed, images, batch_size, f"evaluating {name}" if progress else None)
         if not np.all(np.isfinite(summed)):
             print(f"warning: non-finite embeddings on {name}; skipping its evaluation.")
             results[name] = None
@@ -90,13 +93,13 @@ class VerificationCallback(keras.callbacks.Callback):
         self.initial = {}
         self.best = -np.inf
         self.best_epoch = None
-        self._flip_model = None
+        self._embed = None
 
     def evaluate(self):
         """{bin name: metrics dict, or None for a bin with non-finite embeddings} for the current weights."""
-        if self._flip_model is None:
-            self._flip_model = flip_pair_model(self.embedder)
-        return evaluate_bins(self._flip_model, self.bins, self.batch_size)
+        if self._embed is None:
+            self._embed = flip_pair_function(self.embedder)
+        return evaluate_bins(self._embed, self.bins, self.batch_size)
 
     def best_or_none(self):
         """The best monitored value so far, or None before any evaluation."""

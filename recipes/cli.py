@@ -64,7 +64,7 @@ class CommandLine:
         except TrainingStopped as stopped:
             print(f"stopped: {stopped}", file=sys.stderr)
             sys.exit(stopped.exit_code)
-        print(f"done: {run_dir}")
+        print(f"done: {run_dir}" if run_dir else "done: worker finished; the chief worker writes the run folder.")
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@ import os
 import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+COLLECTIVE_TIMEOUT_SECONDS = 120
 
 
 def split_cpu(replicas):
@@ -33,18 +34,18 @@ def make_strategy(name, cpu_replicas=0):
     """
     if name not in STRATEGIES:
         raise ValueError(f"--strategy={name!r}: choose one of {', '.join(STRATEGIES)}.")
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task).")
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     split_cpu(cpu_replicas)
-    gpus = tf.config.list_logical_devices("GPU")
-    cpu_devices = [device.name for device in tf.config.list_logical_devices("CPU")]
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 or cpu_replicas > 1 else "default"
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices=None if gpus else cpu_devices)
-    if "TF_CONFIG" not in os.environ:
-        raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task).")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.MirroredStrategy(devices=None if gpus else [f"/cpu:{i}" for i in range(max(1, cpu_replicas))])
 
 
 def is_chief():

@@ -24,6 +24,16 @@ class FaceTrainingModel(keras.Model):
         if not self.head.built:
             self.head.build(self.embedder.output.shape)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skip Keras' pre-fit symbolic build when model and optimizer are already built.
+
+        Keras 3.15 builds it from a sample batch reduced with `strategy.reduce`, which fails
+        under `MultiWorkerMirroredStrategy`; `build_training_model` builds everything first.
+        """
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def call(self, images, training=False):
         embedding = self.embedder(images, training=training)
         return {"embedding": embedding, "logits": self.head(embedding)}
@@ -37,8 +47,13 @@ class FaceTrainingModel(keras.Model):
         return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Step logs. Under MultiWorkerMirroredStrategy each value is shaped (1,): Keras 3.15
+        reduces worker logs with `strategy.reduce(MEAN, axis=0)`, which rejects scalars."""
         self.accuracy_metric.update_state(y, y_pred["logits"])
-        return {metric.name: metric.result() for metric in self.metrics}
+        results = {metric.name: metric.result() for metric in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def get_config(self):
         return {

@@ -2,7 +2,9 @@
 import datetime
 import json
 import os
+import shutil
 import signal
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -19,7 +21,7 @@ from callbacks.run_record import RunRecord, truncate_history
 from callbacks.verification import VerificationCallback
 from data.pipeline import train_dataset
 from data.sources import load_training_data
-from recipes.distribution import make_strategy, mixed_precision_policy
+from recipes.distribution import is_chief, make_strategy, mixed_precision_policy
 from recipes.face_model import FaceTrainingModel
 from registry import HEADS
 
@@ -50,6 +52,7 @@ def build_training_model(recipe, num_classes):
         center_layers[0].import_centers(recipe.centers_file)
     model.compile(optimizer=keras.optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": recipe.lr}}),
                   jit_compile=recipe.jit_compile)
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -89,15 +92,16 @@ def train(recipe, resume_dir=None):
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
     steps = recipe.steps_per_epoch or max(1, len(folder) // global_batch)
     state = {"epoch": 0, "best": None}
+    chief = is_chief()
     if resume_dir is None:
-        run_dir = make_run_dir(recipe.runs_dir, recipe.name)
+        run_dir = make_run_dir(recipe.runs_dir, recipe.name) if chief else tempfile.mkdtemp(prefix="worker-run-")
         with strategy.scope():
             model = build_training_model(recipe, folder.num_classes)
     else:
-        run_dir = resume_dir
-        checkpoint = latest_checkpoint(run_dir)
+        checkpoint = latest_checkpoint(resume_dir)
         if checkpoint is None:
-            raise FileNotFoundError(f"run folder {run_dir!r} has no complete checkpoint to resume from; start a new run.")
+            raise FileNotFoundError(f"run folder {resume_dir!r} has no complete checkpoint to resume from; start a new run.")
+        run_dir = resume_dir if chief else tempfile.mkdtemp(prefix="worker-run-")
         state = read_state(checkpoint)
         with strategy.scope():
             model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
@@ -119,7 +123,8 @@ def train(recipe, resume_dir=None):
     dataset = train_dataset(folder.paths, folder.labels, global_batch, recipe.image_size, recipe.augment,
                             recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps)
     verification = VerificationCallback(
-        bin_paths, model.embedder, recipe.eval_batch_size, best_path=os.path.join(run_dir, "best_embedding.keras"),
+        bin_paths, model.embedder, recipe.eval_batch_size,
+        best_path=os.path.join(run_dir, "best_embedding.keras") if chief else None,
         monitor=recipe.eval_monitor, image_size=recipe.image_size, evaluate_before_training=resume_dir is None,
         every_steps=recipe.eval_every_steps,
     )
@@ -131,15 +136,22 @@ def train(recipe, resume_dir=None):
         keep=recipe.keep_checkpoints, best_epoch_fn=lambda: verification.best_epoch,
         should_skip=lambda: guard.message is not None,
     )
-    callback_list = [
-        guard, verification,
-        schedule_callback(recipe.lr_schedule, recipe.lr, recipe.epochs, **recipe.lr_schedule_args),
-        RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer,
-    ]
+    schedule = schedule_callback(recipe.lr_schedule, recipe.lr, recipe.epochs, **recipe.lr_schedule_args)
+    callback_list = [guard, verification, schedule, RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer]
+    if not chief:
+        callback_list = [guard, schedule]
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         history = model.fit(dataset, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
                             callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+            tf.errors.InternalError) as error:
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise
+        raise TrainingStopped(
+            f"a worker of the cluster failed or became unreachable ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:300]}). The last finished epoch is checkpointed in {run_dir}; "
+            f"restart every worker with --resume={run_dir}", 4) from None
     except KeyboardInterrupt:
         raise TrainingStopped(
             f"interrupted; the last finished epoch is checkpointed in {run_dir}. "
@@ -148,6 +160,9 @@ def train(recipe, resume_dir=None):
         signal.signal(signal.SIGTERM, previous_handler)
     if guard.message:
         raise TrainingStopped(guard.message + f" Run folder: {run_dir}", 3)
+    if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return None
     save_model(model, os.path.join(run_dir, "model.keras"))
     save_model(model.embedder, os.path.join(run_dir, "embedding.keras"))
     if verification.monitor in history.history:
