@@ -17,12 +17,16 @@ def run_cli(*args, cwd=None, env=None):
 def test_list_prints_every_registry_and_entry():
     result = run_cli("list")
     assert result.returncode == 0, result.stderr
-    from registry import ALL_REGISTRIES
-
-    for registry in ALL_REGISTRIES:
-        assert f"{registry.name} (" in result.stdout
-        for name in registry.names():
-            assert name in result.stdout
+    listing = subprocess.run(
+        [sys.executable, "-c", "import json, recipes; from registry import ALL_REGISTRIES; "
+                               "print(json.dumps({r.name: r.names() for r in ALL_REGISTRIES}))"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    registries = json.loads(listing.stdout.strip().splitlines()[-1])
+    assert {"backbones", "heads", "losses", "callbacks", "datasets", "recipes"} <= set(registries)
+    for registry, names in registries.items():
+        assert f"{registry} ({len(names)}):" in result.stdout
+        for name in names:
+            assert f"  {name} " in result.stdout
 
 
 def test_show_prints_the_resolved_recipe_with_overrides():
