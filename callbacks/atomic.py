@@ -4,7 +4,8 @@ import os
 import tempfile
 
 
-def _fsync_directory(folder):
+def fsync_directory(folder):
+    """fsync a folder, so a rename inside it survives a power loss."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -22,7 +23,7 @@ def atomic_write(path, write, suffix=""):
         with open(temp_path, "rb+") as file:
             os.fsync(file.fileno())
         os.replace(temp_path, path)
-        _fsync_directory(folder)
+        fsync_directory(folder)
     finally:
         if os.path.exists(temp_path):
             os.remove(temp_path)

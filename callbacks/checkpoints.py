@@ -13,7 +13,7 @@ import shutil
 import keras
 import numpy as np
 
-from callbacks.atomic import _fsync_directory, write_json
+from callbacks.atomic import fsync_directory, write_json
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})$")
 
@@ -71,11 +71,11 @@ def write_checkpoint(run_dir, model, state):
     with open(os.path.join(temporary, "model.keras"), "rb+") as file:
         os.fsync(file.fileno())
     write_json(os.path.join(temporary, "state.json"), {**state, "rng_states": rng_states(model)})
-    _fsync_directory(temporary)
+    fsync_directory(temporary)
     if os.path.exists(final):
         shutil.rmtree(final)
     os.rename(temporary, final)
-    _fsync_directory(folder)
+    fsync_directory(folder)
     return final
 
 

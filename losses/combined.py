@@ -37,6 +37,13 @@ def with_center_loss(base_name, num_classes, embedding_size, center_factor=1.0, 
     return WithCenterLoss(num_classes, embedding_size, base, factor=center_factor, alpha=center_alpha)
 
 
+def find_center_loss(loss):
+    """The `CenterLoss` inside `loss` (itself, or the center part of a `WithCenterLoss`), or None."""
+    if isinstance(loss, CenterLoss):
+        return loss
+    return loss.center if isinstance(loss, WithCenterLoss) else None
+
+
 @LOSSES.register("center_softmax")
 def center_softmax(num_classes, embedding_size, center_factor=1.0, center_alpha=0.5):
     """Softmax + center_factor × center loss (the spec's center_softmax_loss)."""
