@@ -14,24 +14,29 @@ class TrainingData:
 
 
 @DATASETS.register("folder")
-def folder(data, eval_bins=()):
+def folder(data, eval_bins=(), min_images=1, max_classes=None):
     """Identity folders at `data` (ROOT/<identity>/<image>.jpg); verification on `eval_bins`."""
     if data is None:
         raise ValueError("dataset 'folder' needs --data=DIR, a folder of identity sub-folders of aligned faces.")
-    return TrainingData(scan_identity_folder(data), tuple(eval_bins))
+    return TrainingData(scan_identity_folder(data, min_images, max_classes), tuple(eval_bins))
 
 
 @DATASETS.register("synthetic")
-def synthetic(data=None, eval_bins=()):
+def synthetic(data=None, eval_bins=(), min_images=1, max_classes=None):
     """The built-in synthetic faces (generated once into the cache folder); verification on its held-out `.bin`."""
     from data.synthetic import default_synthetic_root, make_synthetic_dataset
 
     generated = make_synthetic_dataset(default_synthetic_root(), seed=0)
-    return TrainingData(scan_identity_folder(generated.train_dir), tuple(eval_bins) or (generated.bin_path,))
+    train = scan_identity_folder(generated.train_dir, min_images, max_classes)
+    return TrainingData(train, tuple(eval_bins) or (generated.bin_path,))
 
 
-def load_training_data(dataset, data=None, eval_bins=()):
-    """The `TrainingData` of the dataset registered as `dataset`; "auto" = "folder" with --data, else "synthetic"."""
+def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_classes=None):
+    """The `TrainingData` of the dataset registered as `dataset`; "auto" = "folder" with --data, else "synthetic".
+
+    Identities with fewer than `min_images` images are left out; `max_classes` keeps the first that many.
+    """
     if dataset == "auto":
         dataset = "folder" if data is not None else "synthetic"
-    return DATASETS.build(dataset, data=data, eval_bins=list(eval_bins))
+    return DATASETS.build(dataset, data=data, eval_bins=list(eval_bins), min_images=min_images,
+                          max_classes=max_classes)

@@ -4,20 +4,20 @@ import os
 import sys
 
 from recipes.plugins import load_plugin
-from recipes.recipe import Recipe, RecipeError, _to_list
+from recipes.recipe import Recipe, RecipeError, parse_list
 from registry import ALL_REGISTRIES, RECIPES, RegistryError
 
 
 def resolve_recipe(name, overrides):
     """The recipe registered as `name` with `overrides` applied; plugins load first."""
-    plugins = _to_list(overrides.get("plugins", []))
+    plugins = parse_list(overrides.get("plugins", []))
     for plugin in plugins:
         load_plugin(plugin)
     return RECIPES.build(str(name)).replace(**overrides)
 
 
 class CommandLine:
-    """Face-recognition training recipes. Commands: list, show, run, eval."""
+    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats."""
 
     def list(self):
         """Print every recipe and every registry with its entries."""
@@ -29,11 +29,11 @@ class CommandLine:
 
     def eval(self, model, bins, batch_size=128, plugins=()):
         """Evaluate a saved embedding or training model (.keras) on verification .bin files; prints a table."""
-        for plugin in _to_list(plugins):
+        for plugin in parse_list(plugins):
             load_plugin(plugin)
         from recipes.evaluate import evaluate_saved_model
 
-        results = evaluate_saved_model(str(model), _to_list(bins), int(batch_size))
+        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size))
         keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "pairs")
         rows = [[name] + (["non-finite embeddings"] + [""] * 6 if metrics is None else
                           [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
@@ -41,6 +41,34 @@ class CommandLine:
         print(_format_table(["bin", *keys], rows))
         print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
               "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
+
+    def compare(self, *run_dirs, metrics=None, out="compare.png"):
+        """Compare run folders side by side (table) and plot --metrics per epoch to --out (PNG); no network needed.
+
+        --metrics defaults to each run's monitored `<last bin>/acc` and `loss`.
+        """
+        from recipes.compare import CompareError, compare_runs
+
+        try:
+            table, _ = compare_runs([str(run_dir) for run_dir in run_dirs], parse_list(metrics) if metrics else None,
+                                    str(out))
+        except CompareError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        print(table)
+        print(f"plot: {out}")
+
+    def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
+        """Draw balanced same/different pairs (seeded) from identity folder --data into a verification .bin --out."""
+        from data.tools import format_make_bin, make_bin
+
+        print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
+
+    def data_stats(self, data, decode=True):
+        """Identities, images, images per identity (min/median/max) and unreadable files of --data."""
+        from data.tools import data_stats, format_data_stats
+
+        print(format_data_stats(data_stats(str(data), bool(decode))))
 
     def run(self, name, resume=None, **overrides):
         """Train recipe NAME with overrides (--field=value, --loss_args.key=value).
@@ -72,7 +100,7 @@ def main(argv=None):
 
     try:
         fire.Fire(CommandLine, command=argv, name="python -m recipes")
-    except (RecipeError, RegistryError, FileNotFoundError) as error:
+    except (RecipeError, RegistryError, FileNotFoundError, ValueError) as error:
         if os.environ.get("FACES_DEBUG"):
             raise
         print(f"error: {error}", file=sys.stderr)

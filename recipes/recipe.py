@@ -43,6 +43,8 @@ class Recipe:
     # data
     dataset: str = "auto"
     data: Optional[str] = None
+    min_images: int = 1
+    max_classes: Optional[int] = None
     image_size: int = 112
     augment: list = dataclasses.field(default_factory=lambda: ["flip"])
     eval_bins: list = dataclasses.field(default_factory=list)
@@ -56,6 +58,13 @@ class Recipe:
     keep_checkpoints: int = 3
     plugins: list = dataclasses.field(default_factory=list)
     verbose: int = 2
+    # experiment tracking (Weights & Biases); `name` is the recipe, so the wandb run's name is `run_name`
+    wandb: str = "auto"  # auto (online with an API key, else offline) | online | offline | disabled
+    wandb_project: str = "face-recipes"
+    wandb_entity: Optional[str] = None
+    wandb_group: Optional[str] = None  # None: the recipe name
+    tags: list = dataclasses.field(default_factory=list)
+    run_name: Optional[str] = None  # None: the run folder's name
 
     def replace(self, **overrides):
         """A copy with `overrides` (field → value, or 'loss_args.key' → value) coerced and validated.
@@ -106,6 +115,9 @@ class Recipe:
             raise RecipeError(f"--cpu_replicas={self.cpu_replicas!r} must be >= 0 (0 or 1 = do not split the CPU).")
         if self.center_factor < 0:
             raise RecipeError(f"--center_factor={self.center_factor!r} must be >= 0 (0 = no added center loss).")
+        if self.wandb not in ("auto", "online", "offline", "disabled"):
+            raise RecipeError(f"--wandb={self.wandb!r}: " + _unknown(
+                "wandb mode", self.wandb, ["auto", "online", "offline", "disabled"]))
         self.loss_args = _validate_args(f"loss '{self.loss}'", "loss_args", self.loss_args, _loss_options(self.loss))
         self.lr_schedule_args = _validate_args(
             f"schedule '{self.lr_schedule}'", "lr_schedule_args", self.lr_schedule_args, _schedule_options(self.lr_schedule)
@@ -164,7 +176,8 @@ def _to_bool(value):
     raise ValueError("expected true or false")
 
 
-def _to_list(value):
+def parse_list(value):
+    """A list of strings from a list, '[a, b]' or 'a,b'."""
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     text = str(value).strip()
@@ -179,7 +192,7 @@ def _to_dict(value):
     return dict(value)
 
 
-_COERCERS = {int: _to_int, float: _to_float, bool: _to_bool, str: str, list: _to_list, dict: _to_dict}
+_COERCERS = {int: _to_int, float: _to_float, bool: _to_bool, str: str, list: parse_list, dict: _to_dict}
 
 
 def _validate_args(owner, field, args, options):

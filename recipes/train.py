@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 
 import keras
@@ -18,8 +19,10 @@ from callbacks.checkpoints import EpochCheckpoint, latest_checkpoint, read_state
 from callbacks.divergence import NonFiniteLossGuard
 from callbacks.lr_schedules import schedule_callback
 from callbacks.run_record import RunRecord, truncate_history
+from callbacks.tracking import TrackingCallback, start_tracking
 from callbacks.verification import VerificationCallback
-from data.pipeline import train_dataset
+from data.pipeline import SkippedFiles, train_dataset
+from losses.combined import find_center_loss
 from data.sources import load_training_data
 from recipes.distribution import is_chief, make_strategy, mixed_precision_policy
 from recipes.face_model import FaceTrainingModel
@@ -46,10 +49,10 @@ def build_training_model(recipe, num_classes):
     model = FaceTrainingModel(embedder, HEADS.build(recipe.head, num_classes=num_classes), face_loss)
     model.build((None, recipe.image_size, recipe.image_size, 3))
     if recipe.centers_file:
-        center_layers = [layer for layer in model._flatten_layers() if isinstance(layer, losses.CenterLoss)]
-        if not center_layers:
+        center = find_center_loss(face_loss)
+        if center is None:
             raise ValueError(f"--centers_file={recipe.centers_file!r} given, but loss {recipe.loss!r} has no center loss.")
-        center_layers[0].import_centers(recipe.centers_file)
+        center.import_centers(recipe.centers_file)
     model.compile(optimizer=keras.optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": recipe.lr}}),
                   jit_compile=recipe.jit_compile)
     model.optimizer.build(model.trainable_variables)
@@ -78,7 +81,8 @@ def train(recipe, resume_dir=None):
     The folder gets `recipe.json` (resolved recipe + dataset facts), `classes.json` (id →
     folder name), `history.jsonl` (one row per epoch), `checkpoints/epoch-NNNN/` (full
     training state), `model.keras` (training model, with loss state), `embedding.keras`
-    (embedding model) and `best_embedding.keras`. Raises `TrainingStopped` on a non-finite
+    (embedding model), `best_embedding.keras` and `skipped_files.tsv` (unreadable images, with
+    the reason; only if there were any). Raises `TrainingStopped` on a non-finite
     loss or on SIGINT/SIGTERM, after the last finished epoch is safely checkpointed.
     """
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
@@ -87,7 +91,7 @@ def train(recipe, resume_dir=None):
     keras.utils.set_random_seed(recipe.seed)
     if recipe.deterministic:
         tf.config.experimental.enable_op_determinism()
-    data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins)
+    data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
     folder, bin_paths = data.train, list(data.bin_paths)
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
     steps = recipe.steps_per_epoch or max(1, len(folder) // global_batch)
@@ -108,20 +112,24 @@ def train(recipe, resume_dir=None):
         restore_rng_states(model, state.get("rng_states", {}))
         truncate_history(os.path.join(run_dir, "history.jsonl"), state["epoch"])
         print(f"resuming {run_dir} after epoch {state['epoch']} (checkpoint {checkpoint})")
-    write_json(os.path.join(run_dir, "recipe.json"), {
-        **recipe.to_dict(), "data_resolved": os.path.abspath(folder.root), "eval_bins_resolved": bin_paths,
+    facts = {
+        "data_resolved": os.path.abspath(folder.root), "eval_bins_resolved": bin_paths,
         "num_classes": folder.num_classes, "num_images": len(folder), "steps_per_epoch_resolved": steps,
         "strategy_resolved": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
         "global_batch_size": global_batch, "mixed_precision_policy": keras.mixed_precision.global_policy().name,
-    })
+        "skipped_at_scan": len(folder.skipped),
+    }
+    write_json(os.path.join(run_dir, "recipe.json"), {**recipe.to_dict(), **facts})
     write_json(os.path.join(run_dir, "classes.json"), dict(enumerate(folder.class_names)))
     print(f"run folder: {run_dir}")
     print(f"data: {folder.root}: {len(folder)} images, {folder.num_classes} classes")
     print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); global batch "
           f"{global_batch} = {recipe.batch_size} per replica x {strategy.num_replicas_in_sync}; {steps} steps per epoch")
 
+    skipped = SkippedFiles(os.path.join(run_dir, "skipped_files.tsv"))
+    skipped.extend(folder.skipped)
     dataset = train_dataset(folder.paths, folder.labels, global_batch, recipe.image_size, recipe.augment,
-                            recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps)
+                            recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps, skipped=skipped)
     verification = VerificationCallback(
         bin_paths, model.embedder, recipe.eval_batch_size,
         best_path=os.path.join(run_dir, "best_embedding.keras") if chief else None,
@@ -132,18 +140,24 @@ def train(recipe, resume_dir=None):
         verification.best, verification.best_epoch = state["best"], state.get("best_epoch")
     guard = NonFiniteLossGuard()
     checkpointer = EpochCheckpoint(
-        run_dir, state_fn=lambda epoch, logs: {"best": verification.best_or_none(), "best_epoch": verification.best_epoch},
+        run_dir, state_fn=lambda epoch, logs: {"best": verification.best_or_none(), "best_epoch": verification.best_epoch,
+                                               "wandb_run_id": tracker.run_id},
         keep=recipe.keep_checkpoints, best_epoch_fn=lambda: verification.best_epoch,
         should_skip=lambda: guard.message is not None,
     )
     schedule = schedule_callback(recipe.lr_schedule, recipe.lr, recipe.epochs, **recipe.lr_schedule_args)
-    callback_list = [guard, verification, schedule, RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer]
+    tracker = start_tracking(recipe, run_dir, facts, run_id=state.get("wandb_run_id"), enabled=chief,
+                             loss_layer=model.face_loss)
+    callback_list = [guard, verification, TrackingCallback(tracker, global_batch), schedule,
+                     RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer]
     if not chief:
         callback_list = [guard, schedule]
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         history = model.fit(dataset, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
                             callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
+        tracker.log_best_model(verification.best_path, verification.monitor, verification.best_or_none(),
+                               verification.best_epoch)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.InternalError) as error:
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -158,6 +172,10 @@ def train(recipe, resume_dir=None):
             f"Continue with: python -m recipes run {recipe.name} --resume={run_dir}", 130) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+        if len(skipped):
+            print(f"{len(skipped)} unreadable image file(s) skipped ({skipped.dropped_samples} samples dropped "
+                  f"in training); listed in {skipped.log_path}")
+        tracker.finish(exit_code=0 if sys.exc_info()[0] is None and guard.message is None else 1)
     if guard.message:
         raise TrainingStopped(guard.message + f" Run folder: {run_dir}", 3)
     if not chief:

@@ -1,9 +1,11 @@
 """Shared fixtures: a small synthetic face dataset, generated once per test session."""
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["FACES_INDEX_DIR"] = tempfile.mkdtemp(prefix="faces-index-")  # tests never touch ~/.cache
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,217 @@
+"""Data tools for the command line: `make_bin` (verification pairs from an identity folder) and `data_stats`.
+
+    python -m recipes make_bin --data=DIR --pairs=3000 --out=my.bin
+    python -m recipes data_stats --data=DIR
+
+Both return a JSON-able dict; `format_make_bin` / `format_data_stats` turn it into the printed summary.
+"""
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from data.bins import write_bin
+from data.folders import scan_identity_folder
+from data.pipeline import CHANGED_MEANWHILE, decode_face, file_problem, find_undecodable
+
+LISTED_FILES = 50
+
+
+def make_bin(data, pairs=3000, out="my.bin", seed=0, image_size=112):
+    """Write `pairs` verification pairs drawn from the identity folder `data` as an insightface `.bin` at `out`.
+
+    Half the pairs are two different images of one identity, half are images of two
+    identities; every pair is distinct and never an image with itself, each drawn uniformly
+    (seeded by `seed`) from all such pairs, so identities with more images appear more
+    often, and identities with one image only appear in different-identity pairs. Pairs are
+    shuffled (so each of the 10 evaluation folds is balanced) and each pair's order is random.
+    Images keep their original bytes when they decode at `image_size` x `image_size`; other
+    sizes are resized (as `data.bins` would on reading) and stored as PNG. Files that do not
+    decode are left out and the pairs redrawn. `out + ".pairs.tsv"` lists the pairs as
+    `first<TAB>second<TAB>issame` with paths relative to `data`. Returns the summary dict.
+    """
+    pairs, seed = _whole_number("pairs", pairs, 1), _whole_number("seed", seed, 0)
+    image_size = _whole_number("image_size", image_size, 1)
+    if pairs % 2:
+        raise ValueError(f"--pairs={pairs} must be even: half same-identity, half different-identity pairs.")
+    folder = scan_identity_folder(data)
+    excluded, prepared = {}, {}
+    while True:
+        paths, labels = _usable(folder, excluded)
+        chosen = _draw_pairs(np.random.default_rng(seed), labels, pairs, str(data))
+        needed = sorted({paths[index] for first, second, _ in chosen for index in (first, second)} - set(prepared))
+        failed = _prepare_images(needed, image_size, prepared)
+        if not failed:
+            break
+        excluded.update(failed)
+    out = os.fspath(out)
+    write_bin(out, [prepared[paths[index]][0] for first, second, _ in chosen for index in (first, second)],
+              [issame for _, _, issame in chosen])
+    pairs_file = out + ".pairs.tsv"
+    with open(pairs_file, "w", encoding="utf-8", errors="surrogateescape") as file:
+        for first, second, issame in chosen:
+            file.write(f"{os.path.relpath(paths[first], folder.root)}\t{os.path.relpath(paths[second], folder.root)}"
+                       f"\t{int(issame)}\n")
+    images = {paths[index] for first, second, _ in chosen for index in (first, second)}
+    used = {int(labels[index]) for first, second, _ in chosen for index in (first, second)}
+    return {
+        "out": out, "pairs": len(chosen), "same": sum(issame for _, _, issame in chosen),
+        "different": sum(not issame for _, _, issame in chosen), "images": len(images),
+        "identities": len(used), "resized": sum(prepared[path][1] for path in images), "image_size": image_size,
+        "pairs_file": pairs_file,
+        "left_out": [[path, reason] for path, reason in list(folder.skipped) + list(excluded.items())],
+    }
+
+
+def format_make_bin(summary):
+    """The printed summary of a `make_bin` result."""
+    lines = [
+        f"wrote {summary['out']}: {summary['pairs']} pairs ({summary['same']} same identity, "
+        f"{summary['different']} different) of {summary['images']} images from {summary['identities']} identities"
+        + (f"; {summary['resized']} resized to {summary['image_size']}x{summary['image_size']} (PNG)"
+           if summary["resized"] else ""),
+        f"pairs listed in {summary['pairs_file']}",
+    ]
+    return "\n".join(lines + _file_lines("files left out", summary["left_out"]))
+
+
+def data_stats(data, decode=True):
+    """Counts of the identity folder `data`: identities, images, images per identity, unreadable files.
+
+    Unreadable files are those the scan finds empty or not JPEG/PNG, plus (with `decode`,
+    one full parallel decode of the data) those that do not decode. Returns a JSON-able dict.
+    """
+    decode = _flag("decode", decode)
+    folder = scan_identity_folder(data)
+    counts = np.bincount(folder.labels, minlength=folder.num_classes)
+    unreadable = list(folder.skipped) + (find_undecodable(folder.paths) if decode else [])
+    return {
+        "data": os.fspath(data), "identities": folder.num_classes, "images": len(folder),
+        "images_per_identity": {"min": int(counts.min()), "median": float(np.median(counts)),
+                                "max": int(counts.max()), "mean": round(float(counts.mean()), 2)},
+        "single_image_identities": int((counts == 1).sum()),
+        "decode_checked": bool(decode), "unreadable": len(unreadable),
+        "unreadable_files": [[path, reason] for path, reason in unreadable],
+    }
+
+
+def format_data_stats(stats):
+    """The printed summary of a `data_stats` result."""
+    per = stats["images_per_identity"]
+    checked = "headers and a full decode" if stats["decode_checked"] else "headers only; --decode=True also decodes"
+    lines = [
+        f"data: {stats['data']}",
+        f"identities: {stats['identities']} ({stats['single_image_identities']} with a single image)",
+        f"images: {stats['images']}",
+        f"images per identity: min {per['min']}, median {per['median']:g}, max {per['max']}, mean {per['mean']:g}",
+        f"unreadable files: {stats['unreadable']} (checked: {checked})",
+    ]
+    return "\n".join(lines + _file_lines("unreadable", stats["unreadable_files"])[1:])
+
+
+def _file_lines(title, files):
+    if not files:
+        return []
+    lines = [f"{title}: {len(files)}"] + [f"  {path}: {reason}" for path, reason in files[:LISTED_FILES]]
+    if len(files) > LISTED_FILES:
+        lines.append(f"  ... and {len(files) - LISTED_FILES} more")
+    return lines
+
+
+def _whole_number(name, value, minimum):
+    """`value` (an int, or a float or string holding one, as the command line gives it) if >= `minimum`."""
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not number.is_integer() or number < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"--{name}={value!r} must be {kind}.")
+    return int(number)
+
+
+def _flag(name, value):
+    """A boolean option given as a bool or as true/false, yes/no, 1/0 text."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise ValueError(f"--{name}={value!r} must be true or false.")
+
+
+def _usable(folder, excluded):
+    """(paths, labels) of `folder` without the `excluded` paths; labels stay grouped by identity."""
+    keep = [index for index, path in enumerate(folder.paths) if path not in excluded]
+    return [folder.paths[index] for index in keep], folder.labels[keep]
+
+
+def _draw_pairs(rng, labels, pairs, data):
+    """`pairs` distinct (first, second, issame) image indices into `labels` (grouped by class), half same."""
+    half = pairs // 2
+    boundaries = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate([[0], boundaries]).astype(np.int64)
+    sizes = np.diff(np.concatenate([starts, [len(labels)]])).astype(np.int64)
+    same_per_class = sizes * (sizes - 1) // 2
+    image_ends = np.repeat(starts + sizes, sizes)
+    different_per_image = len(labels) - image_ends
+    total_same, total_different = int(same_per_class.sum()), int(different_per_image.sum())
+    if half > min(total_same, total_different):
+        raise ValueError(
+            f"{data!r} gives only {total_same} distinct same-identity and {total_different} different-identity "
+            f"pairs, but --pairs={pairs} needs {half} of each; lower --pairs or add images "
+            "(same-identity pairs need identities with at least 2 images, different ones at least 2 identities)."
+        )
+    chosen = _same_pairs(rng.choice(total_same, half, replace=False), same_per_class, starts)
+    chosen += _different_pairs(rng.choice(total_different, half, replace=False), different_per_image, image_ends)
+    swap = rng.uniform(size=len(chosen)) < 0.5
+    chosen = [(second, first, issame) if flip else (first, second, issame)
+              for (first, second, issame), flip in zip(chosen, swap)]
+    return [chosen[index] for index in rng.permutation(len(chosen))]
+
+
+def _same_pairs(numbers, same_per_class, starts):
+    """Same-identity pairs `numbers` (int64 (K,)) → [(i, j, True)] image indices, i < j.
+
+    Pairs are numbered by class, then within a class of n images in colex order: pair
+    (i, j), 0 <= i < j < n, is number j (j - 1) / 2 + i.
+    """
+    cumulative = np.cumsum(same_per_class)
+    classes = np.searchsorted(cumulative, numbers, side="right")
+    rank = numbers - (cumulative[classes] - same_per_class[classes])
+    second = ((1 + np.sqrt(1 + 8 * rank.astype(np.float64))) // 2).astype(np.int64)
+    second -= second * (second - 1) // 2 > rank
+    second += (second + 1) * second // 2 <= rank
+    first = rank - second * (second - 1) // 2
+    return [(int(starts[klass] + i), int(starts[klass] + j), True) for klass, i, j in zip(classes, first, second)]
+
+
+def _different_pairs(numbers, different_per_image, image_ends):
+    """Different-identity pairs `numbers` (int64 (K,)) → [(a, b, False)], b past the end of a's identity.
+
+    Pairs are numbered by a, then b: image a has `different_per_image[a]` = N - end(a) partners.
+    """
+    cumulative = np.cumsum(different_per_image)
+    first = np.searchsorted(cumulative, numbers, side="right")
+    rank = numbers - (cumulative[first] - different_per_image[first])
+    return [(int(a), int(image_ends[a] + offset), False) for a, offset in zip(first, rank)]
+
+
+def _prepare_images(paths, image_size, prepared):
+    """Fill `prepared[path] = (bytes for the .bin, resized?)` for `paths`; {path: reason} of those that fail."""
+    failed = {}
+    for path in tqdm(paths, desc="checking images", unit="image", disable=None, mininterval=0.5, file=sys.stderr):
+        try:
+            with open(path, "rb") as file:
+                content = file.read()
+            shape = tf.io.decode_image(content, channels=3, expand_animations=False).shape
+        except (OSError, tf.errors.OpError):
+            failed[path] = file_problem(path) or CHANGED_MEANWHILE
+            continue
+        resized = shape[0] != image_size or shape[1] != image_size
+        if resized:
+            content = tf.io.encode_png(decode_face(content, image_size)).numpy()
+        prepared[path] = (content, resized)
+    return failed
