@@ -84,3 +84,19 @@ def test_reduce_on_plateau_lowers_the_lr_when_the_metric_stalls(tiny_overrides):
         improved = accs[index] > max(accs[:index])
         expected = lrs[index - 1] if improved else lrs[index - 1] * 0.5
         assert lrs[index] == pytest.approx(expected)
+
+
+def test_a_folder_with_bad_files_trains_an_epoch_and_lists_them(tiny_faces, tmp_path):
+    from image_files import write_acceptance_folder
+
+    bad = write_acceptance_folder(str(tmp_path / "faces"))
+    run_dir = train(resolve_recipe("softmax", {
+        "backbone": "tiny", "embedding_size": 16, "batch_size": 4, "epochs": 1, "data": str(tmp_path / "faces"),
+        "eval_bins": [tiny_faces.bin_path], "runs_dir": str(tmp_path / "runs"), "verbose": 0}))
+    with open(os.path.join(run_dir, "recipe.json")) as file:
+        assert json.load(file)["num_classes"] == 3
+    with open(os.path.join(run_dir, "classes.json")) as file:
+        assert sorted(json.load(file).values()) == ["0", "0042", "Tom_Hanks"]
+    with open(os.path.join(run_dir, "skipped_files.tsv")) as file:
+        assert {line.split("\t")[0] for line in file} == bad
+    assert len(read_history(os.path.join(run_dir, "history.jsonl"))) == 1
