@@ -81,7 +81,7 @@ def train(recipe, resume_dir=None):
     The folder gets `recipe.json` (resolved recipe + dataset facts), `classes.json` (id →
     folder name), `history.jsonl` (one row per epoch), `checkpoints/epoch-NNNN/` (full
     training state), `model.keras` (training model, with loss state), `embedding.keras`
-    (embedding model), `best_embedding.keras` and `skipped_files.tsv` (unreadable images, with
+    (embedding model), `best_embedding.keras`, `centers.npy` (center-loss centres (C, d), if any) and `skipped_files.tsv` (unreadable images, with
     the reason; only if there were any). Raises `TrainingStopped` on a non-finite
     loss or on SIGINT/SIGTERM, after the last finished epoch is safely checkpointed.
     """
@@ -183,6 +183,9 @@ def train(recipe, resume_dir=None):
         return None
     save_model(model, os.path.join(run_dir, "model.keras"))
     save_model(model.embedder, os.path.join(run_dir, "embedding.keras"))
+    center = find_center_loss(model.face_loss)
+    if center is not None:
+        center.export_centers(os.path.join(run_dir, "centers.npy"))
     if verification.monitor in history.history:
         print(f"held-out verification {verification.monitor}: "
               f"untrained {verification.initial.get(verification.monitor, float('nan')):.4f} -> "

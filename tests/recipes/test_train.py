@@ -44,6 +44,12 @@ def test_center_loss_added_to_any_loss_and_its_centres_are_saved(tiny_overrides)
     assert training.face_loss.factor == 0.5 and training.face_loss.base.margin2 == pytest.approx(0.35)
     centers = training.face_loss.center.centers.numpy()
     assert centers.shape == (8, 16) and np.abs(centers).sum() > 0
+    np.testing.assert_array_equal(np.load(os.path.join(run_dir, "centers.npy")), centers)
+    from recipes.train import build_training_model
+
+    restarted = build_training_model(resolve_recipe("center_softmax", {
+        **tiny_overrides, "centers_file": os.path.join(run_dir, "centers.npy")}), num_classes=8)
+    np.testing.assert_array_equal(restarted.face_loss.center.centers.numpy(), centers)
 
 
 def test_unknown_dataset_folder_is_a_clear_error(tiny_overrides, tmp_path):
