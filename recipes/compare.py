@@ -1,0 +1,190 @@
+"""Compare training runs from their local run folders (`recipe.json` + `history.jsonl`): a table and a plot.
+
+Needs no network and no wandb account: `python -m recipes compare RUN_DIR... [--metrics=...] [--out=...]`.
+"""
+import json
+import math
+import os
+import statistics
+
+from callbacks.run_record import read_history
+from callbacks.tracking import flatten
+from recipes.cli import _format_table
+
+# recipe.json keys that always differ between runs and say nothing about the recipe.
+_IGNORED_KEYS = {"run_name"}
+
+
+class CompareError(ValueError):
+    """Bad input to `compare` (no runs, an unknown metric); the message says what to do."""
+
+
+def load_run(run_dir):
+    """{'label', 'path', 'recipe' (the stored recipe.json), 'history' (rows of history.jsonl)} of one run folder."""
+    recipe_path = os.path.join(run_dir, "recipe.json")
+    if not os.path.isfile(recipe_path):
+        raise FileNotFoundError(f"{recipe_path!r} does not exist: {run_dir!r} is not a run folder.")
+    with open(recipe_path) as file:
+        recipe = json.load(file)
+    history_path = os.path.join(run_dir, "history.jsonl")
+    history = read_history(history_path) if os.path.isfile(history_path) else []
+    return {"label": os.path.basename(os.path.normpath(run_dir)), "path": run_dir, "recipe": recipe,
+            "history": history}
+
+
+def monitored_metric(recipe):
+    """The metric a run monitors: its `eval_monitor`, else `<last eval bin>/acc`; None without eval bins."""
+    if recipe.get("eval_monitor"):
+        return recipe["eval_monitor"]
+    bins = recipe.get("eval_bins_resolved") or recipe.get("eval_bins") or []
+    return f"{os.path.splitext(os.path.basename(bins[-1]))[0]}/acc" if bins else None
+
+
+def default_metrics(runs):
+    """Each run's monitored metric (once each, in order) and then `loss`."""
+    metrics = [monitored_metric(run["recipe"]) for run in runs] + ["loss"]
+    return list(dict.fromkeys(metric for metric in metrics if metric))
+
+
+def lower_is_better(metric):
+    """True for losses and spreads (`loss`, `center_loss`, `<bin>/acc_std`); other metrics are best when highest."""
+    name = metric.rsplit("/", 1)[-1]
+    return "loss" in name or name.endswith("_std")
+
+
+def metric_series(history, metric):
+    """(epochs, values) of `metric` in the history rows that have it; non-finite values stay as NaN/Inf."""
+    epochs, values = [], []
+    for row in history:
+        if metric in row:
+            try:
+                values.append(float(row[metric]))
+            except (TypeError, ValueError):
+                continue
+            epochs.append(int(row.get("epoch", len(epochs) + 1)))
+    return epochs, values
+
+
+def best_value(history, metric):
+    """(best value, its epoch) of `metric` (min for `lower_is_better`, else max; finite values only), or None."""
+    pairs = [(value, epoch) for epoch, value in zip(*metric_series(history, metric)) if math.isfinite(value)]
+    if not pairs:
+        return None
+    pick = min if lower_is_better(metric) else max
+    return pick(pairs, key=lambda pair: pair[0])
+
+
+def images_per_second(history):
+    """Median training images/s over the epochs after the first (which includes graph tracing), or None."""
+    values = [float(row["images_per_second"]) for row in history if "images_per_second" in row]
+    if len(values) > 1:
+        values = values[1:]
+    return statistics.median(values) if values else None
+
+
+def differing_config(runs):
+    """{flat recipe key: [value per run]} for the keys whose values are not the same in every run."""
+    flats = [flatten(run["recipe"]) for run in runs]
+    keys = list(dict.fromkeys(key for flat in flats for key in flat))
+    missing = object()
+    differing = {}
+    for key in keys:
+        if key in _IGNORED_KEYS:
+            continue
+        values = [flat.get(key, missing) for flat in flats]
+        if any(value != values[0] for value in values[1:]):
+            differing[key] = [None if value is missing else value for value in values]
+    return differing
+
+
+def _cell(value, width=48):
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, (list, tuple)):
+        text = ",".join(str(item) for item in value)
+    else:
+        text = "-" if value is None else str(value)
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def _unique_labels(runs):
+    labels = [run["label"] for run in runs]
+    if len(set(labels)) < len(labels):
+        labels = [os.path.normpath(run["path"]) for run in runs]
+    return labels
+
+
+def comparison_rows(runs, metrics):
+    """(header, rows) of the side-by-side table: one column per run, one row per differing key and metric."""
+    header = ["", *_unique_labels(runs)]
+    rows = [["recipe", *[_cell(run["recipe"].get("name")) for run in runs]]]
+    rows += [[key, *[_cell(value) for value in values]] for key, values in differing_config(runs).items()
+             if key != "name"]
+    for metric in metrics:
+        cells = []
+        for run in runs:
+            best = best_value(run["history"], metric)
+            cells.append("-" if best is None else f"{best[0]:.4f} (epoch {best[1]})")
+        rows.append([f"best {metric} ({'min' if lower_is_better(metric) else 'max'})", *cells])
+    rows.append(["epochs run", *[str(max((row.get("epoch", 0) for row in run["history"]), default=0))
+                                 for run in runs]])
+    speeds = [images_per_second(run["history"]) for run in runs]
+    rows.append(["images/s (median)", *["-" if speed is None else f"{speed:.1f}" for speed in speeds]])
+    return header, rows
+
+
+def check_metrics(runs, metrics):
+    """Raise CompareError naming the known metrics when one of `metrics` is in no run's history."""
+    known = sorted({key for run in runs for row in run["history"] for key in row if key not in ("epoch",)})
+    for metric in metrics:
+        if not any(metric_series(run["history"], metric)[0] for run in runs):
+            import difflib
+
+            close = difflib.get_close_matches(metric, known, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise CompareError(f"--metrics: {metric!r} is in no run's history.{hint} Known: {', '.join(known)}.")
+
+
+def plot_runs(runs, metrics, out):
+    """Write a PNG to `out`: one panel per metric, value per epoch, one line per run; returns the Figure.
+
+    Uses matplotlib's object API with the Agg canvas (no display, no global pyplot state).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    columns = min(3, len(metrics))
+    rows = -(-len(metrics) // columns)
+    figure = Figure(figsize=(4.8 * columns, 3.6 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    labels = _unique_labels(runs)
+    for index, metric in enumerate(metrics):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        for number, (run, label) in enumerate(zip(runs, labels)):
+            epochs, values = metric_series(run["history"], metric)
+            axes.plot(epochs, values, marker="o", markersize=3, linewidth=2, color=f"C{number % 10}", label=label)
+        axes.set_title(f"{metric} ({'lower' if lower_is_better(metric) else 'higher'} is better)")
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        if index == 0:
+            axes.legend(fontsize="small")
+    if os.path.dirname(out):
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+    figure.savefig(out, dpi=100)
+    return figure
+
+
+def compare_runs(run_dirs, metrics=None, out="compare.png"):
+    """(table text, Figure) comparing the runs in `run_dirs`; the plot is saved to `out`.
+
+    `metrics` default to each run's monitored `<last bin>/acc` and `loss`.
+    """
+    if not run_dirs:
+        raise CompareError("give one or more run folders: python -m recipes compare RUN_DIR [RUN_DIR ...]")
+    runs = [load_run(str(run_dir)) for run_dir in run_dirs]
+    metrics = list(metrics) if metrics else default_metrics(runs)
+    check_metrics(runs, metrics)
+    header, rows = comparison_rows(runs, metrics)
+    return _format_table(header, rows), plot_runs(runs, metrics, out)
