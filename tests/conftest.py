@@ -6,6 +6,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["FACES_INDEX_DIR"] = tempfile.mkdtemp(prefix="faces-index-")  # tests never touch ~/.cache
+os.environ.setdefault("WANDB_MODE", "disabled")  # tests never upload; the tracking tests set their own mode
 
 
 @pytest.fixture(scope="session")
