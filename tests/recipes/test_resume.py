@@ -60,15 +60,19 @@ def reference(tiny_faces, tmp_path_factory):
 
 def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(reference, tiny_faces, tmp_path):
     """Five kills, each placed by its own seed: even seeds while checkpoint k is being written,
-    odd seeds at a random moment after checkpoint k is complete (k increases kill by kill)."""
+    odd seeds at a random moment after checkpoint k is complete (k increases kill by kill).
+    `test_a_crash_inside_checkpoint_writing_leaves_the_previous_checkpoint` covers the
+    mid-write case deterministically."""
     runs_dir = str(tmp_path / "runs")
     process = launch(command(tiny_faces, runs_dir))
     for seed in range(5):
         rng = random.Random(seed)
         epoch = seed + 2
         if seed % 2 == 0:
-            pattern = os.path.join(runs_dir, "*", "checkpoints", f".tmp-epoch-{epoch:04d}")
-            assert kill_when(process, lambda: glob.glob(pattern)), process.stderr.read()[-3000:]
+            # while checkpoint `epoch` is written (or, if that window is missed, right after it)
+            writing = os.path.join(runs_dir, "*", "checkpoints", f".tmp-epoch-{epoch:04d}")
+            written = os.path.join(runs_dir, "*", "checkpoints", f"epoch-{epoch:04d}")
+            assert kill_when(process, lambda: glob.glob(writing) or glob.glob(written)), process.stderr.read()[-3000:]
         else:
             pattern = os.path.join(runs_dir, "*", "checkpoints", f"epoch-{epoch:04d}")
             delay = rng.uniform(0.0, 1.0)
@@ -101,3 +105,28 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
     model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
     assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())
+
+
+def test_a_crash_inside_checkpoint_writing_leaves_the_previous_checkpoint(tmp_path):
+    from callbacks.checkpoints import latest_checkpoint, write_checkpoint
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    write_checkpoint(str(tmp_path), model, {"epoch": 1})
+    before = model.get_weights()
+
+    class CrashWhileSaving(keras.Sequential):
+        def save(self, path, *args, **kwargs):
+            with open(path, "wb") as file:
+                file.write(b"PK\x03\x04 half a zip")
+            raise OSError(28, "No space left on device")
+
+    broken = CrashWhileSaving([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(OSError, match="No space left"):
+        write_checkpoint(str(tmp_path), broken, {"epoch": 2})
+    assert [epoch for epoch, _ in list_checkpoints(str(tmp_path))] == [1]
+    restored = keras.saving.load_model(os.path.join(latest_checkpoint(str(tmp_path)), "model.keras"))
+    for got, want in zip(restored.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    write_checkpoint(str(tmp_path), model, {"epoch": 2})
+    assert [epoch for epoch, _ in list_checkpoints(str(tmp_path))] == [1, 2]
+    assert not glob.glob(os.path.join(str(tmp_path), "checkpoints", ".tmp-*"))
