@@ -1,0 +1,99 @@
+"""The benchmark's reference computes what our losses compute, trains, and the report renders.
+
+If the reference's losses differed from ours, the throughput comparison would compare two
+different trainers; these tests pin them to the same numbers on the same weights.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import backbones
+from benchmarks import head_scaling, reference, report
+from heads.norm_dense import NormDense
+from losses import MarginLoss, SoftmaxLoss, center_update
+
+CLASSES, EMBEDDING = 10, 16
+
+
+@pytest.fixture(scope="module")
+def shared_weights():
+    """(embedder, our head, the reference model sharing the embedder and our head's kernel, images, labels)."""
+    embedder = backbones.build_embedding_model("tiny", EMBEDDING, image_size=32)
+    head = NormDense(CLASSES)
+    head.build((None, EMBEDDING))
+    model = reference.reference_model(embedder, CLASSES)
+    model.get_layer("norm_dense").w.assign(head.kernel)
+    generator = np.random.default_rng(0)
+    images = generator.uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    labels = np.array([0, 3, 3, 7, 1, 3, 9, 0], np.int32)
+    return embedder, head, model, images, labels
+
+
+def test_reference_output_is_embedding_then_our_logits(shared_weights):
+    embedder, head, model, images, _ = shared_weights
+    embedding = embedder(images, training=False)
+    output = model(images, training=False).numpy()
+    np.testing.assert_allclose(output[:, :EMBEDDING], embedding.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(output[:, EMBEDDING:], head(embedding).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["softmax", "arcface"])
+def test_reference_loss_equals_ours_on_the_same_weights(shared_weights, name):
+    embedder, head, model, images, labels = shared_weights
+    embedding = embedder(images, training=False)
+    logits = head(embedding)
+    ours = SoftmaxLoss(CLASSES, EMBEDDING) if name == "softmax" else MarginLoss(CLASSES, EMBEDDING)
+    theirs, _ = reference.reference_loss(name, CLASSES, EMBEDDING)
+    expected = ours(labels, embedding, logits).numpy()
+    actual = theirs(reference.one_hot(labels, CLASSES), model(images, training=False)).numpy()
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_reference_center_update_equals_ours():
+    generator = np.random.default_rng(1)
+    centers = generator.normal(size=(CLASSES, EMBEDDING)).astype(np.float32)
+    embeddings = generator.normal(size=(8, EMBEDDING)).astype(np.float32)
+    labels = np.array([2, 2, 5, 2, 9, 5, 0, 1], np.int32)
+    spec = reference.SpecCenterLoss(CLASSES, feature_dim=EMBEDDING, alpha=0.5)
+    spec.centers.assign(centers)
+    spec(reference.one_hot(labels, CLASSES), embeddings)
+    np.testing.assert_allclose(spec.centers.numpy(), center_update(centers, embeddings, labels, 0.5).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_reference_trains_a_step_with_one_hot_labels():
+    embedder = backbones.build_embedding_model("tiny", EMBEDDING, image_size=32)
+    model = reference.build_reference(embedder, "center_arcface", CLASSES)
+    images = tf.random.uniform((4, 32, 32, 3), 0, 255)
+    logs = model.train_on_batch(images, reference.one_hot([1, 2, 2, 5], CLASSES), return_dict=True)
+    assert np.isfinite(logs["loss"])
+    assert np.abs(model.center_loss.centers.numpy()).sum() > 0
+
+
+def test_report_renders_and_readme_section_is_replaced(tmp_path):
+    results = {
+        "machine": {"cpu": "Test CPU", "cores": 2, "tensorflow": "x", "keras": "y", "python": "z",
+                    "load_start": 1.0, "load_end": 1.0},
+        "seconds": 60.0, "peak_flops": 1e11,
+        "throughput": [{"backbone": "tiny", "loss": "softmax", "ours": 90.0, "reference": 100.0, "ratio": 0.9,
+                        "ratio_low": 0.85, "ratio_high": 0.95, "train_flops": 1e8, "steps": 10}],
+        "evaluation": {"backbone": "tiny", "images": 100, "batch_size": 8, "ours_over_predict": 1.0,
+                       "speedup_over_spec": 3.0, "seconds": {"ours": 1.0, "predict": 1.0, "spec_loop": 3.0}},
+    }
+    head_rows = [{"side": side, "classes": count, "step_seconds": seconds, "step_times": [seconds] * 3,
+                  "state_bytes": 2**20, "step_peak_bytes": 2**20, "memory_bytes": 2**21}
+                 for count, seconds in ((1000, 1.0), (85742, 1.5)) for side in ("ours", "reference")]
+    results["head_scaling"] = {"classes": [1000, 85742], "backbone": "tiny", "loss": "softmax", "batch_size": 32,
+                               "rows": head_rows}
+    results["head_scaling"]["summary"] = head_scaling.summarise(results["head_scaling"])
+    text = report.build_report(results)
+    assert "| tiny | softmax | 90.0 | 100.0 | 0.900x |" in text and "**no**: 10.0% slower" in text
+    assert "tiny / softmax 0.900x" in text
+    assert "| 85,742 | 1500 | 1500 | 1.50x (1.50-1.50) | 1.50x | **no** |" in text
+    assert "85,742 classes cost 1.50x the step time of 1,000" in text
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\n## Usage\n\ntext\n")
+    report.update_readme(str(readme), report.readme_section(text))
+    report.update_readme(str(readme), report.readme_section(text.replace("90.0", "95.0")))
+    content = readme.read_text()
+    assert content.count("## Benchmarks") == 1 and "95.0" in content and "## Usage\n\ntext" in content
