@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
-COLLECTIVE_TIMEOUT_SECONDS = 120
+COLLECTIVE_TIMEOUT_SECONDS = 1800  # long enough for the chief to evaluate big .bin files between steps
 
 
 def split_cpu(replicas):
