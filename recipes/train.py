@@ -22,8 +22,8 @@ from callbacks.run_record import RunRecord, truncate_history
 from callbacks.tracking import TrackingCallback, start_tracking
 from callbacks.verification import VerificationCallback
 from data.pipeline import SkippedFiles, train_dataset
-from losses.combined import find_center_loss
 from data.sources import load_training_data
+from losses.combined import find_center_loss
 from recipes.distribution import is_chief, make_strategy, mixed_precision_policy
 from recipes.face_model import FaceTrainingModel
 from registry import HEADS
@@ -75,6 +75,29 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _start_or_resume(recipe, strategy, num_classes, resume_dir, chief):
+    """(model, run folder, checkpoint state) of a new run, or of `resume_dir` at its latest checkpoint.
+
+    Workers other than the chief get a temporary folder: only the chief writes the run folder.
+    """
+    run_dir = resume_dir if resume_dir is not None and chief else None
+    if run_dir is None:
+        run_dir = make_run_dir(recipe.runs_dir, recipe.name) if chief else tempfile.mkdtemp(prefix="worker-run-")
+    if resume_dir is None:
+        with strategy.scope():
+            return build_training_model(recipe, num_classes), run_dir, {"epoch": 0, "best": None}
+    checkpoint = latest_checkpoint(resume_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"run folder {resume_dir!r} has no complete checkpoint to resume from; start a new run.")
+    state = read_state(checkpoint)
+    with strategy.scope():
+        model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
+    restore_rng_states(model, state.get("rng_states", {}))
+    truncate_history(os.path.join(run_dir, "history.jsonl"), state["epoch"])
+    print(f"resuming {resume_dir} after epoch {state['epoch']} (checkpoint {checkpoint})")
+    return model, run_dir, state
+
+
 def train(recipe, resume_dir=None):
     """Run `recipe` (or continue the run in `resume_dir` at its next epoch); returns the run folder.
 
@@ -95,23 +118,8 @@ def train(recipe, resume_dir=None):
     folder, bin_paths = data.train, list(data.bin_paths)
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
     steps = recipe.steps_per_epoch or max(1, len(folder) // global_batch)
-    state = {"epoch": 0, "best": None}
     chief = is_chief()
-    if resume_dir is None:
-        run_dir = make_run_dir(recipe.runs_dir, recipe.name) if chief else tempfile.mkdtemp(prefix="worker-run-")
-        with strategy.scope():
-            model = build_training_model(recipe, folder.num_classes)
-    else:
-        checkpoint = latest_checkpoint(resume_dir)
-        if checkpoint is None:
-            raise FileNotFoundError(f"run folder {resume_dir!r} has no complete checkpoint to resume from; start a new run.")
-        run_dir = resume_dir if chief else tempfile.mkdtemp(prefix="worker-run-")
-        state = read_state(checkpoint)
-        with strategy.scope():
-            model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
-        restore_rng_states(model, state.get("rng_states", {}))
-        truncate_history(os.path.join(run_dir, "history.jsonl"), state["epoch"])
-        print(f"resuming {run_dir} after epoch {state['epoch']} (checkpoint {checkpoint})")
+    model, run_dir, state = _start_or_resume(recipe, strategy, folder.num_classes, resume_dir, chief)
     facts = {
         "data_resolved": os.path.abspath(folder.root), "eval_bins_resolved": bin_paths,
         "num_classes": folder.num_classes, "num_images": len(folder), "steps_per_epoch_resolved": steps,
