@@ -8,13 +8,16 @@ synthetic default (and on real faces with --real). Sized to finish in under 20 m
 puts its tables in README.md's "## Benchmarks" section.
 """
 import argparse
+import json
 import os
+import tempfile
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SECTIONS = ("evaluation", "throughput", "head", "accuracy")
+RESULTS_NAME = "face-benchmarks-results.json"
 ACCURACY_EPOCHS = 10
 REAL_EPOCHS = 15
 REAL_BATCH_SIZE = 32
@@ -23,10 +26,13 @@ REAL_BATCH_SIZE = 32
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps of everything: a smoke test, not numbers")
-    parser.add_argument("--real", metavar="DIR", help="also train/evaluate on real aligned faces DIR/<identity>/<image>")
+    parser.add_argument("--real", metavar="DIR",
+                        help="also train/evaluate on real aligned faces DIR/<identity>/<image>")
     parser.add_argument("--out", help="where to write the report (default: benchmarks/REPORT.md; none with --quick)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md's Benchmarks section")
+    parser.add_argument("--render", metavar="JSON", help="measure nothing: re-render the report from the results "
+                        f"JSON a run saved (default location: {os.path.join('<tmp>', RESULTS_NAME)})")
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
@@ -43,6 +49,12 @@ def main(argv=None):
         print(f"[{time.perf_counter() - started:6.0f} s] {message}", flush=True)
 
     from benchmarks import report
+
+    if args.render:
+        with open(args.render) as file:
+            results = json.load(file)
+        _publish(report, report.build_report(results), out, root, results.get("quick") or args.no_readme, progress)
+        return 0
     from benchmarks.throughput import load_average, machine_description, matmul_peak_flops
 
     machine = machine_description()
@@ -95,17 +107,26 @@ def main(argv=None):
     results["peak_flops"] = max(peak, matmul_peak_flops())
     machine["load_end"] = load_average()
     results["seconds"] = time.perf_counter() - started
-    text = report.build_report(results)
-    print(text, flush=True)
-    if out:
-        with open(out, "w") as file:
-            file.write(text)
-        progress(f"report written to {os.path.relpath(out)}")
-        if not args.quick and not args.no_readme:
-            report.update_readme(os.path.join(root, "README.md"), report.readme_section(text))
-            progress("README.md section '## Benchmarks' updated")
+    saved = os.path.join(tempfile.gettempdir(), RESULTS_NAME)
+    with open(saved, "w") as file:
+        json.dump(results, file, default=float)
+    progress(f"raw results saved to {saved} (re-render with --render={saved})")
+    _publish(report, report.build_report(results), out, root, args.quick or args.no_readme, progress)
     progress(f"total {results['seconds'] / 60:.1f} minutes")
     return 0
+
+
+def _publish(report, text, out, root, skip_readme, progress):
+    """Print the report, write it to `out` (if any) and, unless `skip_readme`, into README.md's section."""
+    print(text, flush=True)
+    if not out:
+        return
+    with open(out, "w") as file:
+        file.write(text)
+    progress(f"report written to {os.path.relpath(out)}")
+    if not skip_readme:
+        report.update_readme(os.path.join(root, "README.md"), report.readme_section(text))
+        progress("README.md section '## Benchmarks' updated")
 
 
 def _argument_text(argv):

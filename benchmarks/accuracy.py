@@ -95,7 +95,8 @@ def real_split(root, work_dir, held_out_fraction=1 / 3, pairs=300, seed=0):
                 encoded.append(file.read())
     bin_path = os.path.join(work_dir, "real-heldout.bin")
     write_bin(bin_path, encoded, [issame for _, _, issame in ordered])
-    facts = {"train_identities": len(trained), "train_images": len(scan_identity_folder(train_dir, cache=False, progress=False)),
+    train_images = len(scan_identity_folder(train_dir, cache=False, progress=False))
+    facts = {"train_identities": len(trained), "train_images": train_images,
              "held_out_identities": len(held), "pairs": len(ordered)}
     return train_dir, bin_path, facts
 

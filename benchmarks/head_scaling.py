@@ -100,7 +100,8 @@ def summarise(result):
     """Per class count: {classes, ours, reference (row dicts), ours_scale, reference_scale (+ _low/_high)}.
 
     A scale is this count's step time over the smallest count's, the median of paired
-    per-turn ratios with its bootstrap 90% interval (`benchmarks.throughput.paired_ratio`).
+    per-turn ratios with its bootstrap 90% interval (`benchmarks.throughput.paired_ratio`);
+    `ours_speed` (+ _low/_high) is t_reference / t_ours at this count, paired the same way.
     """
     from benchmarks.throughput import paired_ratio
 
@@ -109,6 +110,8 @@ def summarise(result):
     summary = []
     for count in result["classes"]:
         entry = {"classes": count, "ours": rows[("ours", count)], "reference": rows[("reference", count)]}
+        speed, low, high = paired_ratio(rows[("reference", count)]["step_times"], rows[("ours", count)]["step_times"])
+        entry.update({"ours_speed": speed, "ours_speed_low": low, "ours_speed_high": high})
         for side in ("ours", "reference"):
             scale, low, high = paired_ratio(rows[(side, count)]["step_times"], rows[(side, smallest)]["step_times"])
             entry.update({f"{side}_scale": scale, f"{side}_scale_low": low, f"{side}_scale_high": high})

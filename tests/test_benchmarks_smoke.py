@@ -77,8 +77,8 @@ def test_report_renders_and_readme_section_is_replaced(tmp_path):
         "seconds": 60.0, "peak_flops": 1e11,
         "throughput": [{"backbone": "tiny", "loss": "softmax", "ours": 90.0, "reference": 100.0, "ratio": 0.9,
                         "ratio_low": 0.85, "ratio_high": 0.95, "train_flops": 1e8, "steps": 10}],
-        "evaluation": {"backbone": "tiny", "images": 100, "batch_size": 8, "ours_over_predict": 1.0,
-                       "speedup_over_spec": 3.0, "seconds": {"ours": 1.0, "predict": 1.0, "spec_loop": 3.0}},
+        "evaluation": {"backbone": "tiny", "images": 100, "batch_size": 8, "ours_over_predict": 1.5,
+                       "speedup_over_spec": 2.0, "seconds": {"ours": 1.5, "predict": 1.0, "spec_loop": 3.0}},
     }
     head_rows = [{"side": side, "classes": count, "step_seconds": seconds, "step_times": [seconds] * 3,
                   "state_bytes": 2**20, "step_peak_bytes": 2**20, "memory_bytes": 2**21}
@@ -91,6 +91,7 @@ def test_report_renders_and_readme_section_is_replaced(tmp_path):
     assert "tiny / softmax 0.900x" in text
     assert "| 85,742 | 1500 | 1500 | 1.50x (1.50-1.50) | 1.50x | **no** |" in text
     assert "85,742 classes cost 1.50x the step time of 1,000" in text
+    assert "ours takes 1.50x one plain `predict` pass" in text
     readme = tmp_path / "README.md"
     readme.write_text("# Project\n\n## Usage\n\ntext\n")
     report.update_readme(str(readme), report.readme_section(text))
