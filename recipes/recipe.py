@@ -108,9 +108,10 @@ class Recipe:
             raise RecipeError(f"--dropout={self.dropout!r} must be in [0, 1).")
         if self.lr <= 0:
             raise RecipeError(f"--lr={self.lr!r} must be positive.")
-        if self.strategy not in ("auto", "default", "mirrored", "multi_worker"):
-            raise RecipeError(f"--strategy={self.strategy!r}: " + _unknown(
-                "strategy", self.strategy, ["auto", "default", "mirrored", "multi_worker"]))
+        from recipes.distribution import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise RecipeError(f"--strategy={self.strategy!r}: " + _unknown("strategy", self.strategy, STRATEGIES))
         if self.cpu_replicas < 0:
             raise RecipeError(f"--cpu_replicas={self.cpu_replicas!r} must be >= 0 (0 or 1 = do not split the CPU).")
         if self.center_factor < 0:
