@@ -70,11 +70,10 @@ class MarginLoss(FaceLoss):
         )
         self.scale = float(scale)
 
-    def call(self, labels, embeddings, logits, training=False):
+    def margin_logits(self, labels, embeddings, logits, training=False):
         norms = ops.sqrt(ops.maximum(ops.sum(ops.square(ops.cast(embeddings, "float32")), axis=-1, keepdims=True), 1e-12))
         cosine = ops.cast(logits, "float32") / norms
-        margined = combined_margin_logits(cosine, labels, self.margin1, self.margin2, self.margin3, self.scale)
-        return ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
+        return combined_margin_logits(cosine, labels, self.margin1, self.margin2, self.margin3, self.scale)
 
     def get_config(self):
         return {
