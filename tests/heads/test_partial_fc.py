@@ -82,3 +82,106 @@ def test_two_replicas_at_rate_1_equal_norm_dense_on_one_device(loss_name, loss_a
     np.testing.assert_allclose(report["sharded_losses"], report["single_losses"], rtol=2e-5)
     assert report["weight_difference"] < 2e-5, report
     assert report["kernel_change"] > 20 * report["weight_difference"], report  # the steps moved the classifier
+
+
+SAMPLING = r"""
+import json
+import numpy as np
+import keras, tensorflow as tf
+from heads.partial_fc import PartialFC
+from heads.sharded_softmax import sharded_face_loss
+from losses.softmax import SoftmaxLoss
+from recipes.distribution import make_strategy
+
+strategy = make_strategy("mirrored", cpu_replicas=2)
+classes, rate = 40, 0.25  # 20 classes per replica, budget int(0.25 * 20) = 5
+with strategy.scope():
+    head = PartialFC(classes, sample_rate=rate, seed=3)
+    head.build((None, 8))
+    head.attach_optimizer(keras.optimizers.SGD(0.1))
+loss = SoftmaxLoss(classes, 8)
+# global labels: replica 0's classes 0..19 get 3 positives (2, 11, 17), replica 1's 20..39 get 7
+# (more than its budget of 5)
+local = [np.array([2, 2, 11, 17, 20, 23], np.int32), np.array([25, 28, 31, 33, 36, 2], np.int32)]
+embeddings = np.random.default_rng(0).normal(size=(2, 6, 8)).astype(np.float32)
+values = strategy.experimental_distribute_values_from_function(
+    lambda context: (tf.constant(embeddings[context.replica_id_in_sync_group]),
+                     tf.constant(local[context.replica_id_in_sync_group])))
+
+@tf.function
+def step(inputs):
+    def replica_step(embedding, label):
+        with tf.GradientTape() as tape:
+            tape.watch(head.kernel.value)
+            sharded = head.sharded_logits(embedding, label, training=True)
+            value = tf.reduce_mean(sharded_face_loss(loss, sharded, training=True))
+        gradient = tf.convert_to_tensor(tape.gradient(value, head.kernel.value))
+        return sharded.class_ids, sharded.labels, gradient
+    return strategy.run(replica_step, args=inputs)
+
+report = []
+for turn in range(2):
+    class_ids, all_labels, gradients = (strategy.experimental_local_results(part) for part in step(values))
+    report.append([{"kept": ids.numpy().tolist(), "labels": lab.numpy().tolist(),
+                    "gradient_rows": np.abs(grad.numpy()).sum(axis=1).tolist()}
+                   for ids, lab, grad in zip(class_ids, all_labels, gradients)])
+    head._optimizer.value.iterations.assign_add(1)
+print(json.dumps(report))
+"""
+
+
+def test_sampling_keeps_positives_draws_the_budget_and_leaves_other_classes_without_gradient():
+    turns = run_python(SAMPLING)
+    starts, counts, budget = (0, 20), (20, 20), 5
+    for replicas in turns:
+        for replica, view in enumerate(replicas):
+            start, count = starts[replica], counts[replica]
+            labels = set(view["labels"])
+            positives = sorted(label for label in labels if start <= label < start + count)
+            kept = view["kept"]
+            assert kept == sorted(set(kept)) and all(start <= class_id < start + count for class_id in kept)
+            assert set(positives) <= set(kept)
+            assert len(kept) == max(budget, len(positives))
+            gradient_rows = np.array(view["gradient_rows"])
+            not_kept = [row for row in range(count) if start + row not in kept]
+            assert np.all(gradient_rows[not_kept] == 0.0)
+            assert np.all(gradient_rows[[class_id - start for class_id in kept]] > 0.0)
+    assert len(turns[0][0]["kept"]) == 5 and len(turns[0][1]["kept"]) == 7  # 3 positives + 2 drawn; 7 positives
+    assert turns[0][0]["kept"] != turns[1][0]["kept"]  # a new draw of negatives at the next step
+
+
+def test_shard_layout_is_arcface_torchs_split():
+    from heads.partial_fc import shard_layout
+
+    for classes, replicas in ((7, 2), (10, 3), (360232, 8), (5, 5)):
+        starts, counts = shard_layout(classes, replicas)
+        for rank in range(replicas):  # partial_fc_v2.py: num_local and class_start
+            assert counts[rank] == classes // replicas + int(rank < classes % replicas)
+            assert starts[rank] == classes // replicas * rank + min(rank, classes % replicas)
+        assert sum(counts) == classes and starts[-1] + counts[-1] == classes
+
+
+def test_one_device_partial_fc_logits_equal_norm_dense_from_the_same_seed():
+    import keras
+
+    from heads.norm_dense import NormDense
+    from heads.partial_fc import PartialFC
+
+    keras.utils.set_random_seed(5)
+    dense = NormDense(11)
+    dense.build((None, 6))
+    keras.utils.set_random_seed(5)
+    partial = PartialFC(11)
+    partial.build((None, 6))
+    inputs = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    np.testing.assert_array_equal(partial.logical(partial.kernel), dense.kernel.numpy())
+    np.testing.assert_allclose(partial(inputs).numpy(), dense(inputs).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_rejects_a_sample_rate_outside_0_1():
+    from heads.partial_fc import PartialFC
+
+    with pytest.raises(ValueError, match="sample_rate=1.5"):
+        PartialFC(10, sample_rate=1.5)
+    with pytest.raises(ValueError, match="sample_rate=0"):
+        PartialFC(10, sample_rate=0)
