@@ -185,3 +185,53 @@ def test_rejects_a_sample_rate_outside_0_1():
         PartialFC(10, sample_rate=1.5)
     with pytest.raises(ValueError, match="sample_rate=0"):
         PartialFC(10, sample_rate=0)
+
+
+RESUME = r"""
+import json, sys
+import numpy as np
+import keras, tensorflow as tf
+from recipes.distribution import make_strategy
+from recipes.recipe import Recipe
+from recipes.train import build_training_model
+
+replicas, load_from, save_to = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+strategy = make_strategy("mirrored" if replicas > 1 else "default", cpu_replicas=replicas)
+tf.config.experimental.enable_op_determinism()
+classes = 7
+rng = np.random.default_rng(2)
+images = rng.uniform(0, 255, (32, 112, 112, 3)).astype("float32")
+labels = rng.integers(0, classes, 32).astype("int32")
+with strategy.scope():
+    if load_from:
+        model = keras.saving.load_model(load_from)
+    else:
+        keras.utils.set_random_seed(0)
+        model = build_training_model(Recipe(name="t", loss="softmax", backbone="tiny", embedding_size=16, dropout=0.0,
+                                            sync_batchnorm=True, head="partial_fc"), classes)
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+        model.optimizer.build(model.trainable_variables)
+
+def epoch():
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    return model.fit(batches, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+
+report = {"first": epoch()}
+head_optimizer = model.head._optimizer.value
+report["iterations"] = int(head_optimizer.iterations.numpy())
+report["momentum_norm"] = float(np.abs(model.head.logical(head_optimizer.variables[1])).sum())
+if save_to:
+    model.save(save_to)
+report["second"] = epoch()
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
+def test_resume_on_another_replica_count_continues_the_same_run(tmp_path, first, then):
+    path = str(tmp_path / "model.keras")
+    started = run_python(RESUME, str(first), "", path)
+    resumed = run_python(RESUME, str(then), path, "")
+    assert started["iterations"] == 2 and started["momentum_norm"] > 0.0
+    assert resumed["iterations"] == 4  # the head's optimizer state came back: 2 steps before, 2 after
+    np.testing.assert_allclose(resumed["first"], started["second"], rtol=1e-5)
