@@ -235,3 +235,22 @@ def test_resume_on_another_replica_count_continues_the_same_run(tmp_path, first,
     assert started["iterations"] == 2 and started["momentum_norm"] > 0.0
     assert resumed["iterations"] == 4  # the head's optimizer state came back: 2 steps before, 2 after
     np.testing.assert_allclose(resumed["first"], started["second"], rtol=1e-5)
+
+
+def test_cli_trains_on_two_replicas_and_resumes_on_one(tiny_faces, tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+    common = ["-m", "recipes", "run", "arcface", "--head=partial_fc", "--backbone=tiny", "--embedding_size=16",
+              f"--data={tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={tmp_path}",
+              "--verbose=0"]
+    first = subprocess.run([sys.executable, *common, "--epochs=1", "--batch_size=8", "--cpu_replicas=2"], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run_dir,) = [os.path.join(tmp_path, name) for name in os.listdir(tmp_path)]
+    second = subprocess.run([sys.executable, *common, f"--resume={run_dir}", "--epochs=2", "--batch_size=16",
+                             "--cpu_replicas=1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    with open(os.path.join(run_dir, "history.jsonl")) as file:
+        history = [json.loads(line) for line in file]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(np.isfinite(row["loss"]) for row in history)
+    assert os.path.isfile(os.path.join(run_dir, "embedding.keras"))
