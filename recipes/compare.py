@@ -64,8 +64,10 @@ def metric_series(history, metric):
 
 
 def best_value(history, metric):
-    """(best value, its epoch) of `metric` (min for `lower_is_better`, else max; finite values only), or None."""
-    pairs = [(value, epoch) for epoch, value in zip(*metric_series(history, metric)) if math.isfinite(value)]
+    """(best value, its epoch) of `metric` over the trained epochs (not the untrained baseline, epoch 0):
+    min for `lower_is_better`, else max; finite values only; or None."""
+    pairs = [(value, epoch) for epoch, value in zip(*metric_series(history, metric))
+             if math.isfinite(value) and epoch > 0]
     if not pairs:
         return None
     pick = min if lower_is_better(metric) else max

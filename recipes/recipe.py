@@ -197,7 +197,7 @@ class Recipe:
         """The recipe stored as a dict (`show`'s JSON, a run's `recipe.json`: extra keys such as data facts
         are ignored) with `overrides` on top."""
         known = {key: value for key, value in stored.items() if FIELD_ALIASES.get(key, key) in cls.field_names()}
-        return cls().replace(**{FIELD_ALIASES.get(key, key): value for key, value in known.items()}, **overrides)
+        return cls().replace(**{FIELD_ALIASES.get(key, key): value for key, value in known.items()}).replace(**overrides)
 
 
 # part field → its options field
