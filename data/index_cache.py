@@ -20,8 +20,9 @@ import gzip
 import hashlib
 import json
 import os
-import uuid
 from typing import Optional
+
+from callbacks.atomic import write_bytes
 
 FORMAT_NAME = "faces-index"
 FORMAT_VERSION = 1
@@ -72,7 +73,7 @@ def save_index(root, entries, cache_dir=None):
     encoded = gzip.compress(json.dumps(content, separators=(",", ":")).encode("utf-8", "surrogateescape"), 1)
     for path in index_locations(root, cache_dir):
         try:
-            _write_atomically(path, encoded)
+            write_bytes(path, encoded)
             return path
         except OSError:
             continue
@@ -100,18 +101,3 @@ def _read(path, absolute_root):
         }
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-
-
-def _write_atomically(path, data):
-    """Write `data` to a temporary file beside `path` and rename it over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
-        raise

@@ -99,8 +99,8 @@ def decode_face(encoded, image_size):
     """Encoded JPEG/PNG bytes → uint8 (image_size, image_size, 3).
 
     Grey becomes RGB by repeating the channel; RGBA drops alpha (as PIL's `convert("RGB")`);
-    other sizes are resized bilinearly and rounded (exactly as `data.bins` does for
-    verification images).
+    other sizes are resized bilinearly and rounded. Training images and verification
+    images (`data.bins`) are both decoded by this function.
     """
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
