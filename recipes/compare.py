@@ -10,6 +10,7 @@ import statistics
 from callbacks.run_record import read_history
 from callbacks.tracking import flatten
 from recipes.cli import _format_table
+from registry import did_you_mean
 
 # recipe.json keys that always differ between runs and say nothing about the recipe.
 _IGNORED_KEYS = {"run_name"}
@@ -138,11 +139,8 @@ def check_metrics(runs, metrics):
     known = sorted({key for run in runs for row in run["history"] for key in row if key not in ("epoch",)})
     for metric in metrics:
         if not any(metric_series(run["history"], metric)[0] for run in runs):
-            import difflib
-
-            close = difflib.get_close_matches(metric, known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise CompareError(f"--metrics: {metric!r} is in no run's history.{hint} Known: {', '.join(known)}.")
+            raise CompareError(f"--metrics: {metric!r} is in no run's history.{did_you_mean(metric, known)} "
+                               f"Known: {', '.join(known)}.")
 
 
 def plot_runs(runs, metrics, out):

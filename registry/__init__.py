@@ -7,7 +7,7 @@
 
     LOSSES.build("my_loss", num_classes=10)
 """
-from registry.registry import Registry, RegistryError
+from registry.registry import Registry, RegistryError, did_you_mean, unknown_name
 
 BACKBONES = Registry("backbones")
 HEADS = Registry("heads")
@@ -19,4 +19,4 @@ RECIPES = Registry("recipes")
 
 ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
 
-__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES"] + [r.name.upper() for r in ALL_REGISTRIES]
+__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES", "did_you_mean", "unknown_name"] + [r.name.upper() for r in ALL_REGISTRIES]

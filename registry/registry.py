@@ -10,6 +10,17 @@ class RegistryError(KeyError):
         return self.args[0]
 
 
+def did_you_mean(key, known):
+    """" Did you mean 'a', 'b'?" naming the (up to 3) names of `known` closest to `key` (difflib); "" if none is close."""
+    close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(name) for name in close)}?" if close else ""
+
+
+def unknown_name(kind, key, known):
+    """The message for a `kind` named `key` that is not one of `known`: with a did-you-mean and the known names."""
+    return f"unknown {kind} {key!r}.{did_you_mean(key, known)} Known: {', '.join(sorted(known))}."
+
+
 def _where(obj):
     """'module.qualname (file:line)' of a registered object, for error messages."""
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
@@ -61,9 +72,7 @@ class Registry:
         """The object registered as `name` (or an alias of it)."""
         found = self._lookup(name) if isinstance(name, str) else None
         if found is None:
-            known = self.names() + sorted(self._aliases)
-            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(name, self.names() + sorted(self._aliases))
             raise RegistryError(
                 f"{self.name}: no entry named {name!r}.{hint} "
                 f"Known {self.name}: {', '.join(self.names()) or '(none)'}."

@@ -96,3 +96,12 @@ def test_project_registries_are_populated():
     assert {"softmax", "arcface", "cosface", "center_softmax", "center_arcface"} <= set(RECIPES.names())
     assert "constant_then_exponential" in CALLBACKS
     assert {"synthetic", "folder"} <= set(DATASETS.names())
+
+
+def test_did_you_mean_and_unknown_name_are_the_one_suggestion_helper():
+    from registry import did_you_mean, unknown_name
+
+    assert did_you_mean("arcfase", ["arcface", "cosface", "softmax"]) == " Did you mean 'arcface', 'cosface'?"
+    assert did_you_mean("zzz", ["arcface"]) == ""
+    assert unknown_name("loss", "sofmax", {"softmax", "center"}) == (
+        "unknown loss 'sofmax'. Did you mean 'softmax'? Known: center, softmax.")
