@@ -137,7 +137,7 @@ def train(recipe, resume_dir=None):
     skipped = SkippedFiles(os.path.join(run_dir, "skipped_files.tsv"))
     skipped.extend(folder.skipped)
     dataset = train_dataset(folder.paths, folder.labels, global_batch, recipe.image_size, recipe.augment,
-                            recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps, skipped=skipped)
+                            recipe.seed, start_step=state["epoch"] * steps, skipped=skipped)
     verification = VerificationCallback(
         bin_paths, model.embedder, recipe.eval_batch_size,
         best_path=os.path.join(run_dir, "best_embedding.keras") if chief else None,

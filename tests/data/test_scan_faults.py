@@ -1,24 +1,14 @@
 """Faults inside identity folders cost the faulty entry only, and the index cache re-checks old verdicts."""
-import io
 import os
-import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from data import folders
 from data.folders import scan_identity_folder
 from data.pipeline import SkippedFiles
+from image_files import backdate, jpeg_bytes
 
 LOOP = "Too many levels of symbolic links"
-
-
-def _jpeg(seed=0, size=16):
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
-        buffer, format="JPEG")
-    return buffer.getvalue()
 
 
 def _people(root, names=("ann", "bob", "cy"), per_identity=2):
@@ -26,15 +16,7 @@ def _people(root, names=("ann", "bob", "cy"), per_identity=2):
         os.makedirs(os.path.join(root, name), exist_ok=True)
         for number in range(per_identity):
             with open(os.path.join(root, name, f"{number}.jpg"), "wb") as file:
-                file.write(_jpeg(number))
-
-
-def _backdate(root, seconds=3600):
-    """Every identity folder's mtime `seconds` back: an old dataset, not one still being written."""
-    past = time.time() - seconds
-    for name in os.listdir(root):
-        if os.path.isdir(os.path.join(root, name)):
-            os.utime(os.path.join(root, name), (past, past))
+                file.write(jpeg_bytes(number))
 
 
 def test_a_symlink_loop_or_dangling_link_costs_that_entry_only(tmp_path):
@@ -69,11 +51,11 @@ def test_a_skipped_file_fixed_in_place_is_taken_back_from_the_cache(tmp_path):
     _people(tmp_path)
     broken = tmp_path / "bob" / "late.jpg"
     broken.write_bytes(b"")
-    _backdate(tmp_path)
+    backdate(tmp_path)
     assert str(broken) not in scan_identity_folder(tmp_path).paths
     mtime = os.stat(tmp_path / "bob").st_mtime_ns
     with open(broken, "wb") as file:  # rewritten in place: same inode, the folder's mtime does not change
-        file.write(_jpeg(7))
+        file.write(jpeg_bytes(7))
     assert os.stat(tmp_path / "bob").st_mtime_ns == mtime
     fixed = scan_identity_folder(tmp_path)
     assert str(broken) in fixed.paths and fixed.skipped == ()
@@ -83,7 +65,7 @@ def test_a_skipped_file_fixed_in_place_is_taken_back_from_the_cache(tmp_path):
 def test_a_file_broken_in_place_is_noticed_only_by_reading_it(tmp_path):
     """Documented limit: the index does not stat good files, the pipeline catches them when decoding."""
     _people(tmp_path)
-    _backdate(tmp_path)
+    backdate(tmp_path)
     scan_identity_folder(tmp_path)
     (tmp_path / "ann" / "0.jpg").write_bytes(b"<html>not found</html>")
     assert str(tmp_path / "ann" / "0.jpg") in scan_identity_folder(tmp_path).paths
@@ -92,7 +74,7 @@ def test_a_file_broken_in_place_is_noticed_only_by_reading_it(tmp_path):
 
 def test_a_folder_that_could_not_be_listed_is_listed_again_on_the_next_load(tmp_path, monkeypatch):
     _people(tmp_path)
-    _backdate(tmp_path)
+    backdate(tmp_path)
     real_scandir = os.scandir
 
     def locked(path):
@@ -113,9 +95,9 @@ def test_a_folder_that_could_not_be_listed_is_listed_again_on_the_next_load(tmp_
 def test_a_file_made_readable_is_taken_back_from_the_cache(tmp_path):
     _people(tmp_path)
     locked = tmp_path / "cy" / "locked.jpg"
-    locked.write_bytes(_jpeg(9))
+    locked.write_bytes(jpeg_bytes(9))
     locked.chmod(0)
-    _backdate(tmp_path)
+    backdate(tmp_path)
     assert dict(scan_identity_folder(tmp_path).skipped)[str(locked)] == "cannot be read: Permission denied"
     locked.chmod(0o644)
     assert str(locked) in scan_identity_folder(tmp_path).paths
