@@ -3,8 +3,11 @@
 The index maps each identity sub-folder to its mtime (ns), its image file names and its bad
 files with reasons. A folder's mtime changes whenever an entry in it is added, removed or
 renamed, so a later scan rescans only folders whose mtime differs (or that are new) and
-drops removed ones. A file rewritten in place keeps its folder's mtime and is not noticed:
-delete the index file (or pass `cache=False`) to force a full rescan.
+drops removed ones. A file rewritten in place keeps its folder's mtime: `data.folders`
+re-checks every skipped file (and re-lists every folder that could not be listed) on each
+load, as they are few; a good file rewritten in place is not noticed here (that would cost a
+stat per file) but fails at decode time in the training pipeline, which names it. Delete the
+index file (or pass `cache=False`) to force a full rescan.
 
 Where: `<cache dir>/<sha256 of the absolute path of ROOT>.json.gz` with `<cache dir>` =
 `$FACES_INDEX_DIR`, else `$XDG_CACHE_HOME/faces-index`, else `~/.cache/faces-index`. Nothing
