@@ -147,10 +147,13 @@ class CommandLine:
 def user_errors():
     """The exceptions that mean bad input, printed as one `error:` line (set FACES_DEBUG=1 for tracebacks)."""
     from callbacks.checkpoints import CheckpointError
+    from callbacks.model_files import ModelFileError
     from data.bins import BinFormatError
     from recipes.compare import CompareError
+    from recipes.plugins import PluginError
 
-    return RecipeError, RegistryError, OSError, BinFormatError, CompareError, CheckpointError
+    return (RecipeError, RegistryError, OSError, BinFormatError, CompareError, CheckpointError, ModelFileError,
+            PluginError)
 
 
 def main(argv=None):
