@@ -45,14 +45,22 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     (`embedding_block_of`; `pooled_embedding_block` unless the backbone brings its own, as
     the IResNets and MobileFaceNet do). Only built-in Keras layers, so the saved model loads
     anywhere with no custom objects. `sync_batchnorm` makes every BatchNorm use global-batch
-    statistics under a multi-replica strategy.
+    statistics under a multi-replica strategy. `backbone_weights`: a local Keras weights file
+    of the backbone, or an `.onnx` face model whose weights go into the whole embedding model,
+    embedding block included (`backbones.onnx_import`).
     """
     require_local_weights(backbone_weights)
+    onnx_weights = str(backbone_weights).lower().endswith(".onnx") if backbone_weights else False
     shape = (image_size, image_size, 3)
-    features = BACKBONES.build(backbone, input_shape=shape, weights=backbone_weights)
+    features = BACKBONES.build(backbone, input_shape=shape, weights=None if onnx_weights else backbone_weights)
     if sync_batchnorm:
         features = with_synchronized_batchnorm(features)
     images = keras.Input(shape, name="image")
     normalised = layers.Rescaling(1.0 / PIXEL_SCALE, offset=-PIXEL_MEAN / PIXEL_SCALE, name="normalise")(images)
     embedding = embedding_block_of(backbone)(features(normalised), embedding_size, dropout, sync_batchnorm)
-    return keras.Model(images, embedding, name=f"{backbone}_embedding")
+    model = keras.Model(images, embedding, name=f"{backbone}_embedding")
+    if onnx_weights:
+        from backbones.onnx_import import load_onnx_weights
+
+        load_onnx_weights(model, str(backbone_weights))
+    return model

@@ -81,7 +81,11 @@ def _attributes(node):
 
 
 def onnx_steps(model):
-    """(canonical step sequence, (M, S) per input channel) of an `onnx.ModelProto`."""
+    """(canonical step sequence, M, S, normalises_input) of an `onnx.ModelProto`.
+
+    The first convolution sees (x − M)·S of the pixels x (per channel); `normalises_input` says
+    whether the graph does that itself (it then takes raw pixels) or expects it done outside.
+    """
     from onnx import numpy_helper
 
     graph = model.graph
@@ -117,9 +121,9 @@ def onnx_steps(model):
     if output is None:
         raise OnnxImportError(f"the graph's output {graph.output[0].name!r} does not depend on its input.")
     if not normalises_input:  # insightface's convention, applied outside the graph
-        return canonical_order(output), (PIXEL_MEAN, 1.0 / INSIGHTFACE_PIXEL_SCALE)
+        return canonical_order(output), PIXEL_MEAN, 1.0 / INSIGHTFACE_PIXEL_SCALE, False
     scale, offset = affine
-    return canonical_order(output), (-offset / scale, scale)
+    return canonical_order(output), -offset / scale, scale, True
 
 
 def _compose_affine(affine, op_type, constant, data_first, where):
@@ -379,7 +383,7 @@ def read_onnx(path):
 def load_onnx_weights(model, path, graph=None):
     """Copy the weights of the ONNX file `path` into the Keras embedding model `model` (matched by structure)."""
     graph = graph if graph is not None else read_onnx(path)
-    sequence, (input_mean, input_scale) = onnx_steps(graph)
+    sequence, input_mean, input_scale, _ = onnx_steps(graph)
     try:
         pairs = match_steps(keras_steps(model), sequence)
         assign_weights(pairs, input_mean, input_scale)
@@ -419,5 +423,9 @@ def import_onnx_model(path, backbone, image_size=None):
     return load_onnx_weights(model, str(path), graph)
 
 
-INPUT_CONVENTION = ("input: RGB (B, H, W, 3) float 0..255, normalised inside as (x - 127.5) / 128; output: the ONNX "
-                    "model's embedding for insightface's input (x - 127.5) / 127.5, NCHW.")
+def onnx_input(graph, images):
+    """What the ONNX model `graph` takes for RGB `images` (B, H, W, 3) in 0..255: NCHW, normalised by
+    insightface's (x − 127.5)/127.5 unless the graph normalises its input itself."""
+    nchw = np.asarray(images, np.float32).transpose(0, 3, 1, 2)
+    normalises_input = onnx_steps(graph)[3]
+    return nchw if normalises_input else (nchw - PIXEL_MEAN) / INSIGHTFACE_PIXEL_SCALE

@@ -17,7 +17,7 @@ def resolve_recipe(name, overrides):
 
 
 class CommandLine:
-    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats."""
+    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats, import_model."""
 
     def list(self):
         """Print every recipe and every registry with its entries."""
@@ -27,13 +27,13 @@ class CommandLine:
         """Print the fully resolved recipe NAME with overrides (--field=value) applied, as JSON."""
         print(json.dumps(resolve_recipe(name, overrides).to_dict(), indent=2))
 
-    def eval(self, model, bins, batch_size=128, plugins=()):
-        """Evaluate a saved embedding or training model (.keras) on verification .bin files; prints a table."""
+    def eval(self, model, bins, batch_size=128, plugins=(), backbone=None):
+        """Evaluate a saved embedding or training model (.keras, or .onnx with --backbone) on verification .bin files."""
         for plugin in parse_list(plugins):
             load_plugin(plugin)
         from recipes.evaluate import evaluate_saved_model
 
-        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size))
+        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size), backbone)
         keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "pairs")
         rows = [[name] + (["non-finite embeddings"] + [""] * 6 if metrics is None else
                           [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
@@ -69,6 +69,12 @@ class CommandLine:
         from data.tools import data_stats, format_data_stats
 
         print(format_data_stats(data_stats(str(data), bool(decode))))
+
+    def import_model(self, onnx, backbone, out="imported.keras", image_size=None):
+        """Import an insightface/arcface_torch ONNX face model into registered --backbone; save it to --out (.keras)."""
+        from recipes.onnx_import import import_model
+
+        print(import_model(str(onnx), str(backbone), str(out), image_size and int(image_size)))
 
     def run(self, name, resume=None, **overrides):
         """Train recipe NAME with overrides (--field=value, --loss_args.key=value).

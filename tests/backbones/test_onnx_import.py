@@ -6,7 +6,7 @@ onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
 from backbones.onnx_import import OnnxImportError, channels_last_rows, import_onnx_model  # noqa: E402
-from tests.backbones.onnx_graphs import iresnet_graph, mobilefacenet_graph  # noqa: E402
+from benchmarks.onnx_graphs import iresnet_graph, mobilefacenet_graph  # noqa: E402
 
 IMAGE_SIZE = 32
 MAX_RELATIVE_ERROR = 1e-4
@@ -98,3 +98,42 @@ def test_channels_last_rows_matches_a_transposed_flatten():
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="absent.onnx"):
         import_onnx_model(str(tmp_path / "absent.onnx"), "iresnet18")
+
+
+def test_backbone_weights_onnx_loads_the_whole_embedding_model(tmp_path):
+    import backbones
+
+    path = save(iresnet_graph(fold=True), tmp_path)
+    imported = import_onnx_model(path, "iresnet18")
+    model = backbones.build_embedding_model("iresnet18", embedding_size=16, dropout=0.1, image_size=IMAGE_SIZE,
+                                            backbone_weights=path)
+    batch = images(2)
+    np.testing.assert_array_equal(np.asarray(model(batch, training=False)), np.asarray(imported(batch, training=False)))
+
+
+def test_import_model_command_saves_a_checked_keras_model(tmp_path, capsys):
+    import keras
+
+    from recipes.cli import CommandLine
+
+    path = save(mobilefacenet_graph(fold=True), tmp_path)
+    out = str(tmp_path / "imported.keras")
+    CommandLine().import_model(onnx=path, backbone="mobilefacenet", out=out)
+    printed = capsys.readouterr().out
+    error = float(printed.split("max relative difference to onnxruntime on 4 random images: ")[1].split()[0])
+    assert error <= MAX_RELATIVE_ERROR
+    loaded = keras.saving.load_model(out)
+    batch = images(2)
+    assert relative_error(np.asarray(loaded(batch, training=False)), onnx_embeddings(path, batch, False)) \
+        <= MAX_RELATIVE_ERROR
+
+
+def test_eval_accepts_an_onnx_file(tiny_faces, tmp_path):
+    from recipes.evaluate import evaluate_saved_model
+
+    path = save(mobilefacenet_graph(), tmp_path)  # 32×32: the evaluation resizes the .bin images to the model
+    with pytest.raises(ValueError, match="--backbone"):
+        evaluate_saved_model(path, [tiny_faces.bin_path])
+    results = evaluate_saved_model(path, [tiny_faces.bin_path], batch_size=32, backbone="mobilefacenet")
+    (metrics,) = results.values()
+    assert metrics is not None and 0.0 <= metrics["acc"] <= 1.0 and metrics["pairs"] == 60
