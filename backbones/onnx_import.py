@@ -261,6 +261,10 @@ def match_steps(keras_sequence, onnx_sequence):
         if folded:
             pairs.append((ours, None))
             continue
+        if previous[0] is not None and previous[0].kind == "conv" and previous[1].details.get("bias") is not None \
+                and ours.kind != "batchnorm":
+            raise OnnxImportError(f"{previous[1].source} has a bias, but {previous[0].source} is not followed by a "
+                                  "BatchNorm that could take it.")
         if theirs is None:
             raise OnnxImportError(f"the ONNX graph ends before {ours.source} ({ours.describe()}): "
                                   "it has fewer layers than this backbone.")
@@ -311,7 +315,7 @@ def assign_weights(pairs, input_mean, input_scale):
                 first_conv = False
             layer.kernel.assign(kernel.astype(np.float32))
         elif ours.kind == "batchnorm":
-            _assign_batchnorm(layer, theirs, pairs[index - 1][1], pairs, index)
+            _assign_batchnorm(layer, theirs, pairs[index - 1] if index else (None, None))
         elif ours.kind == "prelu":
             layer.alpha.assign(theirs.details["slope"].reshape(1, 1, -1).astype(np.float32))
         elif ours.kind == "dense":
@@ -342,8 +346,11 @@ def _first_conv_factor(input_mean, input_scale, channels, where):
     return (OUR_PIXEL_SCALE * scale).reshape(channels, 1)
 
 
-def _assign_batchnorm(layer, theirs, before, pairs, index):
-    """A kept BN (theirs), or the identity plus the conv bias of a BN folded into `before`."""
+def _assign_batchnorm(layer, theirs, previous_pair):
+    """A kept BN (theirs), or (theirs None) the identity plus the bias of the conv that the BN was folded into."""
+    before = previous_pair[1]
+    after_biased_conv = previous_pair[0] is not None and previous_pair[0].kind == "conv" \
+        and before.details.get("bias") is not None
     epsilon = layer.epsilon
     if theirs is None:
         bias = before.details["bias"].astype(np.float64)
@@ -353,11 +360,13 @@ def _assign_batchnorm(layer, theirs, before, pairs, index):
         gamma, beta, mean, variance = (theirs.details[key].astype(np.float64)
                                        for key in ("gamma", "beta", "mean", "variance"))
         variance = variance + theirs.details["epsilon"] - epsilon
-        if before is not None and pairs[index - 1][0].kind == "conv" and before.details.get("bias") is not None:
+        if after_biased_conv:
             mean = mean - before.details["bias"]  # a kept BN after a conv with bias: the bias shifts the mean
-    if not layer.scale:
+    if not layer.scale and previous_pair[0] is not None and previous_pair[0].kind == "dense":
         mean = mean * gamma  # γ went into the dense layer before (assign_weights)
-    else:
+    elif not layer.scale and not np.allclose(gamma, 1.0):
+        raise OnnxImportError(f"layer {layer.name!r} has its scale fixed at 1, the graph's BN has γ ≠ 1.")
+    elif layer.scale:
         layer.gamma.assign(gamma.astype(np.float32))
     if layer.center:
         layer.beta.assign(beta.astype(np.float32))
@@ -380,10 +389,12 @@ def read_onnx(path):
         raise OnnxImportError(f"{path!r} is not a readable ONNX file: {error}") from error
 
 
-def load_onnx_weights(model, path, graph=None):
-    """Copy the weights of the ONNX file `path` into the Keras embedding model `model` (matched by structure)."""
-    graph = graph if graph is not None else read_onnx(path)
-    sequence, input_mean, input_scale, _ = onnx_steps(graph)
+def load_onnx_weights(model, path, parsed=None):
+    """Copy the weights of the ONNX file `path` into the Keras embedding model `model` (matched by structure).
+
+    `parsed`: `onnx_steps` of the file, when the caller has them already.
+    """
+    sequence, input_mean, input_scale, _ = parsed or onnx_steps(read_onnx(path))
     try:
         pairs = match_steps(keras_steps(model), sequence)
         assign_weights(pairs, input_mean, input_scale)
@@ -392,9 +403,9 @@ def load_onnx_weights(model, path, graph=None):
     return model
 
 
-def onnx_embedding_size(graph):
-    """Output width of the ONNX model `graph` (its last dense layer's units)."""
-    dense = [step for step in onnx_steps(graph)[0] if step.kind == "dense"]
+def onnx_embedding_size(sequence):
+    """Output width of an ONNX model from its `onnx_steps` sequence (its last dense layer's units)."""
+    dense = [step for step in sequence if step.kind == "dense"]
     if not dense:
         raise OnnxImportError("the ONNX graph has no dense layer: not a face embedding model.")
     return int(dense[-1].details["units"])
@@ -418,9 +429,10 @@ def import_onnx_model(path, backbone, image_size=None):
     from backbones.embedding import build_embedding_model
 
     graph = read_onnx(path)
-    model = build_embedding_model(backbone, onnx_embedding_size(graph), dropout=0.0,
+    parsed = onnx_steps(graph)
+    model = build_embedding_model(backbone, onnx_embedding_size(parsed[0]), dropout=0.0,
                                   image_size=image_size or onnx_image_size(graph))
-    return load_onnx_weights(model, str(path), graph)
+    return load_onnx_weights(model, str(path), parsed)
 
 
 def onnx_input(graph, images):
