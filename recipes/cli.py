@@ -105,12 +105,12 @@ class CommandLine:
             sys.exit(stopped.exit_code)
         print(f"done: {run_dir}" if run_dir else "done: worker finished; the chief worker writes the run folder.")
 
-    def eval(self, model, bins, batch_size=128, plugins=()):
-        """Evaluate a saved embedding or training model (.keras) on verification .bin files; prints a table."""
+    def eval(self, model, bins, batch_size=128, plugins=(), backbone=None):
+        """Evaluate a saved embedding or training model (.keras, or .onnx with --backbone) on verification .bin files."""
         load_plugins(plugins)
         from recipes.evaluate import evaluate_saved_model
 
-        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size))
+        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size), backbone)
         keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "pairs")
         rows = [[name] + (["non-finite embeddings"] + [""] * 6 if metrics is None else
                           [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
@@ -142,6 +142,12 @@ class CommandLine:
         from data.tools import data_stats, format_data_stats
 
         print(format_data_stats(data_stats(str(data), bool(decode))))
+
+    def import_model(self, onnx, backbone, out="imported.keras", image_size=None):
+        """Import an insightface/arcface_torch ONNX face model into registered --backbone; save it to --out (.keras)."""
+        from recipes.onnx_import import import_model
+
+        print(import_model(str(onnx), str(backbone), str(out), image_size and int(image_size)))
 
 
 def user_errors():
