@@ -17,7 +17,7 @@ def resolve_recipe(name, overrides):
 
 
 class CommandLine:
-    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats."""
+    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats, clean_subcenter."""
 
     def list(self):
         """Print every recipe and every registry with its entries."""
@@ -69,6 +69,15 @@ class CommandLine:
         from data.tools import data_stats, format_data_stats
 
         print(format_data_stats(data_stats(str(data), bool(decode))))
+
+    def clean_subcenter(self, run, threshold=75.0, out=None, clean_dir=None, batch_size=128):
+        """List the training images of RUN (a subcenter-head run folder) at >= --threshold degrees from
+        their class's dominant sub-centre into --out (TSV; default RUN/subcenter_outliers.tsv);
+        --clean_dir=DIR also links the kept images into a new identity folder for --data."""
+        from recipes.subcenter_cleaning import find_subcenter_outliers, format_outliers
+
+        print(format_outliers(find_subcenter_outliers(str(run), float(threshold), out and str(out),
+                                                      clean_dir and str(clean_dir), int(batch_size))))
 
     def run(self, name, resume=None, **overrides):
         """Train recipe NAME with overrides (--field=value, --loss_args.key=value).
