@@ -67,6 +67,7 @@ def untrained_metrics(data=None, eval_bins=()):
     import keras
 
     import backbones
+    import recipes  # noqa: F401  (registers the recipes)
     from callbacks.verification import VerificationCallback
     from data.sources import load_training_data
 
