@@ -1,6 +1,7 @@
 """Markdown for the benchmark results: tables with a "goal met?" column, notes on every miss, the README section."""
-import os
 import re
+
+from callbacks.atomic import write_bytes
 
 THROUGHPUT_GOAL = 1.0
 HEAD_GOAL = 1.25
@@ -335,7 +336,4 @@ def update_readme(readme_path, section):
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
     else:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    temporary = f"{readme_path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as file:
-        file.write(text)
-    os.replace(temporary, readme_path)
+    write_bytes(readme_path, text.encode("utf-8"))

@@ -1,7 +1,19 @@
-"""Atomic file writes: a crash, kill or full disk leaves the old file or the new one, never a torn one."""
+"""Atomic file writes: a crash, kill or full disk leaves the old file or the new one, never a torn one.
+
+Every atomic write of the project goes through `atomic_write`: the content is written to a
+temporary name beside the target, fsynced, renamed over the target, and the folder is fsynced.
+The temporary file is created by the writer with an ordinary `open` (or `model.save`), so the
+result gets the mode an ordinary write would (0666 minus the process umask), not mkstemp's 0600.
+"""
 import json
 import os
-import tempfile
+import uuid
+
+
+def fsync_file(path):
+    """fsync the file at `path`, so its content is on disk before it is renamed into place."""
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
 
 
 def fsync_directory(folder):
@@ -14,26 +26,41 @@ def fsync_directory(folder):
 
 
 def atomic_write(path, write, suffix=""):
-    """Call `write(temp_path)`, fsync it, then rename it over `path` (same folder, so the rename is atomic)."""
+    """Call `write(temp_path)` (it creates the file), fsync it, rename it over `path`, fsync the folder.
+
+    The temporary file `.tmp-<name>.<random><suffix>` lies in the folder of `path` (created if
+    missing), so the rename is atomic; it is removed if anything fails. `suffix` defaults to
+    the extension of `path` (some writers, such as `model.save`, insist on one).
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    descriptor, temp_path = tempfile.mkstemp(prefix=".tmp-", suffix=suffix or os.path.splitext(path)[1], dir=folder)
-    os.close(descriptor)
+    os.makedirs(folder, exist_ok=True)
+    temp_path = os.path.join(folder, f".tmp-{os.path.basename(path)}.{uuid.uuid4().hex[:12]}"
+                                     f"{suffix or os.path.splitext(path)[1]}")
     try:
         write(temp_path)
-        with open(temp_path, "rb+") as file:
-            os.fsync(file.fileno())
+        fsync_file(temp_path)
         os.replace(temp_path, path)
         fsync_directory(folder)
     finally:
-        if os.path.exists(temp_path):
+        if os.path.lexists(temp_path):
             os.remove(temp_path)
+
+
+def write_bytes(path, data):
+    """`data` (bytes) at `path`, atomically."""
+
+    def write(temp_path):
+        with open(temp_path, "xb") as file:
+            file.write(data)
+
+    atomic_write(path, write)
 
 
 def write_json(path, value):
     """`value` as indented JSON at `path`, atomically."""
 
     def write(temp_path):
-        with open(temp_path, "w") as file:
+        with open(temp_path, "x") as file:
             json.dump(value, file, indent=2, sort_keys=True)
             file.write("\n")
 

@@ -60,4 +60,5 @@ def elasticface():
 @RECIPES.register("subcenter_arcface")
 def subcenter_arcface():
     """Sub-center ArcFace (insightface): the subcenter head (k = 3) with ArcFace (1, 0, 0.5), s 64."""
-    return Recipe(name="subcenter_arcface", head="subcenter", loss="arcface", loss_args={"preset": "arcface"})
+    return Recipe(name="subcenter_arcface", head="subcenter", head_args={"k": 3}, loss="arcface",
+                  loss_args={"preset": "arcface"})

@@ -1,17 +1,20 @@
 """Standalone evaluation of a saved model on verification `.bin` files."""
 import os
 
-import keras
-
+from callbacks.model_files import load_model_file
 from callbacks.verification import VerificationCallback
 from recipes.face_model import FaceTrainingModel
 
 
 def load_embedding_model(path):
-    """The embedding model saved at `path`: an embedding `.keras`, or the embedder of a training `.keras`."""
+    """The embedding model saved at `path`: an embedding `.keras`, or the embedder of a training `.keras`.
+
+    Raises FileNotFoundError for a missing file and `ModelFileError` (a ValueError) for a file
+    that is not a Keras model or that needs a plugin class not loaded (see `--plugins`).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
-    model = keras.saving.load_model(path, compile=False)
+    model = load_model_file(path, compile=False)
     return model.embedder if isinstance(model, FaceTrainingModel) else model
 
 

@@ -7,20 +7,21 @@ next run on what is left. Here the list goes to a TSV file, and optionally into 
 folder of symbolic links to the kept images (usable as `--data`, nothing copied).
 """
 import csv
-import json
 import math
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+import recipes  # noqa: F401  (registers every built-in layer a run's model.keras holds)
 from callbacks.atomic import atomic_write
+from callbacks.model_files import load_model_file
+from callbacks.run_folder import RunFolder
 from data.folders import scan_identity_folder
 from data.pipeline import decode_face
 from heads.subcenter import SubCenterNormDense
+from recipes.cli import load_plugins
 from recipes.face_model import FaceTrainingModel
-from recipes.train import stored_recipe  # (also registers every layer a run's model.keras holds)
 
 OUTLIERS_FILE = "subcenter_outliers.tsv"
 
@@ -72,30 +73,29 @@ def find_subcenter_outliers(run_dir, threshold=75.0, out=None, clean_dir=None, b
     data folder. With `clean_dir`, also builds there an identity folder of symbolic links to the
     kept images (identities left with none are left out, as in `drop.py`). Returns a summary dict.
     """
-    run_dir = os.fspath(run_dir)
-    recipe = stored_recipe(run_dir)
-    model_path = os.path.join(run_dir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"{model_path!r} does not exist: the run has not finished; clean after it ends.")
+    run = RunFolder(os.fspath(run_dir))
+    recipe = run.read_config()
+    if not os.path.isfile(run.model_path):
+        raise FileNotFoundError(f"{run.model_path!r} does not exist: the run has not finished; clean after it ends.")
     if not 0.0 < float(threshold) < 180.0:
         raise ValueError(f"--threshold={threshold!r} must be an angle in degrees between 0 and 180 (default 75).")
-    model = keras.saving.load_model(model_path, compile=False)
+    load_plugins(recipe.get("plugins"))
+    model = load_model_file(run.model_path, compile=False)
     if not isinstance(model, FaceTrainingModel) or not isinstance(model.head, SubCenterNormDense):
-        raise ValueError(f"{model_path!r} was not trained with the 'subcenter' head (recipe head "
+        raise ValueError(f"{run.model_path!r} was not trained with the 'subcenter' head (recipe head "
                          f"{recipe.get('head')!r}); train with --head=subcenter, e.g. the subcenter_arcface recipe.")
     folder = scan_identity_folder(recipe["data_resolved"], recipe.get("min_images", 1), recipe.get("max_classes"),
                                   progress=False)
-    with open(os.path.join(run_dir, "classes.json")) as file:
-        trained_classes = [name for _, name in sorted(json.load(file).items(), key=lambda item: int(item[0]))]
+    trained_classes = run.read_classes()
     if list(folder.class_names) != trained_classes:
-        raise ValueError(f"the identities now in {folder.root!r} differ from the {len(trained_classes)} the run "
-                         f"trained on (classes.json); clean with the data as it was trained.")
+        raise ValueError(f"the identities now in {folder.root!r} differ from the {len(trained_classes or [])} the "
+                         f"run trained on ({RunFolder.CLASSES}); clean with the data as it was trained.")
     embeddings, indices = embed_images(model.embedder, folder.paths, int(recipe["image_size"]), int(batch_size))
     labels = np.asarray(folder.labels)[indices]
     cosine, _ = dominant_subcenter_cosines(embeddings, labels, model.head.kernel.numpy(), model.head.k)
     dropped = cosine <= math.cos(math.radians(float(threshold)))  # drop.py keeps cos > cos(threshold)
     angles = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
-    out = out or os.path.join(run_dir, OUTLIERS_FILE)
+    out = out or run.file(OUTLIERS_FILE)
     rows = [(os.path.relpath(folder.paths[index], folder.root), folder.class_names[label], f"{angle:.2f}")
             for index, label, angle in zip(indices[dropped], labels[dropped], angles[dropped])]
 
