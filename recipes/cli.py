@@ -149,6 +149,15 @@ class CommandLine:
 
         print(import_model(str(onnx), str(backbone), str(out), image_size and int(image_size)))
 
+    def clean_subcenter(self, run, threshold=75.0, out=None, clean_dir=None, batch_size=128):
+        """List the training images of RUN (a subcenter-head run folder) at >= --threshold degrees from
+        their class's dominant sub-centre into --out (TSV; default RUN/subcenter_outliers.tsv);
+        --clean_dir=DIR also links the kept images into a new identity folder for --data."""
+        from recipes.subcenter_cleaning import find_subcenter_outliers, format_outliers
+
+        print(format_outliers(find_subcenter_outliers(str(run), float(threshold), out and str(out),
+                                                      clean_dir and str(clean_dir), int(batch_size))))
+
 
 def user_errors():
     """The exceptions that mean bad input, printed as one `error:` line (set FACES_DEBUG=1 for tracebacks)."""
