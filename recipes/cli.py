@@ -17,7 +17,7 @@ def resolve_recipe(name, overrides):
 
 
 class CommandLine:
-    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats."""
+    """Face-recognition training recipes. Commands: list, show, run, eval, export, embed, compare, make_bin, data_stats."""
 
     def list(self):
         """Print every recipe and every registry with its entries."""
@@ -41,6 +41,30 @@ class CommandLine:
         print(_format_table(["bin", *keys], rows))
         print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
               "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
+
+    def export(self, model, format="onnx", out=None, batch="dynamic", precision="float32", plugins=()):
+        """Export a run folder or .keras (--model) to --format=saved_model|onnx|tflite at --out, parity-checked.
+
+        Input: RGB NHWC float32 0..255 at the training size; output: the raw embedding.
+        --batch=dynamic or a fixed size; --precision=float16 (tflite only). Writes model_card.json beside --out.
+        """
+        for plugin in parse_list(plugins):
+            load_plugin(plugin)
+        from recipes.export import export_model, format_export
+
+        print(format_export(export_model(str(model), str(format), None if out is None else str(out), batch,
+                                         str(precision))))
+
+    def embed(self, model, data, out="embeddings.npy", flip=True, batch_size=128, plugins=()):
+        """Embeddings (image + flip summed, as verification does) of every image of --data (folder or .bin) to --out.
+
+        Also writes the image paths in row order (.tsv beside --out) and any skipped files (.skipped.tsv).
+        """
+        for plugin in parse_list(plugins):
+            load_plugin(plugin)
+        from recipes.embed import embed_data, format_embed
+
+        print(format_embed(embed_data(str(model), str(data), str(out), flip, batch_size)))
 
     def compare(self, *run_dirs, metrics=None, out="compare.png"):
         """Compare run folders side by side (table) and plot --metrics per epoch to --out (PNG); no network needed.
