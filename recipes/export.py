@@ -73,9 +73,9 @@ def probe_faces(image_size, count=PROBE_IMAGES):
     """`count` real-looking synthetic faces (two identities) as float32 (count, S, S, 3) in 0..255."""
     from data.synthetic import render_identity
 
-    half = count // 2
-    faces = np.concatenate([render_identity(7, half, image_size), render_identity(11, count - half, image_size)])
-    return faces.astype(np.float32)
+    counts = {7: count // 2, 11: count - count // 2}
+    faces = [render_identity(seed, number, image_size) for seed, number in counts.items() if number]
+    return np.concatenate(faces).astype(np.float32)
 
 
 def compare_embeddings(exported, expected):
