@@ -161,13 +161,13 @@ def test_mixed_precision_model_is_exported_in_float32(faces, tmp_path):
 
 
 def test_failed_parity_check_leaves_the_old_export_in_place(tiny_run, tmp_path, monkeypatch):
-    target = tmp_path / "face.tflite"
+    target = tmp_path / "face.onnx"
     target.write_bytes(b"previous export")
     monkeypatch.setattr(export_module, "FLOAT32_MAX_RELATIVE_ERROR", -1.0)
     with pytest.raises(ExportError, match="differs from the Keras model"):
-        export_model(tiny_run, "tflite", str(target))
+        export_model(tiny_run, "onnx", str(target))
     assert target.read_bytes() == b"previous export"
-    assert sorted(os.listdir(tmp_path)) == ["face.tflite"]
+    assert sorted(os.listdir(tmp_path)) == ["face.onnx"]
 
 
 @pytest.mark.parametrize("arguments,message", [
@@ -201,9 +201,9 @@ def test_missing_onnx_packages_name_the_export_extra(tiny_run, tmp_path, monkeyp
 
 
 def test_export_command_writes_into_the_run_folder_by_default(tiny_run, capsys):
-    main(["export", f"--model={tiny_run}", "--format=tflite"])
+    main(["export", f"--model={tiny_run}", "--format=onnx"])
     printed = capsys.readouterr().out
-    assert os.path.isfile(os.path.join(tiny_run, "export", "embedding.tflite"))
+    assert os.path.isfile(os.path.join(tiny_run, "export", "embedding.onnx"))
     assert os.path.isfile(os.path.join(tiny_run, "export", "model_card.json"))
     assert "max relative error" in printed and "RGB NHWC float32 0..255" in printed
     with pytest.raises(SystemExit) as stopped:
