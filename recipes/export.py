@@ -8,6 +8,12 @@ normalisation stays inside) and returns the raw embedding (B, d). Before it repl
 synthetic faces and compared with the float32 Keras model: float32 exports must agree to a
 per-image relative error ‖exported − keras‖ / ‖keras‖ ≤ 1e-4; float16 TFLite to a per-image cosine
 similarity ≥ 0.999. A failing export raises `ExportError` and leaves `out` as it was.
+
+Sources (Keras 3.15): `keras/src/export/onnx.py` (tf2onnx `convert.from_function`, patched by
+`tf2onnx_lib.patch_tf2onnx` for numpy 2), `keras/src/export/litert.py` (extra keyword arguments are
+set on the `TFLiteConverter`: float16 is `optimizations=[Optimize.DEFAULT]` with
+`target_spec.supported_types=[float16]`, i.e. float16 weights, float32 input and output).
+tf2onnx must be >= 1.17: 1.16.1 pins protobuf ~= 3.20, which TensorFlow 2.21 cannot use.
 """
 import os
 import warnings
