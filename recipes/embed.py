@@ -24,6 +24,10 @@ from recipes.evaluate import load_embedding_model
 from recipes.export import find_model_file
 
 
+class EmbedError(ValueError):
+    """Bad `embed` arguments or data with nothing to embed."""
+
+
 def list_images(data):
     """(image paths, identity per image, ((path, reason), ...) skipped at scan) of folder `data`.
 
@@ -37,7 +41,10 @@ def list_images(data):
             print(f"warning: {data!r} has images of its own, so it is read as a flat folder; its "
                   f"{len(subfolders)} sub-folder(s) are ignored.", file=sys.stderr)
         return paths, [""] * len(paths), skipped
-    folder = scan_identity_folder(data)
+    try:
+        folder = scan_identity_folder(data)
+    except ValueError as error:
+        raise EmbedError(str(error)) from None
     return list(folder.paths), [folder.class_names[label] for label in folder.labels], folder.skipped
 
 
@@ -57,7 +64,7 @@ def folder_batches(paths, image_size, batch_size, kept):
 
 def _output_paths(out):
     if not out.endswith(".npy"):
-        raise ValueError(f"--out={out!r} must end with .npy (a NumPy array file).")
+        raise EmbedError(f"--out={out!r} must end with .npy (a NumPy array file).")
     stem = out[:-len(".npy")]
     return stem + ".tsv", stem + ".skipped.tsv"
 
@@ -68,9 +75,9 @@ def embed_data(model, data, out="embeddings.npy", flip=True, batch_size=128):
     out = os.fspath(out)
     tsv_path, skipped_path = _output_paths(out)
     if not isinstance(flip, bool):
-        raise ValueError(f"--flip={flip!r} must be true or false.")
+        raise EmbedError(f"--flip={flip!r} must be true or false.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"--batch_size={batch_size!r} must be a positive integer.")
+        raise EmbedError(f"--batch_size={batch_size!r} must be a positive integer.")
     data = os.fspath(data)
     if not os.path.exists(data):
         raise FileNotFoundError(f"--data={data!r} does not exist; pass an image folder or a verification .bin.")
@@ -99,7 +106,7 @@ def embed_data(model, data, out="embeddings.npy", flip=True, batch_size=128):
             skipped.add(os.fspath(paths[index]), file_problem(paths[index]) or CHANGED_MEANWHILE)
         rows = [(os.fspath(paths[index]), identities[index]) for index in kept]
     if not outputs:
-        raise ValueError(f"no image of {data!r} could be decoded; nothing to embed.")
+        raise EmbedError(f"no image of {data!r} could be decoded; nothing to embed.")
     embeddings = (outputs[0] + outputs[1] if flip else outputs[0]).astype(np.float32)
     atomic_write(out, lambda temp_path: np.save(temp_path, embeddings))
     _write_tsv(tsv_path, ["path", "identity"], rows)

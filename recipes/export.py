@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from callbacks.atomic import atomic_write, atomic_write_directory
+from callbacks.run_folder import RunFolder
 from recipes.evaluate import load_embedding_model
 from recipes.model_card import source_card, write_model_card
 from recipes.runtimes import load_runtime, require_onnx_packages
@@ -32,7 +33,7 @@ PRECISIONS = ("float32", "float16")
 FLOAT32_MAX_RELATIVE_ERROR = 1e-4
 FLOAT16_MIN_COSINE = 0.999
 PROBE_IMAGES = 8
-RUN_MODEL_NAMES = ("best_embedding.keras", "embedding.keras")
+RUN_MODEL_NAMES = (RunFolder.BEST_EMBEDDING, RunFolder.EMBEDDING)
 
 
 class ExportError(ValueError):
@@ -46,7 +47,7 @@ def find_model_file(model):
     if os.path.isdir(model):
         for name in RUN_MODEL_NAMES:
             if os.path.isfile(os.path.join(model, name)):
-                return os.path.join(model, name), model
+                return os.path.join(model, name), model if os.path.isfile(RunFolder(model).recipe_path) else None
         raise FileNotFoundError(f"run folder {model!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
                                 "pass a finished run's folder or a .keras file.")
     if not os.path.isfile(model):
@@ -54,7 +55,7 @@ def find_model_file(model):
     if not model.endswith(".keras"):
         raise ExportError(f"model {model!r} is not a .keras file; pass a run folder or a .keras file written by a run.")
     folder = os.path.dirname(os.path.abspath(model))
-    return model, folder if os.path.isfile(os.path.join(folder, "recipe.json")) else None
+    return model, folder if os.path.isfile(RunFolder(folder).recipe_path) else None
 
 
 def float32_model(model):

@@ -5,19 +5,19 @@ run's recipe, training-data facts and verification results, the project version 
 and lists every file exported from that model into the folder under `exports`, with its parity
 check. Exporting a different model into the same folder starts a new card.
 """
-import configparser
 import datetime
 import hashlib
 import json
 import os
-import subprocess
 
 from callbacks.atomic import write_json
+from callbacks.run_folder import RunFolder
 from callbacks.run_record import read_history
+from callbacks.tracking import git_commit, project_version
+from callbacks.verification import bin_name
 
 CARD_NAME = "model_card.json"
 PROJECT_NAME = "face-recipes"
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINING_DATA_KEYS = ("dataset", "data", "data_resolved", "num_classes", "num_images", "skipped_at_scan",
                       "min_images", "max_classes", "image_size", "augment")
 
@@ -29,34 +29,6 @@ def file_sha256(path):
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def project_version():
-    """The version in this checkout's setup.cfg, else the installed distribution's, else None."""
-    config = configparser.ConfigParser()
-    if config.read(os.path.join(PROJECT_ROOT, "setup.cfg")) and config.has_option("metadata", "version"):
-        return config.get("metadata", "version")
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        return version(PROJECT_NAME)
-    except PackageNotFoundError:
-        return None
-
-
-def git_commit(root=PROJECT_ROOT):
-    """{"commit": HEAD hash, "dirty": tracked files changed} of the git checkout at `root`; None if not one."""
-    if not os.path.exists(os.path.join(root, ".git")):
-        return None
-    try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30)
-        status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if head.returncode != 0:
-        return None
-    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
 def input_contract(embedder):
@@ -72,34 +44,36 @@ def input_contract(embedder):
 
 
 def verification_summary(run_dir, recipe):
-    """Verification metrics (`<bin>/<metric>`) of the run's best and last epochs from `history.jsonl`; None if none.
+    """Verification metrics (`<bin>/<metric>`) of the run from `history.jsonl`; None if it has none.
 
-    The best epoch maximises the monitored metric (`eval_monitor`, default `<last bin>/acc`,
-    as `VerificationCallback` picks it); its model is the run's `best_embedding.keras`.
+    {"monitor", "before_training" (the epoch-0 baseline row, if any), "best_epoch", "best",
+    "last_epoch", "last"}. The best epoch maximises the monitored metric (`eval_monitor`, default
+    `<last bin>/acc`) over trained epochs, as `VerificationCallback` picks the epoch whose
+    model it saves as `best_embedding.keras`.
     """
-    path = os.path.join(run_dir, "history.jsonl")
-    rows = read_history(path) if os.path.isfile(path) else []
-    rows = [row for row in rows if any("/" in key for key in row)]
+    path = RunFolder(run_dir).history_path
+    rows = [row for row in (read_history(path) if os.path.isfile(path) else []) if any("/" in key for key in row)]
     if not rows:
         return None
     bins = recipe.get("eval_bins_resolved") or recipe.get("eval_bins") or []
-    monitor = recipe.get("eval_monitor") or (f"{os.path.splitext(os.path.basename(bins[-1]))[0]}/acc" if bins else None)
+    monitor = recipe.get("eval_monitor") or (f"{bin_name(bins[-1])}/acc" if bins else None)
 
     def metrics(row):
-        return {key: value for key, value in row.items() if "/" in key}
+        return {key: value for key, value in row.items() if "/" in key} if row else None
 
-    scored = [row for row in rows if isinstance(row.get(monitor), (int, float))]
+    baseline = next((row for row in rows if row.get("epoch") == 0), None)
+    trained = [row for row in rows if row.get("epoch", 0) >= 1]
+    scored = [row for row in trained if isinstance(row.get(monitor), (int, float))]
     best = max(scored, key=lambda row: row[monitor]) if scored else None
-    return {"monitor": monitor, "best_epoch": best["epoch"] if best else None, "best": metrics(best) if best else None,
-            "last_epoch": rows[-1].get("epoch"), "last": metrics(rows[-1])}
+    return {"monitor": monitor, "before_training": metrics(baseline),
+            "best_epoch": best["epoch"] if best else None, "best": metrics(best),
+            "last_epoch": trained[-1]["epoch"] if trained else None, "last": metrics(trained[-1] if trained else None)}
 
 
 def source_card(model_path, run_dir, embedder, source_policy):
     """The card's description of the source model (everything but `exports`)."""
-    recipe = None
-    if run_dir and os.path.isfile(os.path.join(run_dir, "recipe.json")):
-        with open(os.path.join(run_dir, "recipe.json")) as file:
-            recipe = json.load(file)
+    recipe = RunFolder(run_dir).read_config() if run_dir else None
+    commit, dirty = git_commit()
     return {
         "source": {"model": os.path.abspath(model_path), "sha256": file_sha256(model_path),
                    "run_dir": os.path.abspath(run_dir) if run_dir else None, "dtype_policy": source_policy},
@@ -111,7 +85,7 @@ def source_card(model_path, run_dir, embedder, source_policy):
         "recipe": recipe,
         "training_data": {key: recipe[key] for key in TRAINING_DATA_KEYS if key in recipe} if recipe else None,
         "verification": verification_summary(run_dir, recipe) if recipe else None,
-        "project": {"name": PROJECT_NAME, "version": project_version(), "git": git_commit()},
+        "project": {"name": PROJECT_NAME, "version": project_version(), "git_commit": commit, "git_dirty": dirty},
     }
 
 

@@ -105,15 +105,18 @@ def test_model_card_describes_the_run(tiny_run, tmp_path):
     assert card["embedding_size"] == 16 and card["output"]["shape"] == [None, 16]
     assert card["recipe"] == recipe
     assert card["training_data"]["num_classes"] == 8 and card["training_data"]["num_images"] == 64
-    (row,) = read_history(os.path.join(tiny_run, "history.jsonl"))
+    rows = {row["epoch"]: row for row in read_history(os.path.join(tiny_run, "history.jsonl"))}
     verification = card["verification"]
     assert verification["monitor"] == "verify/acc" and verification["best_epoch"] == verification["last_epoch"] == 1
-    assert verification["best"]["verify/acc"] == row["verify/acc"] and "verify/xnorm" in verification["last"]
+    assert verification["best"]["verify/acc"] == rows[1]["verify/acc"] and "verify/xnorm" in verification["last"]
+    assert "loss" not in verification["best"]
+    if 0 in rows:  # the untrained baseline row
+        assert verification["before_training"]["verify/acc"] == rows[0]["verify/acc"]
     config = configparser.ConfigParser()
     config.read(os.path.join(ROOT, "setup.cfg"))
     assert card["project"]["version"] == config.get("metadata", "version")
-    git = card["project"]["git"]
-    assert git is None or re.fullmatch(r"[0-9a-f]{40}", git["commit"])
+    commit = card["project"]["git_commit"]
+    assert (commit is None and card["project"]["git_dirty"] is None) or re.fullmatch(r"[0-9a-f]{40}", commit)
     assert card["source"]["model"] == os.path.abspath(os.path.join(tiny_run, "best_embedding.keras"))
 
 
@@ -209,3 +212,19 @@ def test_export_command_writes_into_the_run_folder_by_default(tiny_run, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["export", f"--model={tiny_run}", "--format=onnx", "--precision=float16"])
     assert stopped.value.code == 2 and "only available for --format=tflite" in capsys.readouterr().err
+
+
+def test_verification_summary_picks_the_best_trained_epoch_of_the_monitor(tmp_path):
+    from recipes.model_card import verification_summary
+
+    rows = [{"epoch": 0, "lfw/acc": 0.99, "agedb_30/acc": 0.9},  # baseline: never the best epoch
+            {"epoch": 1, "loss": 3.0, "lfw/acc": 0.7, "agedb_30/acc": 0.6},
+            {"epoch": 2, "loss": 2.0, "lfw/acc": 0.8, "agedb_30/acc": 0.75},
+            {"epoch": 3, "loss": 1.0, "lfw/acc": 0.85, "agedb_30/acc": 0.7}]
+    (tmp_path / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = {"eval_monitor": None, "eval_bins_resolved": ["/data/lfw.bin", "/data/agedb_30.bin"]}
+    summary = verification_summary(str(tmp_path), recipe)
+    assert summary["monitor"] == "agedb_30/acc" and summary["best_epoch"] == 2 and summary["last_epoch"] == 3
+    assert summary["best"] == {"lfw/acc": 0.8, "agedb_30/acc": 0.75}
+    assert summary["before_training"] == {"lfw/acc": 0.99, "agedb_30/acc": 0.9}
+    assert verification_summary(str(tmp_path), {**recipe, "eval_monitor": "lfw/acc"})["best_epoch"] == 3
