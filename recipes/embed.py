@@ -20,6 +20,7 @@ from callbacks.verification import embed_batches, flip_pair_function
 from data.bins import load_bin_images
 from data.folders import scan_identity_folder, scan_image_folder
 from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, decode_face, file_problem
+from data.tools import _flag
 from recipes.evaluate import load_embedding_model
 from recipes.export import find_model_file
 
@@ -74,8 +75,10 @@ def embed_data(model, data, out="embeddings.npy", flip=True, batch_size=128):
     `.keras`); write `out` and the row-order `.tsv`. Returns {"rows", "dimension", "skipped", "out", "tsv", ...}."""
     out = os.fspath(out)
     tsv_path, skipped_path = _output_paths(out)
-    if not isinstance(flip, bool):
-        raise EmbedError(f"--flip={flip!r} must be true or false.")
+    try:
+        flip = _flag("flip", flip)
+    except ValueError as error:
+        raise EmbedError(str(error)) from None
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise EmbedError(f"--batch_size={batch_size!r} must be a positive integer.")
     data = os.fspath(data)

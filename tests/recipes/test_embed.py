@@ -98,20 +98,22 @@ def test_flat_folder_without_flip(tiny_faces, model_path, tmp_path):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_bin_rows_are_its_images_in_order(tiny_faces, model_path, tmp_path):
+def test_bin_rows_are_its_images_in_order_from_the_command_line(tiny_faces, model_path, tmp_path):
     main(["embed", f"--model={model_path}", f"--data={tiny_faces.bin_path}", f"--out={tmp_path / 'pairs.npy'}",
-          "--batch_size=32"])
+          "--batch_size=32", "--flip=false"])
     images, issame = load_bin_images(tiny_faces.bin_path)
     rows = _read_tsv(str(tmp_path / "pairs.tsv"))[1:]
     name = os.path.basename(tiny_faces.bin_path)
     assert [row[0] for row in rows] == [f"{name}#{index}" for index in range(2 * len(issame))]
-    np.testing.assert_allclose(np.load(tmp_path / "pairs.npy"), _expected(model_path, images), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "pairs.npy"), _expected(model_path, images, flip=False),
+                               rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("arguments,message", [
     ({"out": "faces.txt"}, "must end with .npy"),
     ({"data": "missing-folder"}, "does not exist"),
     ({"batch_size": 0}, "positive integer"),
+    ({"flip": "maybe"}, "--flip='maybe' must be true or false"),
 ])
 def test_bad_arguments_are_clear_errors(model_path, tmp_path, arguments, message):
     arguments = {"data": str(tmp_path), "out": "faces.npy", **arguments}
