@@ -30,19 +30,25 @@ def flip_pair_function(embedder):
     return embed
 
 
+def embed_batches(embed, batches, total=None, description=None):
+    """Run `embed` (a batch → a tuple of (B, d) tensors) over the image batches of `batches` (any iterable).
+
+    Returns the tuple of outputs, each concatenated over batches as numpy (N, d); a tqdm bar
+    shows progress when `description` is given.
+    """
+    outputs = []
+    for batch in tqdm(batches, desc=description, total=total, leave=False, unit="batch", disable=description is None):
+        outputs.append([output.numpy() for output in embed(batch)])
+    return tuple(np.concatenate(column) for column in zip(*outputs))
+
+
 def embed_bin(embed, images, batch_size, description=None):
     """(flip-summed embeddings (N, d), raw embeddings (N, d)) of uint8 images (N, H, W, 3).
 
     `embed` is a `flip_pair_function`; a tqdm bar shows progress when `description` is given.
     """
     batches = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).prefetch(2)
-    total = -(-len(images) // batch_size)
-    plain, flipped = [], []
-    for batch in tqdm(batches, desc=description, total=total, leave=False, unit="batch", disable=description is None):
-        outputs = embed(batch)
-        plain.append(outputs[0].numpy())
-        flipped.append(outputs[1].numpy())
-    plain, flipped = np.concatenate(plain), np.concatenate(flipped)
+    plain, flipped = embed_batches(embed, batches, -(-len(images) // batch_size), description)
     return plain + flipped, plain
 
 

@@ -1,5 +1,5 @@
-"""The command line: `python -m recipes` or `face-recipes`, with commands list, show, run, eval, compare,
-make_bin, data_stats. `--help` anywhere explains the command and every recipe field."""
+"""The command line: `python -m recipes` or `face-recipes`, with commands list, show, run, eval, export,
+embed, compare, make_bin, data_stats. `--help` anywhere explains the command and every recipe field."""
 import json
 import os
 import sys
@@ -119,6 +119,28 @@ class CommandLine:
         print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
               "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
 
+    def export(self, model, format="onnx", out=None, batch="dynamic", precision="float32", plugins=()):
+        """Export a run folder or .keras (--model) to --format=saved_model|onnx|tflite at --out, parity-checked.
+
+        Input: RGB NHWC float32 0..255 at the training size; output: the raw embedding.
+        --batch=dynamic or a fixed size; --precision=float16 (tflite only). Writes model_card.json beside --out.
+        """
+        load_plugins(plugins)
+        from recipes.export import export_model, format_export
+
+        print(format_export(export_model(str(model), str(format), None if out is None else str(out), batch,
+                                         str(precision))))
+
+    def embed(self, model, data, out="embeddings.npy", flip=True, batch_size=128, plugins=()):
+        """Embeddings (image + flip summed, as verification does) of every image of --data (folder or .bin) to --out.
+
+        Also writes the image paths in row order (.tsv beside --out) and any skipped files (.skipped.tsv).
+        """
+        load_plugins(plugins)
+        from recipes.embed import embed_data, format_embed
+
+        print(format_embed(embed_data(str(model), str(data), str(out), flip, batch_size)))
+
     def compare(self, *run_dirs, metrics=None, out="compare.png"):
         """Compare run folders side by side (table) and plot --metrics per epoch to --out (PNG); no network needed.
 
@@ -165,10 +187,12 @@ def user_errors():
     from callbacks.model_files import ModelFileError
     from data.bins import BinFormatError
     from recipes.compare import CompareError
+    from recipes.embed import EmbedError
+    from recipes.export import ExportError
     from recipes.plugins import PluginError
 
     return (RecipeError, RegistryError, OSError, BinFormatError, CompareError, CheckpointError, ModelFileError,
-            PluginError)
+            PluginError, ExportError, EmbedError)
 
 
 def main(argv=None):
