@@ -17,7 +17,7 @@ def resolve_recipe(name, overrides):
 
 
 class CommandLine:
-    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats."""
+    """Face-recognition training recipes. Commands: list, show, run, eval, eval_ijb, compare, make_bin, data_stats."""
 
     def list(self):
         """Print every recipe and every registry with its entries."""
@@ -41,6 +41,20 @@ class CommandLine:
         print(_format_table(["bin", *keys], rows))
         print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
               "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
+
+    def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=()):
+        """IJB-B/C 1:1 verification (insightface protocol) of a saved model on --ijb (insightface's IJB folder).
+
+        Prints TAR@FAR for the N/D/F variants; writes <subset>_scores.npy, _roc.png, _tar_at_far.json to --out.
+        """
+        for plugin in parse_list(plugins):
+            load_plugin(plugin)
+        from recipes.evaluate_ijb import evaluate_ijb, tar_table
+
+        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out))
+        print(_format_table(*tar_table(results)))
+        print("TAR (%) at FAR; N1: feature norm kept, D1: detector score weight, F1: flip embedding added "
+              f"(insightface's default: N1D1F1). Written to {out}.")
 
     def compare(self, *run_dirs, metrics=None, out="compare.png"):
         """Compare run folders side by side (table) and plot --metrics per epoch to --out (PNG); no network needed.
