@@ -48,35 +48,3 @@ def roc_summary(labels, scores, fars):
     fpr, tpr = roc(labels, scores)
     return {"roc_auc": float(auc(fpr, tpr)), "tar_at_far": {far: tar_at_far(fpr, tpr, far) for far in fars},
             "roc": (fpr, tpr)}
-
-
-def plot_roc(curves, out, title="ROC", xlim=(1e-6, 1.0)):
-    """Write a PNG of ROC curves to `out` (log FPR axis, as insightface draws them); returns the Figure.
-
-    curves: {legend label: (fpr, tpr)}. Points at FPR 0 are off a log axis and are left out.
-    Uses matplotlib's object API with the Agg canvas (no display, no global pyplot state).
-    """
-    import os
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for number, (label, (fpr, tpr)) in enumerate(curves.items()):
-        fpr, tpr = np.asarray(fpr), np.asarray(tpr)
-        keep = fpr > 0
-        axes.plot(fpr[keep], tpr[keep], linewidth=1.5, color=f"C{number % 10}", label=label)
-    axes.set_xscale("log")
-    axes.set_xlim(*xlim)
-    axes.set_ylim(0.0, 1.0)
-    axes.set_xlabel("False Positive Rate")
-    axes.set_ylabel("True Positive Rate")
-    axes.set_title(title)
-    axes.grid(linestyle="--", alpha=0.5)
-    axes.legend(loc="lower right", fontsize="small")
-    if os.path.dirname(out):
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-    figure.savefig(out, dpi=100)
-    return figure

@@ -252,6 +252,30 @@ class ExperimentTracker:
 
         self._call(log_artifact)
 
+    def log_roc_curves(self, curves, epoch):
+        """Log one ROC picture per verification file, `<bin>/roc` (log FPR axis), of the best `epoch`.
+
+        curves: {bin name: (fpr, tpr)}. The figure is rendered in memory; nothing is written to the run folder.
+        """
+        if self.run is None or not curves:
+            return
+
+        def log_images():
+            import wandb
+
+            from callbacks.roc_plot import plot_roc
+
+            images = {}
+            for name, curve in curves.items():
+                figure = plot_roc({f"{name}, epoch {epoch}": curve}, None, title=f"ROC on {name} (best epoch {epoch})")
+                figure.canvas.draw()
+                pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+                images[f"{name}/roc"] = wandb.Image(pixels, caption=f"best epoch {epoch}")
+            self.run.log(images)
+            self.run.summary.update({"roc/epoch": epoch})
+
+        self._call(log_images)
+
     def finish(self, exit_code=0):
         """Close the run (uploads the rest when online); safe to call twice or when disabled."""
         if self.run is not None:

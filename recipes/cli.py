@@ -34,13 +34,15 @@ class CommandLine:
         from recipes.evaluate import evaluate_saved_model
 
         results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size))
-        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "pairs")
-        rows = [[name] + (["non-finite embeddings"] + [""] * 6 if metrics is None else
+        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "roc_auc", "tar_at_far_1e-3",
+                "tar_at_far_1e-2", "pairs")
+        rows = [[name] + (["non-finite embeddings"] + [""] * (len(keys) - 1) if metrics is None else
                           [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
                 for name, metrics in results.items()]
         print(_format_table(["bin", *keys], rows))
         print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
-              "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
+              "best_acc/best_threshold: best cosine threshold on the whole set (optimistic); roc_auc, tar_at_far: "
+              "ROC of the cosine scores over all pairs.")
 
     def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=()):
         """IJB-B/C 1:1 verification (insightface protocol) of a saved model on --ijb (insightface's IJB folder).
@@ -57,20 +59,22 @@ class CommandLine:
               f"(insightface's default: N1D1F1). Written to {out}.")
 
     def compare(self, *run_dirs, metrics=None, out="compare.png"):
-        """Compare run folders side by side (table) and plot --metrics per epoch to --out (PNG); no network needed.
+        """Compare run folders side by side (table), plot --metrics per epoch to --out and ROC curves to <out>_roc.png.
 
         --metrics defaults to each run's monitored `<last bin>/acc` and `loss`.
         """
         from recipes.compare import CompareError, compare_runs
 
         try:
-            table, _ = compare_runs([str(run_dir) for run_dir in run_dirs], parse_list(metrics) if metrics else None,
-                                    str(out))
+            table, _, roc_out = compare_runs([str(run_dir) for run_dir in run_dirs],
+                                             parse_list(metrics) if metrics else None, str(out))
         except CompareError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         print(table)
         print(f"plot: {out}")
+        if roc_out:
+            print(f"ROC curves of the best epochs: {roc_out}")
 
     def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
         """Draw balanced same/different pairs (seeded) from identity folder --data into a verification .bin --out."""

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from callbacks.atomic import atomic_write, write_json
 from callbacks.ijb import ijb_verification
-from callbacks.roc import IJB_FARS, plot_roc
+from callbacks.roc import IJB_FARS
+from callbacks.roc_plot import plot_roc
 from callbacks.verification import flip_pair_function
 from data.align import LandmarkError, alignment_matrix, projective_parameters, warp_to_aligned
 from data.pipeline import file_problem
@@ -216,5 +217,5 @@ def evaluate_ijb(model_path, ijb_dir, subset="IJBC", batch_size=128, out_dir="."
     write_json(f"{stem}_tar_at_far.json", {name: {f"{far:.0e}": result["tar_at_far"][far] for far in IJB_FARS}
                                            for name, result in results.items()})
     plot_roc({f"{name} (AUC {100 * result['roc_auc']:.2f}%)": result["roc"] for name, result in results.items()},
-             f"{stem}_roc.png", title=f"ROC on {subset} ({os.path.basename(model_path)})")
+             f"{stem}_roc.png", title=f"ROC on {subset} ({os.path.basename(model_path)})", xlim=(1e-6, 1.0))
     return results

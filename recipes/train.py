@@ -104,7 +104,7 @@ def train(recipe, resume_dir=None):
     The folder gets `recipe.json` (resolved recipe + dataset facts), `classes.json` (id →
     folder name), `history.jsonl` (one row per epoch), `checkpoints/epoch-NNNN/` (full
     training state), `model.keras` (training model, with loss state), `embedding.keras`
-    (embedding model), `best_embedding.keras`, `centers.npy` (center-loss centres (C, d), if any) and `skipped_files.tsv` (unreadable images, with
+    (embedding model), `best_embedding.keras`, `best_roc.npz` (ROC curves of the best epoch), `baseline.json` (metrics of the untrained model), `centers.npy` (center-loss centres (C, d), if any) and `skipped_files.tsv` (unreadable images, with
     the reason; only if there were any). Raises `TrainingStopped` on a non-finite
     loss or on SIGINT/SIGTERM, after the last finished epoch is safely checkpointed.
     """
@@ -142,7 +142,8 @@ def train(recipe, resume_dir=None):
         bin_paths, model.embedder, recipe.eval_batch_size,
         best_path=os.path.join(run_dir, "best_embedding.keras") if chief else None,
         monitor=recipe.eval_monitor, image_size=recipe.image_size, evaluate_before_training=resume_dir is None,
-        every_steps=recipe.eval_every_steps,
+        every_steps=recipe.eval_every_steps, roc_path=os.path.join(run_dir, "best_roc.npz") if chief else None,
+        baseline_path=os.path.join(run_dir, "baseline.json") if chief else None,
     )
     if state.get("best") is not None:
         verification.best, verification.best_epoch = state["best"], state.get("best_epoch")
@@ -166,6 +167,7 @@ def train(recipe, resume_dir=None):
                             callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
         tracker.log_best_model(verification.best_path, verification.monitor, verification.best_or_none(),
                                verification.best_epoch)
+        tracker.log_roc_curves(verification.best_curves, verification.best_epoch)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.InternalError) as error:
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

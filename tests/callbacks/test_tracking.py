@@ -170,8 +170,13 @@ def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb
     assert config["data_resolved"] == os.path.abspath(tiny_overrides["data"])
     assert "lr_schedule_args.decay" in config and config["project_version"]
 
-    assert [row["epoch"] for row in stored["history"]] == [1, 2]
-    for logged, recorded in zip(stored["history"], history):
+    epoch_rows = [row for row in stored["history"] if "loss" in row]
+    assert [row["epoch"] for row in epoch_rows] == [1, 2]
+    best_epoch = max(history, key=lambda row: row["verify/acc"])["epoch"]
+    (roc_row,) = [row for row in stored["history"] if "verify/roc._type" in row]  # the best epoch's ROC picture
+    assert roc_row["verify/roc._type"] == "image-file" and roc_row["verify/roc.caption"] == f"best epoch {best_epoch}"
+    assert os.path.getsize(os.path.join(offline, "files", roc_row["verify/roc.path"])) > 10_000
+    for logged, recorded in zip(epoch_rows, history):
         for key in ("loss", "lr", "verify/acc", "verify/acc_std", "verify/best_acc", "verify/xnorm",
                     "images_per_second"):
             assert logged[key] == pytest.approx(recorded[key]), key
@@ -187,7 +192,7 @@ def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb
     assert first == offline
     continued = read_offline_run(resumed)
     assert continued["run"]["run_id"] == run_id
-    assert [row["epoch"] for row in continued["history"]] == [3]
+    assert [row["epoch"] for row in continued["history"] if "loss" in row] == [3]
 
 
 def test_disabled_writes_nothing_wandb_related(no_wandb_key, tiny_overrides):
