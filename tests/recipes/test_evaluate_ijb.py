@@ -1,4 +1,5 @@
-"""`eval_ijb` end to end on a small IJB folder in insightface's layout, built here from synthetic faces."""
+"""`eval_ijb` end to end on a small IJB folder in insightface's layout: synthetic aligned faces enlarged 2× as loose
+crops, the template points × 2 as landmarks, 3 identities × 2 templates × 2 medias × 2 images."""
 import json
 import os
 
@@ -8,57 +9,16 @@ import tensorflow as tf
 
 import backbones
 from callbacks.ijb import ijb_verification
-from data.align import ARCFACE_TEMPLATE, align_face
-from data.synthetic import render_identity
+from data.align import align_face
+from data.synthetic_ijb import make_synthetic_ijb
 from recipes.cli import main
 from recipes.evaluate_ijb import IjbFormatError, evaluate_ijb
-
-IDENTITIES, TEMPLATES, MEDIAS, IMAGES = 3, 2, 2, 2  # per identity, per template, per media
-
-
-def build_ijb_folder(root, subset="ijbc"):
-    """Aligned synthetic faces enlarged 2× into larger loose crops; landmarks = the template points × 2 (+ offset).
-
-    Returns (faces (N, 112, 112, 3) uint8 in meta order, faceness (N,), templates, medias, pairs (t1, t2, label)).
-    """
-    os.makedirs(os.path.join(root, "meta"))
-    os.makedirs(os.path.join(root, "loose_crop"))
-    rng = np.random.default_rng(0)
-    faces, face_lines, point_lines, template_rows = [], [], [], []
-    per_identity = TEMPLATES * MEDIAS * IMAGES
-    for identity in range(IDENTITIES):
-        images = render_identity(50 + identity, per_identity)
-        for index, face in enumerate(images):
-            template = 10 + identity * TEMPLATES + index // (MEDIAS * IMAGES)
-            media = 500 + (identity * per_identity + index) // IMAGES
-            offset = np.array([rng.integers(0, 30), rng.integers(0, 30)])
-            canvas = np.full((260, 250, 3), 90, np.uint8)
-            canvas[offset[1]:offset[1] + 224, offset[0]:offset[0] + 224] = face.repeat(2, axis=0).repeat(2, axis=1)
-            # Pixel x of the face covers pixels 2x, 2x + 1 of the enlargement: centre 2x + 0.5.
-            landmarks = ARCFACE_TEMPLATE.astype(np.float64) * 2 + 0.5 + offset
-            name = f"{len(faces)}.png"
-            tf.io.write_file(os.path.join(root, "loose_crop", name), tf.io.encode_png(canvas))
-            faceness = rng.uniform(0.5, 1.0)
-            face_lines.append(f"{name} {template} {media}\n")
-            point_lines.append(f"{name} {' '.join(f'{value:.4f}' for value in landmarks.ravel())} {faceness:.6f}\n")
-            faces.append(face)
-            template_rows.append((template, media, round(faceness, 6)))
-    template_ids = sorted({template for template, _, _ in template_rows})
-    pair_lines = [f"{first} {second} {int((first - 10) // TEMPLATES == (second - 10) // TEMPLATES)}\n"
-                  for index, first in enumerate(template_ids) for second in template_ids[index + 1:]]
-    for suffix, lines in (("face_tid_mid", face_lines), ("name_5pts_score", point_lines),
-                          ("template_pair_label", pair_lines)):
-        with open(os.path.join(root, "meta", f"{subset}_{suffix}.txt"), "w") as file:
-            file.writelines(lines)
-    columns = np.array(template_rows)
-    pairs = np.array([[int(value) for value in line.split()] for line in pair_lines])
-    return np.stack(faces), columns[:, 2], columns[:, 0].astype(int), columns[:, 1].astype(int), pairs.T
 
 
 @pytest.fixture(scope="module")
 def ijb_setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ijb")
-    data = build_ijb_folder(str(root / "IJBC"))
+    data = make_synthetic_ijb(str(root / "IJBC"), identities=3, templates=2, medias=2, images=2)
     embedder = backbones.build_embedding_model("tiny", embedding_size=16, image_size=112)
     model_path = str(root / "embedding.keras")
     embedder.save(model_path)
@@ -116,6 +76,14 @@ def test_an_absent_image_is_named(ijb_setup, tmp_path):
     os.remove(os.path.join(ijb_dir, "loose_crop", "3.png"))
     with pytest.raises(FileNotFoundError, match=r"1 of 24 images .* not in .*3\.png"):
         evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
+
+
+def test_an_undecodable_image_is_named(ijb_setup, tmp_path):
+    ijb_dir = broken_copy(ijb_setup[0], tmp_path)
+    with open(os.path.join(ijb_dir, "loose_crop", "7.png"), "wb") as file:
+        file.write(b"not an image at all")
+    with pytest.raises(IjbFormatError, match=r"cannot be decoded \(.*7\.png: .*\); replace it"):
+        evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", batch_size=4, out_dir=str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("line, message", [
