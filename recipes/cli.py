@@ -111,13 +111,28 @@ class CommandLine:
         from recipes.evaluate import evaluate_saved_model
 
         results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size), backbone)
-        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "pairs")
-        rows = [[name] + (["non-finite embeddings"] + [""] * 6 if metrics is None else
+        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "roc_auc", "tar_at_far_1e-3",
+                "tar_at_far_1e-2", "pairs")
+        rows = [[name] + (["non-finite embeddings"] + [""] * (len(keys) - 1) if metrics is None else
                           [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
                 for name, metrics in results.items()]
         print(format_table(["bin", *keys], rows))
         print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
-              "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
+              "best_acc/best_threshold: best cosine threshold on the whole set (optimistic); roc_auc, tar_at_far: "
+              "ROC of the cosine scores over all pairs.")
+
+    def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=()):
+        """IJB-B/C 1:1 verification (insightface protocol) of a saved model on --ijb (insightface's IJB folder).
+
+        Prints TAR@FAR for the N/D/F variants; writes <subset>_scores.npy, _roc.png, _tar_at_far.json to --out.
+        """
+        load_plugins(plugins)
+        from recipes.evaluate_ijb import evaluate_ijb, tar_table
+
+        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out))
+        print(format_table(*tar_table(results)))
+        print("TAR (%) at FAR; N1: feature norm kept, D1: detector score weight, F1: flip embedding added "
+              f"(insightface's default: N1D1F1). Written to {out}.")
 
     def export(self, model, format="onnx", out=None, batch="dynamic", precision="float32", plugins=()):
         """Export a run folder or .keras (--model) to --format=saved_model|onnx|tflite at --out, parity-checked.
@@ -142,16 +157,18 @@ class CommandLine:
         print(format_embed(embed_data(str(model), str(data), str(out), flip, batch_size)))
 
     def compare(self, *run_dirs, metrics=None, out="compare.png"):
-        """Compare run folders side by side (table) and plot --metrics per epoch to --out (PNG); no network needed.
+        """Compare run folders side by side (table), plot --metrics per epoch to --out and ROC curves to <out>_roc.png.
 
         --metrics defaults to each run's monitored `<last bin>/acc` and `loss`.
         """
         from recipes.compare import compare_runs
 
-        table, _ = compare_runs([str(run_dir) for run_dir in run_dirs], parse_list(metrics) if metrics else None,
-                                str(out))
+        table, _, roc_out = compare_runs([str(run_dir) for run_dir in run_dirs],
+                                         parse_list(metrics) if metrics else None, str(out))
         print(table)
         print(f"plot: {out}")
+        if roc_out:
+            print(f"ROC curves of the best epochs: {roc_out}")
 
     def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
         """Draw balanced same/different pairs (seeded) from identity folder --data into a verification .bin --out."""
