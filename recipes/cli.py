@@ -1,5 +1,6 @@
 """The command line: `python -m recipes` or `face-recipes`, with commands list, show, run, eval, export,
 embed, compare, make_bin, data_stats. `--help` anywhere explains the command and every recipe field."""
+import contextlib
 import json
 import os
 import sys
@@ -174,13 +175,15 @@ class CommandLine:
         """Draw balanced same/different pairs (seeded) from identity folder --data into a verification .bin --out."""
         from data.tools import format_make_bin, make_bin
 
-        print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
+        with data_errors_as_user_errors():
+            print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
 
     def data_stats(self, data, decode=True):
         """Identities, images, images per identity (min/median/max) and unreadable files of --data."""
         from data.tools import data_stats, format_data_stats
 
-        print(format_data_stats(data_stats(str(data), bool(decode))))
+        with data_errors_as_user_errors():
+            print(format_data_stats(data_stats(str(data), decode)))
 
     def import_model(self, onnx, backbone, out="imported.keras", image_size=None):
         """Import an insightface/arcface_torch ONNX face model into registered --backbone; save it to --out (.keras)."""
@@ -196,6 +199,15 @@ class CommandLine:
 
         print(format_outliers(find_subcenter_outliers(str(run), float(threshold), out and str(out),
                                                       clean_dir and str(clean_dir), int(batch_size))))
+
+
+@contextlib.contextmanager
+def data_errors_as_user_errors():
+    """The data tools refuse bad arguments and data with ValueError: report those as bad input."""
+    try:
+        yield
+    except ValueError as error:
+        raise RecipeError(str(error)) from None
 
 
 def user_errors():
