@@ -15,8 +15,9 @@ class FaceLoss(keras.layers.Layer):
 
     A loss made of a softmax cross-entropy and per-sample terms defines its two parts,
     `margin_logits` and `sample_terms`, and inherits `call` = cross-entropy + terms. Only such
-    a loss runs on a class-sharded head (`partial_fc`), which computes the cross-entropy across
-    shards itself (heads/sharded_softmax.py). A loss may instead override `call` alone.
+    a loss (`defines_parts()`) runs on a class-sharded head (`partial_fc`), which computes the
+    cross-entropy across shards itself (heads/sharded_softmax.py). A loss may instead override
+    `call` alone.
     """
 
     def __init__(self, num_classes, embedding_size, **kwargs):
@@ -30,7 +31,10 @@ class FaceLoss(keras.layers.Layer):
 
         `logits` (B, K) are x·w/‖w‖ for K columns (all classes, or a class-sharded head's
         columns plus one column holding each row's target logit); `labels` int (B,) index those
-        columns. Row i may change only column `labels[i]` and scale the row.
+        columns. Each new logit (i, j) may depend only on logit (i, j), the row's target logit
+        (column `labels[i]`), the row's embedding and the loss's state, never on other columns:
+        then the shards compute it independently. While training, state is updated from the
+        global batch (`losses.center.global_batch`).
         """
         raise NotImplementedError(
             f"loss {self.name!r} ({type(self).__name__}) does not define margin_logits/sample_terms, so it cannot "
@@ -40,6 +44,10 @@ class FaceLoss(keras.layers.Layer):
     def sample_terms(self, labels, embeddings, training=False):
         """Per-sample terms (B,) added to the cross-entropy that do not use the classifier, or None."""
         return None
+
+    def defines_parts(self):
+        """True if this loss defines `margin_logits` (and so can run on a class-sharded head)."""
+        return type(self).margin_logits is not FaceLoss.margin_logits
 
     def call(self, labels, embeddings, logits, training=False):
         margined = self.margin_logits(labels, embeddings, logits, training=training)
@@ -53,6 +61,21 @@ class FaceLoss(keras.layers.Layer):
         config = super().get_config()
         config.pop("dtype", None)
         return {**config, "num_classes": self.num_classes, "embedding_size": self.embedding_size}
+
+
+def embedding_norms(embeddings):
+    """‖x‖ (B,) float32 of embeddings x (B, d), floored at 1e-6 (so a zero embedding divides to 0, not NaN)."""
+    embeddings = ops.cast(embeddings, "float32")
+    return ops.sqrt(ops.maximum(ops.sum(ops.square(embeddings), axis=-1), 1e-12))
+
+
+def cosine_and_norms(embeddings, logits):
+    """(cos θ (B, C), ‖x‖ (B,)), float32, from embeddings x (B, d) and NormDense logits x·w/‖w‖ (B, C).
+
+    cos θ = logits / ‖x‖, with ‖x‖ as `embedding_norms`.
+    """
+    norms = embedding_norms(embeddings)
+    return ops.cast(logits, "float32") / norms[:, None], norms
 
 
 def loss_options(name):

@@ -79,7 +79,8 @@ class Recipe:
     plugins: list = option([], "your .py files or modules to import first (they register plugins)", "run")
     callbacks: list = option(BUILTIN_CALLBACKS, "Keras callbacks by name; --callbacks=+NAME adds one", "run")
     callback_args: dict = option({}, "callback options: --callback_args.NAME.OPTION=VALUE", "run")
-    verbose: int = option(2, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent", "run")
+    verbose: Optional[int] = option(None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent; "
+                                          "None: 1 on a terminal, else 2", "run")
     log_every_steps: int = option(50, "log loss, lr and images/s every N steps (0: only per epoch)", "run")
     # experiment tracking (Weights & Biases); `name` is the recipe, so the wandb run's name is `run_name`
     wandb: str = option("auto", "auto (online with an API key, else offline), online, offline, disabled", "tracking")

@@ -238,7 +238,8 @@ def fit_with_recovery(prepared, callback_list):
     try:
         history = context.model.fit(
             prepared.dataset, epochs=recipe.epochs, initial_epoch=context.state.epoch,
-            steps_per_epoch=prepared.steps_per_epoch, callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
+            steps_per_epoch=prepared.steps_per_epoch, callbacks=callback_list, shuffle=False,
+            verbose=recipe.verbose if recipe.verbose is not None else (1 if sys.stdout.isatty() else 2))
         exit_code = 0 if context.state.stop_message is None else 1
         return history
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,

@@ -4,8 +4,21 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from keras import ops
+
+import backbones
+import losses
+from callbacks.checkpoints import list_checkpoints
+from callbacks.run_record import read_history
+from heads.partial_fc import PartialFC
+from losses import FaceLoss, SoftmaxLoss, WithCenterLoss
+from recipes.face_model import FaceTrainingModel
+from recipes.recipe import RecipeError
+from registry import HEADS, LOSSES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -73,7 +86,13 @@ def run_python(code, *args):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("loss_name, loss_args", [("softmax", {}), ("arcface", {"preset": "arcface"})])
+@pytest.mark.parametrize("loss_name, loss_args", [
+    ("softmax", {}), ("arcface", {"preset": "arcface"}),
+    ("adaface", {"t_alpha": 0.5}),  # running norm statistics of the global batch
+    ("magface", {"lower_norm": 0.1, "upper_norm": 50.0}),  # margin and regulariser from the norms the tiny net gives
+    ("curricularface", {}),  # hard negatives re-weighted on every shard from the all-reduced target logit
+    ("elasticface", {"seed": 7}),  # per-sample margins drawn on each replica from the same generator state
+])
 def test_two_replicas_at_rate_1_equal_norm_dense_on_one_device(loss_name, loss_args):
     report = run_python(EXACTNESS, loss_name, json.dumps(loss_args))
     assert report["initial_difference"] == 0.0, report
@@ -162,10 +181,7 @@ def test_shard_layout_is_arcface_torchs_split():
 
 
 def test_one_device_partial_fc_logits_equal_norm_dense_from_the_same_seed():
-    import keras
-
     from heads.norm_dense import NormDense
-    from heads.partial_fc import PartialFC
 
     keras.utils.set_random_seed(5)
     dense = NormDense(11)
@@ -179,8 +195,6 @@ def test_one_device_partial_fc_logits_equal_norm_dense_from_the_same_seed():
 
 
 def test_rejects_a_sample_rate_outside_0_1():
-    from heads.partial_fc import PartialFC
-
     with pytest.raises(ValueError, match="sample_rate=1.5"):
         PartialFC(10, sample_rate=1.5)
     with pytest.raises(ValueError, match="sample_rate=0"):
@@ -254,3 +268,79 @@ def test_cli_trains_on_two_replicas_and_resumes_on_one(tiny_faces, tmp_path):
     assert [row["epoch"] for row in history] == [1, 2]
     assert all(np.isfinite(row["loss"]) for row in history)
     assert os.path.isfile(os.path.join(run_dir, "embedding.keras"))
+
+
+class CallOnlyLoss(FaceLoss):
+    """A plugin-style loss that overrides `call` alone: no `margin_logits` to shard."""
+
+    def call(self, labels, embeddings, logits, training=False):
+        return ops.mean(ops.square(logits), axis=-1)
+
+
+class WideTermsLoss(SoftmaxLoss):
+    """Splits into parts, but its `sample_terms` are (B, 1): the sum with the cross-entropy is (B, B)."""
+
+    def sample_terms(self, labels, embeddings, training=False):
+        return ops.mean(ops.square(embeddings), axis=-1, keepdims=True)
+
+
+def _one_device_model(face_loss, classes=3):
+    keras.utils.set_random_seed(0)
+    embedder = backbones.build_embedding_model("tiny", embedding_size=8, image_size=16)
+    return FaceTrainingModel(embedder, HEADS.build("partial_fc", num_classes=classes), face_loss)
+
+
+@pytest.mark.parametrize("make_loss", [lambda: CallOnlyLoss(3, 8, name="my_call_loss"),
+                                       lambda: WithCenterLoss(3, 8, CallOnlyLoss(3, 8, name="my_call_loss"))])
+def test_a_loss_that_does_not_split_into_parts_is_refused_when_the_model_is_built(make_loss):
+    with pytest.raises(RecipeError, match=r"'my_call_loss' \(.*CallOnlyLoss\) cannot run on the class-sharded head"):
+        _one_device_model(make_loss())
+
+
+BUILT_IN_LOSSES = ["softmax", "arcface", "center", "center_softmax", "center_arcface", "adaface", "magface",
+                   "curricularface", "elasticface"]
+
+
+def test_every_built_in_loss_splits_into_parts():
+    assert set(BUILT_IN_LOSSES) <= set(LOSSES.names())
+    for name in BUILT_IN_LOSSES:
+        assert losses.build_loss(name, 5, 8).defines_parts(), name
+
+
+def test_the_loss_shape_check_covers_the_sharded_step():
+    model = _one_device_model(WideTermsLoss(3, 8, name="wide_terms"))
+    model.build((None, 16, 16, 3))
+    model.compile(optimizer="sgd")
+    images = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype(np.float32)
+    batches = tf.data.Dataset.from_tensor_slices((images, np.arange(8, dtype=np.int32) % 3)).batch(4)
+    with pytest.raises(ValueError, match=r"'wide_terms' \(.*WideTermsLoss\) returned shape \(4, 4\) for a batch of 4"):
+        model.fit(batches, epochs=1, verbose=0)
+
+
+TRAIN_SAMPLED = r"""
+import json, sys
+import recipes
+from recipes.cli import resolve_recipe
+from recipes.train import train
+
+data, bin_path, runs_dir = sys.argv[1:4]
+recipe = resolve_recipe("arcface", {"head": "partial_fc", "head_args.sample_rate": 0.1, "backbone": "tiny",
+                                    "embedding_size": 16, "batch_size": 8, "epochs": 1, "strategy": "mirrored",
+                                    "cpu_replicas": 2, "data": data, "eval_bins": [bin_path], "runs_dir": runs_dir,
+                                    "verbose": 0})
+print(json.dumps({"run_dir": train(recipe)}))
+"""
+
+
+def test_train_with_sampled_partial_fc_on_two_replicas(tiny_faces, tmp_path):
+    run_dir = run_python(TRAIN_SAMPLED, tiny_faces.train_dir, tiny_faces.bin_path, str(tmp_path))["run_dir"]
+    with open(os.path.join(run_dir, "recipe.json")) as file:
+        stored = json.load(file)
+    assert stored["head"] == "partial_fc" and stored["head_args"] == {"sample_rate": 0.1}
+    assert (stored["strategy_resolved"], stored["replicas"], stored["global_batch_size"]) == ("MirroredStrategy", 2, 16)
+    _, row = read_history(os.path.join(run_dir, "history.jsonl"))
+    assert row["epoch"] == 1 and np.isfinite(row["loss"]) and row["loss"] > 0.0
+    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
+    trained = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    assert isinstance(trained.head, PartialFC) and trained.head.sample_rate == 0.1
+    assert trained.head._optimizer.value.iterations.numpy() == stored["steps_per_epoch_resolved"] == 4
