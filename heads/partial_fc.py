@@ -153,10 +153,13 @@ class PartialFC(keras.layers.Layer):
 
     # -- optimizer -------------------------------------------------------------------------
     def attach_optimizer(self, model_optimizer):
-        """Create this head's optimizer: `model_optimizer`'s class and config, its learning rate, no gradient sum."""
+        """Create this head's optimizer: `model_optimizer`'s class and config, its learning rate, no gradient sum.
+
+        For a `LossScaleOptimizer` it copies the inner optimizer; `FaceTrainingModel` then hands this
+        head its gradient unscaled, and only on steps the loss-scale optimizer applied.
+        """
         if isinstance(model_optimizer, keras.optimizers.LossScaleOptimizer):
-            raise ValueError("partial_fc does not support loss scaling (mixed_float16); train it in float32 or "
-                             "mixed_bfloat16.")
+            model_optimizer = model_optimizer.inner_optimizer
         config = {**model_optimizer.get_config(), "learning_rate": lambda: model_optimizer.learning_rate}
         config["name"] = f"{self.name}_optimizer"
         optimizer = _unsummed_optimizer_class(type(model_optimizer)).from_config(config)

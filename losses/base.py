@@ -15,7 +15,7 @@ class FaceLoss(keras.layers.Layer):
 
     A loss made of a softmax cross-entropy and per-sample terms defines its two parts,
     `margin_logits` and `sample_terms`, and inherits `call` = cross-entropy + terms. Only such
-    a loss (`defines_parts()`) runs on a class-sharded head (`partial_fc`), which computes the
+    a loss (`loss_without_parts()` is None) runs on a class-sharded head (`partial_fc`), which computes the
     cross-entropy across shards itself (heads/sharded_softmax.py). A loss may instead override
     `call` alone.
     """
@@ -45,9 +45,10 @@ class FaceLoss(keras.layers.Layer):
         """Per-sample terms (B,) added to the cross-entropy that do not use the classifier, or None."""
         return None
 
-    def defines_parts(self):
-        """True if this loss defines `margin_logits` (and so can run on a class-sharded head)."""
-        return type(self).margin_logits is not FaceLoss.margin_logits
+    def loss_without_parts(self):
+        """This loss, or the one inside it, that does not define `margin_logits`, so cannot run on a
+        class-sharded head; None if every part does."""
+        return self if type(self).margin_logits is FaceLoss.margin_logits else None
 
     def call(self, labels, embeddings, logits, training=False):
         margined = self.margin_logits(labels, embeddings, logits, training=training)

@@ -26,8 +26,8 @@ class WithCenterLoss(FaceLoss):
         base_terms = self.base.sample_terms(labels, embeddings, training=training)
         return center if base_terms is None else base_terms + center
 
-    def defines_parts(self):
-        return self.base.defines_parts()
+    def loss_without_parts(self):
+        return self.base.loss_without_parts()
 
     def call(self, labels, embeddings, logits, training=False):
         """The base loss's own `call` (which may not split into parts) + factor × center loss."""

@@ -30,10 +30,11 @@ class FaceTrainingModel(keras.Model):
         self.embedder = embedder
         self.head = head
         self.face_loss = face_loss
-        if is_class_sharded(head) and not face_loss.defines_parts():
-            kind = type(face_loss)
+        unsplit = face_loss.loss_without_parts() if is_class_sharded(head) else None
+        if unsplit is not None:
+            kind = type(unsplit)
             raise RecipeError(
-                f"loss {face_loss.name!r} ({kind.__module__}.{kind.__qualname__}) cannot run on the class-sharded head "
+                f"loss {unsplit.name!r} ({kind.__module__}.{kind.__qualname__}) cannot run on the class-sharded head "
                 f"{head.name!r}: it does not split into `margin_logits` + `sample_terms` (losses/base.py), so its "
                 "cross-entropy cannot be computed across shards. Use --head=norm_dense, or define those two parts.")
         self.accuracy_metric = (keras.metrics.Mean(name="accuracy") if is_class_sharded(head)
@@ -85,12 +86,40 @@ class FaceTrainingModel(keras.Model):
             loss = self._replica_loss(checked_per_sample(self.face_loss, per_sample, sharded.labels))
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             self._loss_tracker.update_state(loss * replicas, sample_weight=tf.shape(images)[0])
+            scaled_loss = self.optimizer.scale_loss(loss)
         dense = self.trainable_weights
-        gradients = tape.gradient(loss, dense + [kernel.value])
-        self.optimizer.apply(gradients[:-1], dense)
-        self.head.apply_gradient(gradients[-1])
+        gradients = tape.gradient(scaled_loss, dense + [kernel.value])
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            self._apply_loss_scaled(gradients[:-1], dense, gradients[-1])
+        else:
+            self.optimizer.apply(gradients[:-1], dense)
+            self.head.apply_gradient(gradients[-1])
         self.accuracy_metric.update_state(sharded_accuracy(sharded))
         return self._metric_results()
+
+    def _apply_loss_scaled(self, dense_gradients, dense, head_gradient):
+        """Apply the gradients of the scaled loss (mixed_float16): the dense ones through the model's
+        `LossScaleOptimizer`, the head's divided by this step's scale, on the steps that optimizer applies:
+        where its `check_finite` of the dense gradients holds (of the first replica, as it decides).
+        The head's gradient (float32 from the logits on) is not checked itself.
+        """
+        scale = ops.convert_to_tensor(self.optimizer.dynamic_scale)
+        applied = self.optimizer.check_finite(dense_gradients)
+        head_gradient = head_gradient / scale
+        self.optimizer.apply(dense_gradients, dense)
+
+        def apply_head(gradient):
+            self.head.apply_gradient(gradient)
+
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            ops.cond(applied, lambda: apply_head(head_gradient), lambda: None)
+            return
+
+        def apply_head_everywhere(strategy, applied, gradient):  # as Keras' LossScaleOptimizer: cond across replicas
+            ops.cond(strategy.experimental_local_results(applied)[0],
+                     lambda: strategy.extended.call_for_each_replica(apply_head, args=(gradient,)), lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(apply_head_everywhere, args=(applied, head_gradient))
 
     def _replica_loss(self, per_sample):
         """Mean per-sample loss (+ layer losses), divided by the replica count: the replicas' gradients are summed."""
