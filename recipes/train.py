@@ -31,7 +31,7 @@ from callbacks.verification import bin_name
 from data.pipeline import SkippedFiles, train_dataset
 from data.sources import load_training_data
 from losses.combined import find_center_loss
-from recipes.distribution import is_chief, make_strategy, mixed_precision_policy
+from recipes.distribution import is_chief, make_strategy, precision_choice
 from recipes.face_model import FaceTrainingModel
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
@@ -181,8 +181,9 @@ def prepare_run(recipe, resume_dir=None):
     """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
     check_before_data(recipe, resume_dir)
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
-    if recipe.mixed_precision:
-        keras.mixed_precision.set_global_policy(mixed_precision_policy())
+    policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
+    keras.mixed_precision.set_global_policy(policy)
+    print(f"precision: {policy} ({reason})")
     keras.utils.set_random_seed(recipe.seed)
     if recipe.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -238,7 +239,8 @@ def fit_with_recovery(prepared, callback_list):
     try:
         history = context.model.fit(
             prepared.dataset, epochs=recipe.epochs, initial_epoch=context.state.epoch,
-            steps_per_epoch=prepared.steps_per_epoch, callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
+            steps_per_epoch=prepared.steps_per_epoch, callbacks=callback_list, shuffle=False,
+            verbose=recipe.verbose if recipe.verbose is not None else (1 if sys.stdout.isatty() else 2))
         exit_code = 0 if context.state.stop_message is None else 1
         return history
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,

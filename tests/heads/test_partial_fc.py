@@ -255,3 +255,49 @@ def test_cli_trains_on_two_replicas_and_resumes_on_one(tiny_faces, tmp_path):
     assert [row["epoch"] for row in trained] == [1, 2]
     assert all(np.isfinite(row["loss"]) for row in trained)
     assert os.path.isfile(os.path.join(run_dir, "embedding.keras"))
+
+
+EVERY_LOSS = r"""
+import json
+import numpy as np
+import keras, tensorflow as tf
+import losses
+from heads.partial_fc import PartialFC
+from heads.sharded_softmax import sharded_face_loss
+from recipes.distribution import make_strategy
+from registry import LOSSES
+
+strategy = make_strategy("mirrored", cpu_replicas=2)
+classes, size = 9, 8
+with strategy.scope():
+    head = PartialFC(classes)
+    head.build((None, size))
+full = head.logical(head.kernel)
+rng = np.random.default_rng(4)
+embeddings = (rng.normal(size=(12, size)) * 5).astype(np.float32)
+labels = rng.integers(0, classes, 12).astype(np.int32)
+unit = full / np.linalg.norm(full, axis=0, keepdims=True)
+report = {}
+for name in LOSSES.names():
+    face_loss = losses.build_loss(name, classes, size)
+    if type(face_loss).margin_logits is losses.FaceLoss.margin_logits:
+        report[name] = None
+        continue
+    expected = face_loss(labels, embeddings, embeddings @ unit, training=False).numpy()
+    values = strategy.experimental_distribute_values_from_function(
+        lambda context: (embeddings[6 * context.replica_id_in_sync_group:][:6],
+                         labels[6 * context.replica_id_in_sync_group:][:6]))
+    per_replica = strategy.run(lambda e, l: sharded_face_loss(face_loss, head.sharded_logits(e, l), training=False),
+                               args=values)
+    report[name] = [float(np.abs(value.numpy() - expected).max() / np.abs(expected).max())
+                    for value in strategy.experimental_local_results(per_replica)]
+print(json.dumps(report))
+"""
+
+
+def test_every_splittable_loss_gives_its_single_device_value_across_two_shards():
+    report = run_python(EVERY_LOSS)
+    splittable = {name: errors for name, errors in report.items() if errors is not None}
+    assert {"softmax", "arcface", "center_softmax"} <= set(splittable)
+    for name, errors in splittable.items():
+        assert len(errors) == 2 and max(errors) < 1e-5, (name, errors)
