@@ -38,7 +38,7 @@ def estimated_bytes(head, classes, replicas, embedding_size=EMBEDDING_SIZE):
 
 
 def classifier_state_bytes(model):
-    """Bytes one replica holds for the classifier: its copy of the class matrix and the optimizer slots shaped like it."""
+    """Bytes one replica holds for the classifier: its copy of the class matrix and the slots shaped like it."""
     from recipes.face_model import is_class_sharded
 
     if is_class_sharded(model.head):
@@ -116,7 +116,8 @@ def table(rows):
     for row in rows:
         name = f"| {row['classes']:,} | {row['head']} | {row['sample_rate']} |"
         if not row["fits"]:
-            reason = row.get("error") or f"does not fit in the budget: needs about {row['estimated_bytes'] / 2**30:.1f} GiB"
+            needed = row["estimated_bytes"] / 2**30
+            reason = row.get("error") or f"does not fit in the budget: needs about {needed:.1f} GiB"
             lines.append(f"{name} {reason} | | | |")
             continue
         lines.append(f"{name} {row['classifier_state_bytes'] / 2**20:,.0f} MiB | {1000 * row['step_seconds']:,.0f} ms "

@@ -3,7 +3,6 @@ import math
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 from losses.base import FaceLoss, cosine_and_norms
 from registry import LOSSES
