@@ -2,10 +2,9 @@
 
 Needs no network and no wandb account: `python -m recipes compare RUN_DIR... [--metrics=...] [--out=...]`.
 The plot has one panel per metric (own scale), `<bin>/acc` with a ± `<bin>/acc_std` band and the
-untrained model (`baseline.json`) at epoch 0; runs are labelled by the settings that differ between
+untrained model (history row 0) at epoch 0; runs are labelled by the settings that differ between
 them. Runs with `best_roc.npz` also get their best epoch's ROC curves overlaid in `<out>_roc.png`.
 """
-import json
 import math
 import os
 import statistics
@@ -13,7 +12,10 @@ import statistics
 from callbacks.run_record import read_history
 from callbacks.tracking import flatten
 from callbacks.verification import load_roc_curves
-from recipes.cli import _format_table
+from callbacks.run_folder import RunFolder
+from callbacks.verification import bin_name
+from recipes.text_table import format_table
+from registry import did_you_mean
 
 # recipe.json keys that always differ between runs and say nothing about the recipe.
 _IGNORED_KEYS = {"run_name"}
@@ -26,27 +28,19 @@ class CompareError(ValueError):
 
 
 def load_run(run_dir):
-    """{'label', 'path', 'recipe' (recipe.json), 'history' (rows of history.jsonl), 'baseline', 'roc'} of a run folder.
+    """{'label', 'path', 'recipe' (recipe.json), 'history' (trained epochs' rows of history.jsonl), 'baseline', 'roc'}
+    of a run folder.
 
-    'baseline': the untrained model's metrics (baseline.json), {} if absent; 'roc': ({bin: (fpr, tpr)},
+    'baseline': the untrained model's metrics (history row 0), {} if absent; 'roc': ({bin: (fpr, tpr)},
     best epoch) from best_roc.npz, None if absent.
     """
-    recipe_path = os.path.join(run_dir, "recipe.json")
-    if not os.path.isfile(recipe_path):
-        raise FileNotFoundError(f"{recipe_path!r} does not exist: {run_dir!r} is not a run folder.")
-    with open(recipe_path) as file:
-        recipe = json.load(file)
-    history_path = os.path.join(run_dir, "history.jsonl")
-    history = read_history(history_path) if os.path.isfile(history_path) else []
-    baseline_path = os.path.join(run_dir, "baseline.json")
-    baseline = {}
-    if os.path.isfile(baseline_path):
-        with open(baseline_path) as file:
-            baseline = json.load(file)
-    roc_path = os.path.join(run_dir, "best_roc.npz")
+    run = RunFolder(run_dir)
+    recipe = run.read_config()
+    rows = read_history(run.history_path) if os.path.isfile(run.history_path) else []
+    baseline = next((row for row in rows if row.get("epoch") == 0), {})
     return {"label": os.path.basename(os.path.normpath(run_dir)), "path": run_dir, "recipe": recipe,
-            "history": history, "baseline": baseline,
-            "roc": load_roc_curves(roc_path) if os.path.isfile(roc_path) else None}
+            "history": [row for row in rows if row.get("epoch") != 0], "baseline": baseline,
+            "roc": load_roc_curves(run.best_roc_path) if os.path.isfile(run.best_roc_path) else None}
 
 
 def monitored_metric(recipe):
@@ -54,7 +48,7 @@ def monitored_metric(recipe):
     if recipe.get("eval_monitor"):
         return recipe["eval_monitor"]
     bins = recipe.get("eval_bins_resolved") or recipe.get("eval_bins") or []
-    return f"{os.path.splitext(os.path.basename(bins[-1]))[0]}/acc" if bins else None
+    return f"{bin_name(bins[-1])}/acc" if bins else None
 
 
 def default_metrics(runs):
@@ -170,7 +164,7 @@ def run_labels(runs):
 
 
 def plot_series(run, metric):
-    """(epochs, values) of `metric` to plot: the history's, after (0, untrained value) when baseline.json has it."""
+    """(epochs, values) of `metric` to plot: the history's, after (0, untrained value) when the run has a baseline."""
     epochs, values = metric_series(run["history"], metric)
     if metric in run["baseline"]:
         try:
@@ -221,11 +215,8 @@ def check_metrics(runs, metrics):
     known = sorted({key for run in runs for row in run["history"] for key in row if key not in ("epoch",)})
     for metric in metrics:
         if not any(metric_series(run["history"], metric)[0] for run in runs):
-            import difflib
-
-            close = difflib.get_close_matches(metric, known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise CompareError(f"--metrics: {metric!r} is in no run's history.{hint} Known: {', '.join(known)}.")
+            raise CompareError(f"--metrics: {metric!r} is in no run's history.{did_you_mean(metric, known)} "
+                               f"Known: {', '.join(known)}.")
 
 
 def plot_runs(runs, metrics, out):
@@ -280,4 +271,4 @@ def compare_runs(run_dirs, metrics=None, out="compare.png"):
     figure = plot_runs(runs, metrics, out)
     roc_out = roc_overlay_path(out)
     roc_figure = plot_roc_overlay(runs, run_labels(runs), roc_out)
-    return _format_table(header, rows), figure, roc_out if roc_figure is not None else None
+    return format_table(header, rows), figure, roc_out if roc_figure is not None else None

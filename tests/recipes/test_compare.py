@@ -68,7 +68,7 @@ def test_two_runs_with_different_losses_give_the_right_table_and_both_curves(tin
     assert rows["recipe"] == ["softmax", "arcface"] and rows["loss"] == ["softmax", "arcface"]
     assert rows["epochs run"] == ["2", "2"]
     for column, run_dir in enumerate(run_dirs):
-        history = read_history(os.path.join(run_dir, "history.jsonl"))
+        history = read_history(os.path.join(run_dir, "history.jsonl"))[1:]
         accs = [row["verify/acc"] for row in history]
         best_epoch = int(np.argmax(accs)) + 1
         assert rows["best verify/acc (max)"][column] == f"{max(accs):.4f} (epoch {best_epoch})"
@@ -84,11 +84,7 @@ def test_two_runs_with_different_losses_give_the_right_table_and_both_curves(tin
         lines = axes.get_lines()
         assert [line.get_label() for line in lines] == labels
         for line, run_dir in zip(lines, run_dirs):
-            history = read_history(os.path.join(run_dir, "history.jsonl"))
-            expected = [row[metric] for row in history]
-            if metric == "verify/acc":  # the untrained model at epoch 0
-                with open(os.path.join(run_dir, "baseline.json")) as file:
-                    expected = [json.load(file)[metric], *expected]
+            expected = [row[metric] for row in read_history(os.path.join(run_dir, "history.jsonl")) if metric in row]
             assert list(line.get_xdata()) == ([0, 1, 2] if metric == "verify/acc" else [1, 2])
             np.testing.assert_allclose(line.get_ydata(), expected)
     colours = [line.get_color() for line in figure.axes[0].get_lines()]
@@ -97,7 +93,7 @@ def test_two_runs_with_different_losses_give_the_right_table_and_both_curves(tin
         assert colour_pixels(out, colour) > 500, colour  # a legend swatch alone is ~60 pixels
     # ± acc_std bands on the accuracy panel only.
     assert len(figure.axes[0].collections) == 2 and not figure.axes[1].collections
-    history = read_history(os.path.join(run_dirs[0], "history.jsonl"))
+    history = read_history(os.path.join(run_dirs[0], "history.jsonl"))[1:]
     band_y = figure.axes[0].collections[0].get_paths()[0].vertices
     at_epoch_two = sorted(band_y[band_y[:, 0] == 2][:, 1])
     acc, std = history[1]["verify/acc"], history[1]["verify/acc_std"]
@@ -111,7 +107,7 @@ def test_two_runs_with_different_losses_give_the_right_table_and_both_curves(tin
         normalized = normalize(embeddings)
         fpr, tpr, _ = roc_curve(issame, np.sum(normalized[0::2] * normalized[1::2], axis=1))
         curves, epoch = load_run(run_dir)["roc"]
-        history = read_history(os.path.join(run_dir, "history.jsonl"))
+        history = read_history(os.path.join(run_dir, "history.jsonl"))[1:]
         assert epoch == int(np.argmax([row["verify/acc"] for row in history])) + 1
         np.testing.assert_allclose(curves["verify"][0], fpr, atol=1e-6)
         np.testing.assert_allclose(curves["verify"][1], tpr, atol=1e-6)
