@@ -33,8 +33,8 @@ per step scored 2.3x faster than 16384 in `benchmarks/ijb_protocol.py`'s setting
 def _group_sums(values, groups, count):
     """(count, d) sums of the rows of `values` (N, d) per group id in `groups` (N,) in 0..count-1.
 
-    A sparse (count, N) 0/1 matrix times `values`: one pass, about 7x faster than `np.add.reduceat`
-    and far faster than `np.add.at` on (469k, 512) features.
+    A sparse (count, N) 0/1 matrix times `values`, in one pass (measured on (50k, 512) float64 features:
+    1.3 s, against 9.1 s for `np.add.reduceat` of the sorted rows; `np.add.at` was slower still).
     """
     membership = scipy.sparse.csr_matrix((np.ones(groups.size), (groups, np.arange(groups.size))),
                                          shape=(count, groups.size))
