@@ -7,6 +7,8 @@ result gets the mode an ordinary write would (0666 minus the process umask), not
 """
 import json
 import os
+import shutil
+import tempfile
 import uuid
 
 
@@ -70,3 +72,36 @@ def write_json(path, value):
 def save_model(model, path):
     """`model.save(path)` (a `.keras` file), atomically."""
     atomic_write(path, model.save, suffix=".keras")
+
+
+def atomic_write_directory(path, write):
+    """Call `write(temp_folder)` on a fresh folder beside `path`, then swap it in for `path` (e.g. a SavedModel).
+
+    A crash leaves the old folder or the new one under `path`, never a half-written one
+    (between the two renames `path` is briefly absent; the old folder is then `.old-*` beside it).
+    """
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    temp_folder = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        write(temp_folder)
+        for folder, _, files in os.walk(temp_folder):
+            for name in files:
+                with open(os.path.join(folder, name), "rb+") as file:
+                    os.fsync(file.fileno())
+        if not os.path.exists(path):
+            os.replace(temp_folder, path)
+        else:
+            old_folder = tempfile.mkdtemp(prefix=".old-", dir=parent)
+            os.replace(path, os.path.join(old_folder, "previous"))
+            try:
+                os.replace(temp_folder, path)
+            except OSError:
+                os.replace(os.path.join(old_folder, "previous"), path)
+                raise
+            finally:
+                shutil.rmtree(old_folder, ignore_errors=True)
+        fsync_directory(parent)
+    finally:
+        shutil.rmtree(temp_folder, ignore_errors=True)

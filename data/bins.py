@@ -11,7 +11,6 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
-from callbacks.atomic import atomic_write
 from data.pipeline import decode_face
 
 try:
@@ -172,5 +171,7 @@ def write_bin(path, encoded_images, issame):
     def write(temp_path):
         with open(temp_path, "xb") as file:
             pickle.dump((encoded, issame), file, protocol=4)
+
+    from callbacks.atomic import atomic_write  # here: `callbacks` imports `data`
 
     atomic_write(path, write)

@@ -172,6 +172,16 @@ def _file_problem(path):
         return f"cannot be read: {error.strerror or error}"
 
 
+def scan_image_folder(folder):
+    """(good image paths (sorted by name), ((path, reason), ...) of bad ones) of the images directly in `folder`.
+
+    The same checks as an identity folder's scan: JPEG/PNG extension and magic bytes; hidden names ignored.
+    """
+    good, bad = _scan_identity(folder)
+    return ([os.path.join(folder, name) for name in good],
+            tuple((os.path.normpath(os.path.join(folder, name)), reason) for name, reason in bad))
+
+
 def _scan_identity(folder):
     """(sorted good image names, ((name, reason), ...) of bad ones) of one identity folder.
 

@@ -173,6 +173,10 @@ def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb
     epoch_rows = [row for row in stored["history"] if "epoch" in row]
     assert [row["epoch"] for row in epoch_rows] == [0, 1, 2]
     assert epoch_rows[0]["verify/acc"] == pytest.approx(history[0]["verify/acc"])
+    best_epoch = max(history[1:], key=lambda row: row["verify/acc"])["epoch"]
+    (roc_row,) = [row for row in stored["history"] if "verify/roc._type" in row]  # the best epoch's ROC picture
+    assert roc_row["verify/roc._type"] == "image-file" and roc_row["verify/roc.caption"] == f"best epoch {best_epoch}"
+    assert os.path.getsize(os.path.join(offline, "files", roc_row["verify/roc.path"])) > 10_000
     for logged, recorded in zip(epoch_rows[1:], history[1:]):
         for key in ("loss", "lr", "verify/acc", "verify/acc_std", "verify/best_acc", "verify/xnorm",
                     "images_per_second"):
