@@ -27,6 +27,7 @@ from data.folders import header_problem
 from registry import AUGMENTATIONS
 
 PROBE_SIZE = 32
+READ_BATCH = 64
 ECHO_LIMIT = 20
 CHANGED_MEANWHILE = "failed to decode once but decodes now (was it being written?)"
 
@@ -119,6 +120,11 @@ def file_problem(path):
             encoded = file.read()
     except OSError as error:
         return f"cannot be read: {error.strerror or error}"
+    return encoded_problem(encoded)
+
+
+def encoded_problem(encoded):
+    """Why the encoded image `encoded` (bytes) cannot be used (header or decode error, one line); None if it decodes."""
     problem = header_problem(encoded[:16])
     if problem:
         return problem
@@ -127,6 +133,54 @@ def file_problem(path):
     except tf.errors.OpError as error:
         return f"cannot be decoded: {_op_message(error)}"
     return None
+
+
+def read_image(paths, index):
+    """The encoded bytes of image `index` of `paths` (file paths, or a `data.record_folder.RecordImages`)."""
+    if hasattr(paths, "read"):
+        return paths.read(index)
+    with open(os.fspath(paths[index]), "rb") as file:
+        return file.read()
+
+
+def image_problem(paths, index):
+    """Why image `index` of `paths` (file paths, or a `data.record_folder.RecordImages`) cannot be used; None if fine."""
+    if hasattr(paths, "problem"):
+        return paths.problem(index)
+    return file_problem(os.fspath(paths[index]))
+
+
+def _encoded_stream(paths, read_one, elements, index_of, then):
+    """`elements` (int64 scalars) mapped by `then(element, index, encoded bytes)` with index = `index_of(element)`.
+
+    Files are read by `read_one(index)` (`_read_one`) inside the parallel map; records of a
+    `RecordImages` by byte range, one Python call (`read_encoded`) per READ_BATCH elements.
+    Both maps keep their order.
+    """
+    def with_index(element):
+        return element, index_of(element)
+
+    if hasattr(paths, "read_encoded"):
+        def read(batch, indices):
+            return batch, indices, paths.read_encoded(indices)
+
+        batches = elements.map(with_index).batch(READ_BATCH)
+        encoded = batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+        return encoded.map(then, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def load(element):
+        index = index_of(element)
+        return then(element, index, read_one(index))
+
+    return elements.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _read_one(paths):
+    """A function int64 index → encoded image bytes (scalar tf.string) of `paths`."""
+    if hasattr(paths, "read_encoded"):
+        return lambda index: paths.read_encoded(tf.reshape(index, [1]))[0]
+    path_table = tf.constant([os.fspath(path) for path in paths])
+    return lambda index: tf.io.read_file(path_table[index])
 
 
 def _op_message(error):
@@ -171,20 +225,19 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
             "(it runs through several shuffled passes); use a smaller --batch_size or more data.", stacklevel=2)
     skipped = SkippedFiles() if skipped is None else skipped
     augmentations = [AUGMENTATIONS.get(name) for name in augment]
-    path_table = tf.constant([os.fspath(path) for path in paths])
     label_table = tf.constant(np.asarray(labels), dtype=tf.int32)
+    read_one = _read_one(paths)
 
-    def load_file(index, position):
-        image = decode_face(tf.io.read_file(path_table[index]), image_size)
+    def prepare(encoded, position):
+        image = decode_face(encoded, image_size)
         for number, augmentation in enumerate(augmentations):
             image = augmentation(image, tf.stack([tf.constant(seed * 1000 + number, tf.int64), position]))
         return image
 
-    def load(position):
-        index = _file_index(position, seed, count)
-        return load_file(index, position), label_table[index], position
+    def load(position, index, encoded):
+        return prepare(encoded, position), label_table[index], position
 
-    _probe(paths, tf.function(load_file), skipped, augment)
+    _probe(paths, tf.function(lambda index, position: prepare(read_one(index), position)), skipped, augment)
     record = _DropRecorder(paths, seed, skipped)
 
     def account(previous, batch):
@@ -197,7 +250,8 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
         return last, (tf.cast(images, tf.float32), batch_labels)
 
     first = int(start_step) * batch_size
-    dataset = tf.data.Dataset.range(first, 2**62).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    positions = tf.data.Dataset.range(first, 2**62)
+    dataset = _encoded_stream(paths, read_one, positions, lambda position: _file_index(position, seed, count), load)
     dataset = dataset.ignore_errors().batch(batch_size, drop_remainder=True)
     dataset = dataset.scan(tf.constant(first - 1, tf.int64), account)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -216,7 +270,7 @@ class _DropRecorder:
             index = int(_file_index(tf.constant(position, tf.int64), self.seed, len(self.paths)))
             path = os.fspath(self.paths[index])
             if path not in self.skipped:
-                self.skipped.add(path, file_problem(path) or CHANGED_MEANWHILE)
+                self.skipped.add(path, image_problem(self.paths, index) or CHANGED_MEANWHILE)
         self.skipped.count_dropped(len(missing))
         return np.int64(len(missing))
 
@@ -230,7 +284,7 @@ def _probe(paths, load_file, skipped, augment):
             load_file(tf.constant(index), tf.constant(0, tf.int64))
         except tf.errors.OpError as error:
             path = os.fspath(paths[index])
-            problem = file_problem(path)
+            problem = image_problem(paths, index)
             if problem is None:
                 raise RuntimeError(
                     f"the training pipeline fails on {path!r}, which decodes fine: {_op_message(error)}; "
@@ -253,18 +307,16 @@ def find_undecodable(paths, progress=True):
     """
     if not len(paths):
         return []
-    path_table = tf.constant([os.fspath(path) for path in paths])
-
-    def decoded_index(index):
-        image = tf.io.decode_image(tf.io.read_file(path_table[index]), channels=3, expand_animations=False)
+    def decoded_index(index, _, encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         return index, tf.shape(image)[0]
 
-    dataset = tf.data.Dataset.range(len(paths)).map(decoded_index, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _encoded_stream(paths, _read_one(paths), tf.data.Dataset.range(len(paths)), tf.identity, decoded_index)
     decoded = np.zeros(len(paths), bool)
     with tqdm(total=len(paths), desc="decoding", unit="image", disable=None if progress else True,
               mininterval=0.5, file=sys.stderr) as bar:
         for indices, _ in dataset.ignore_errors().batch(1024).prefetch(2):
             decoded[indices.numpy()] = True
             bar.update(len(indices))
-    failed = [os.fspath(paths[index]) for index in np.flatnonzero(~decoded)]
-    return [(path, file_problem(path) or CHANGED_MEANWHILE) for path in failed]
+    return [(os.fspath(paths[index]), image_problem(paths, index) or CHANGED_MEANWHILE)
+            for index in np.flatnonzero(~decoded)]

@@ -1,5 +1,6 @@
 """Training data sources, by name in `registry.DATASETS`: each returns a `TrainingData`."""
 import dataclasses
+import os
 
 from data.folders import IdentityFolder, scan_identity_folder
 from registry import DATASETS
@@ -21,6 +22,16 @@ def folder(data, eval_bins=(), min_images=1, max_classes=None):
     return TrainingData(scan_identity_folder(data, min_images, max_classes), tuple(eval_bins))
 
 
+@DATASETS.register("recordio")
+def recordio(data, eval_bins=(), min_images=1, max_classes=None):
+    """An insightface RecordIO folder at `data` (train.rec, train.idx, property); its `*.bin` files unless `eval_bins`."""
+    from data.record_folder import folder_bins, scan_record_folder
+
+    if data is None:
+        raise ValueError("dataset 'recordio' needs --data=DIR, a folder holding train.rec and train.idx.")
+    return TrainingData(scan_record_folder(data, min_images, max_classes), tuple(eval_bins) or tuple(folder_bins(data)))
+
+
 @DATASETS.register("synthetic")
 def synthetic(data=None, eval_bins=(), min_images=1, max_classes=None):
     """The built-in synthetic faces (generated once into the cache folder); verification on its held-out `.bin`."""
@@ -32,11 +43,33 @@ def synthetic(data=None, eval_bins=(), min_images=1, max_classes=None):
 
 
 def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_classes=None):
-    """The `TrainingData` of the dataset registered as `dataset`; "auto" = "folder" with --data, else "synthetic".
+    """The `TrainingData` of the dataset registered as `dataset`.
 
-    Identities with fewer than `min_images` images are left out; `max_classes` keeps the first that many.
+    "auto" = "recordio" if --data holds train.rec and train.idx, "folder" for another --data,
+    else "synthetic". Identities with fewer than `min_images` images are left out;
+    `max_classes` keeps the first that many. `eval_bins` may hold glob patterns (`**` too).
     """
+    from data.recordio import is_recordio_folder
+
     if dataset == "auto":
-        dataset = "folder" if data is not None else "synthetic"
-    return DATASETS.build(dataset, data=data, eval_bins=list(eval_bins), min_images=min_images,
+        dataset = "synthetic" if data is None else "recordio" if is_recordio_folder(data) else "folder"
+    return DATASETS.build(dataset, data=data, eval_bins=expand_bin_patterns(eval_bins), min_images=min_images,
                           max_classes=max_classes)
+
+
+def expand_bin_patterns(patterns):
+    """Paths of `patterns` in order: each glob pattern (`*`, `?`, `[..]`, `**` for any depth, by glob2) becomes
+    its sorted matches, a plain path stays as it is (checked later); a pattern matching nothing is an error."""
+    import glob2
+
+    paths = []
+    for pattern in patterns:
+        pattern = os.fspath(pattern)
+        if not glob2.has_magic(pattern):
+            paths.append(pattern)
+            continue
+        matches = sorted(glob2.glob(pattern))
+        if not matches:
+            raise FileNotFoundError(f"--eval_bins pattern {pattern!r} matches no file; check the folder and the pattern.")
+        paths.extend(matches)
+    return paths

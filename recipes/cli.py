@@ -59,7 +59,7 @@ class CommandLine:
         print(f"plot: {out}")
 
     def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
-        """Draw balanced same/different pairs (seeded) from identity folder --data into a verification .bin --out."""
+        """Draw balanced same/different pairs (seeded) from --data (identity or RecordIO folder) into a .bin --out."""
         from data.tools import format_make_bin, make_bin
 
         print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))

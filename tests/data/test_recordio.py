@@ -1,0 +1,233 @@
+"""insightface / im2rec RecordIO folders written by our own dmlc-style writer and read back without mxnet."""
+import json
+import os
+import shutil
+import struct
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data.pipeline import SkippedFiles, _file_index, decode_face, find_undecodable, train_dataset
+from data.record_folder import scan_record_folder
+from data.recordio import (MAGIC, MAGIC_BYTES, RecordIOError, RecordWriter, encode_record, pack_record, read_index,
+                           read_payload, read_records, write_insightface_folder)
+from data.sources import load_training_data
+
+
+def jpeg(seed, size=112):
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return tf.io.encode_jpeg(pixels, quality=90).numpy()
+
+
+def with_aligned_magic(image):
+    """`image` with the magic inserted at image byte 8 (payload byte 32 after a 24-byte IRHeader: 4-aligned)."""
+    return image[:8] + MAGIC_BYTES + image[8:]
+
+
+def words(*values):
+    return struct.pack(f"<{len(values)}I", *values)
+
+
+def test_encoded_record_is_dmlc_layout_split_at_aligned_magics_only():
+    payload = b"abcd" + MAGIC_BYTES + b"efghij" + MAGIC_BYTES + b"k" + MAGIC_BYTES  # magics at 4 and 14 (unaligned)
+    expected = (MAGIC_BYTES + words(1 << 29 | 4) + b"abcd"
+                + MAGIC_BYTES + words(3 << 29 | len(payload) - 8) + payload[8:] + b"\0" * (-len(payload) % 4))
+    assert encode_record(payload) == expected
+    assert encode_record(b"xyz") == MAGIC_BYTES + words(3) + b"xyz\0"
+    three = MAGIC_BYTES + b"1234" + MAGIC_BYTES
+    assert encode_record(three) == (MAGIC_BYTES + words(1 << 29) + MAGIC_BYTES + words(2 << 29 | 4) + b"1234"
+                                    + MAGIC_BYTES + words(3 << 29))
+    assert MAGIC == 0xCED7230A and MAGIC_BYTES == bytes([0x0A, 0x23, 0xD7, 0xCE])
+
+
+@pytest.mark.parametrize("payload", [b"", b"x", b"abcd" + MAGIC_BYTES + b"tail!", MAGIC_BYTES * 3,
+                                     b"ab" + MAGIC_BYTES + b"cd", b"q" * 4097])
+def test_read_payload_puts_the_magic_back_between_parts(tmp_path, payload):
+    path = tmp_path / "one.rec"
+    path.write_bytes(b"\0" * 8 + encode_record(payload) + encode_record(b"next"))
+    with open(path, "rb") as file:
+        assert read_payload(file, 8, os.path.getsize(path)) == payload
+
+
+def test_insightface_layout_round_trips_with_a_split_record(tmp_path):
+    images = [jpeg(seed) for seed in range(9)]
+    images[4] = with_aligned_magic(images[4])
+    labels = [30, 10, 30, 10, 20, 20, 10, 30, 20]
+    order = write_insightface_folder(tmp_path, images, labels)
+    records = list(read_records(tmp_path))
+    assert [key for key, _, _ in records] == list(range(1, 10))
+    assert [(label, image) for _, label, image in records] == [(labels[index], images[index]) for index in order]
+    index = read_index(tmp_path)
+    assert index.layout == "insightface" and index.skipped == ()
+    split = int(np.flatnonzero(order == 4)[0])
+    assert index.image_starts[split] == -1 and (np.delete(index.image_starts, split) > 0).all()
+    with open(tmp_path / "train.idx") as file:
+        assert len(file.readlines()) == 1 + 9 + 3  # header, images, one record per identity
+
+
+def test_im2rec_layout_takes_every_key_in_idx_order(tmp_path):
+    keys, labels = [0, 17, 5, 900], [2.0, 0.0, 2.0, 1.0]
+    images = [jpeg(seed) for seed in range(3)] + [with_aligned_magic(jpeg(3))]
+    with RecordWriter(tmp_path) as writer:
+        for key, label, image in zip(keys, labels, images):
+            writer.write(key, pack_record(label, image, key))
+    assert list(read_records(tmp_path)) == [(key, int(label), image) for key, label, image in zip(keys, labels, images)]
+    assert read_index(tmp_path).layout == "im2rec"
+
+
+def test_a_label_vector_uses_its_first_value(tmp_path):
+    with RecordWriter(tmp_path) as writer:  # no key 0, so no header record (with key 0 this would be one)
+        writer.write(1, pack_record([7.0, 0.25, 3.0], jpeg(0)))
+    ((_, label, image),) = read_records(tmp_path)
+    assert label == 7 and image == jpeg(0)
+
+
+def test_pipeline_reads_the_records_in_the_exact_shuffled_order(tmp_path):
+    images = [jpeg(seed) for seed in range(12)]
+    images[5] = with_aligned_magic(images[5])
+    labels = np.array([4, 9, 4, 9, 4, 9, 2, 2, 2, 4, 9, 2])
+    write_insightface_folder(tmp_path, images, labels)
+    folder = scan_record_folder(tmp_path)
+    assert folder.class_names == ("2", "4", "9") and len(folder) == 12
+    records = list(read_records(tmp_path))
+    np.testing.assert_array_equal(folder.labels, [("2", "4", "9").index(str(label)) for _, label, _ in records])
+    batch_images, batch_labels = next(iter(train_dataset(folder.paths, folder.labels, 12, augment=(), seed=3)))
+    order = [int(_file_index(tf.constant(position, tf.int64), 3, 12)) for position in range(12)]
+    expected = np.stack([decode_face(records[index][2], 112).numpy() for index in order])
+    np.testing.assert_array_equal(batch_images.numpy(), expected.astype(np.float32))
+    np.testing.assert_array_equal(batch_labels.numpy(), folder.labels[order])
+
+
+def test_classes_below_min_images_are_left_out_and_max_classes_keeps_the_first(tmp_path):
+    labels = [5, 5, 5, 8, 1, 1]
+    write_insightface_folder(tmp_path, [jpeg(seed) for seed in range(6)], labels)
+    assert scan_record_folder(tmp_path, min_images=2).class_names == ("1", "5")
+    limited = scan_record_folder(tmp_path, max_classes=2)
+    assert limited.class_names == ("1", "5") and len(limited) == 5 and set(limited.labels) == {0, 1}
+
+
+def corrupt(path, offset, data):
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        file.write(data)
+
+
+def offsets_of(folder):
+    with open(os.path.join(folder, "train.idx")) as file:
+        return {int(key): int(offset) for key, offset in (line.split() for line in file)}
+
+
+def test_bad_records_are_skipped_and_named_by_key_and_offset(tmp_path):
+    images = [jpeg(seed) for seed in range(8)]
+    images[2] = b"<html>not found</html>"
+    write_insightface_folder(tmp_path, images, [0, 0, 0, 0, 1, 1, 1, 1])
+    offsets = offsets_of(tmp_path)
+    corrupt(tmp_path / "train.rec", offsets[5], b"\xde\xad\xbe\xef")
+    lines = (tmp_path / "train.idx").read_text().splitlines()
+    lines[4] = f"4\t{os.path.getsize(tmp_path / 'train.rec') + 64}"
+    (tmp_path / "train.idx").write_text("\n".join(lines) + "\n")
+    folder = scan_record_folder(tmp_path)
+    reasons = dict(folder.skipped)
+    rec = str(tmp_path / "train.rec")
+    assert "wrong magic 0xefbeadde" in reasons[f"{rec}:key=5:offset={offsets[5]}"]
+    assert "not a JPEG or PNG" in reasons[f"{rec}:key=3:offset={offsets[3]}"]
+    assert "past the end of the file" in reasons[f"{rec}:key=4:offset={os.path.getsize(rec) + 64}"]
+    assert len(folder) == 5 and sorted(folder.paths[index].split(":")[1] for index in range(5)) == [
+        "key=1", "key=2", "key=6", "key=7", "key=8"]
+
+
+def test_a_record_cut_short_by_a_truncated_download_is_skipped(tmp_path):
+    write_insightface_folder(tmp_path, [jpeg(seed) for seed in range(4)], [0, 0, 1, 1])
+    offsets = offsets_of(tmp_path)
+    with open(tmp_path / "train.rec", "r+b") as file:
+        file.truncate(offsets[4] + 100)  # the last image record; the identity records go with it
+    folder = scan_record_folder(tmp_path)
+    assert len(folder) == 3
+    ((name, reason),) = folder.skipped
+    assert name.endswith(f":key=4:offset={offsets[4]}") and "cut short" in reason
+
+
+def test_undecodable_image_is_dropped_in_training_and_listed(tmp_path):
+    images = [jpeg(seed) for seed in range(6)]
+    images[1] = images[1][:40]  # a JPEG signature, then nothing
+    write_insightface_folder(tmp_path, images, [0, 0, 0, 1, 1, 1])
+    folder = scan_record_folder(tmp_path)
+    assert folder.skipped == () and len(folder) == 6
+    bad = f"{tmp_path / 'train.rec'}:key=2:offset={offsets_of(tmp_path)[2]}"
+    assert [name for name, _ in find_undecodable(folder.paths, progress=False)] == [bad]
+    skipped = SkippedFiles(tmp_path / "skipped.tsv")
+    dataset = train_dataset(folder.paths, folder.labels, 5, augment=(), skipped=skipped)
+    for _ in dataset.take(3):
+        pass
+    assert skipped.paths() == [bad] and skipped.dropped_samples >= 1
+    assert (tmp_path / "skipped.tsv").read_text().startswith(bad + "\t")
+
+
+def test_unusable_header_or_index_is_refused_naming_file_and_offset(tmp_path):
+    for name in ("damaged", "copy"):
+        write_insightface_folder(tmp_path / name, [jpeg(0), jpeg(1)], [0, 1])
+    corrupt(tmp_path / "damaged" / "train.rec", 0, b"\0\0\0\0")
+    with pytest.raises(RecordIOError, match=r"train\.rec.*header record \(key 0, byte offset 0\).*wrong magic"):
+        read_index(tmp_path / "damaged", cache=False)
+    copy = tmp_path / "copy"
+    (copy / "train.idx").write_text("0\t0\n1\tforty\n")
+    with pytest.raises(RecordIOError, match=r"train\.idx' line 2 is not 'key<TAB>offset'"):
+        read_index(copy, cache=False)
+    os.remove(copy / "train.idx")
+    with pytest.raises(FileNotFoundError, match=r"train\.idx' is missing"):
+        read_index(copy, cache=False)
+
+
+def test_index_is_cached_and_rebuilt_when_the_files_change(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    data = tmp_path / "data"
+    write_insightface_folder(data, [jpeg(seed) for seed in range(4)], [0, 0, 1, 1])
+    first = read_index(data, cache=str(cache))
+    assert "indexed" in capsys.readouterr().err and len(os.listdir(cache)) == 1
+    again = read_index(data, cache=str(cache))
+    assert "indexed" not in capsys.readouterr().err
+    np.testing.assert_array_equal(first.image_starts, again.image_starts)
+    write_insightface_folder(data, [jpeg(seed) for seed in range(6)], [0, 0, 1, 1, 2, 2])
+    assert len(read_index(data, cache=str(cache)).keys) == 6
+
+
+def test_auto_dataset_picks_recordio_and_its_bins_and_eval_bins_take_globs(tmp_path, tiny_faces):
+    write_insightface_folder(tmp_path / "emore", [jpeg(seed) for seed in range(4)], [3, 3, 8, 8])
+    for name in ("lfw.bin", "agedb_30.bin"):
+        shutil.copy(tiny_faces.bin_path, tmp_path / "emore" / name)
+    data = load_training_data("auto", str(tmp_path / "emore"))
+    assert data.train.num_classes == 2 and len(data.train) == 4
+    assert [os.path.basename(path) for path in data.bin_paths] == ["agedb_30.bin", "lfw.bin"]
+    nested = tmp_path / "bins" / "a" / "b"
+    nested.mkdir(parents=True)
+    shutil.copy(tiny_faces.bin_path, nested / "cfp_fp.bin")
+    chosen = load_training_data("auto", str(tmp_path / "emore"), [str(tmp_path / "bins" / "**" / "*.bin")])
+    assert chosen.bin_paths == (str(nested / "cfp_fp.bin"),)
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        load_training_data("auto", str(tmp_path / "emore"), [str(tmp_path / "none" / "*.bin")])
+
+
+def test_one_epoch_from_a_recordio_folder_records_its_classes(tiny_overrides, tiny_faces, tmp_path):
+    from recipes.cli import resolve_recipe
+    from recipes.train import train
+
+    folder = tmp_path / "faces_emore"
+    names = sorted(name for name in os.listdir(tiny_faces.train_dir) if not name.startswith("."))
+    images, labels = [], []
+    for number, name in enumerate(names):
+        for file in sorted(os.listdir(os.path.join(tiny_faces.train_dir, name))):
+            with open(os.path.join(tiny_faces.train_dir, name, file), "rb") as handle:
+                images.append(handle.read())
+            labels.append(100 + 7 * number)
+    images.append(b"\xff\xd8\xff broken")
+    labels.append(100)
+    write_insightface_folder(folder, images, labels)
+    shutil.copy(tiny_faces.bin_path, folder / "lfw.bin")
+    run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "data": str(folder), "eval_bins": []}))
+    with open(os.path.join(run_dir, "recipe.json")) as file:
+        stored = json.load(file)
+    assert stored["num_classes"] == 8 and stored["num_images"] == 65
+    assert stored["eval_bins_resolved"] == [str(folder / "lfw.bin")]
+    with open(os.path.join(run_dir, "classes.json")) as file:
+        assert list(json.load(file).values()) == [str(100 + 7 * number) for number in range(8)]
