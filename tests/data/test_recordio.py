@@ -231,3 +231,36 @@ def test_one_epoch_from_a_recordio_folder_records_its_classes(tiny_overrides, ti
     assert stored["eval_bins_resolved"] == [str(folder / "lfw.bin")]
     with open(os.path.join(run_dir, "classes.json")) as file:
         assert list(json.load(file).values()) == [str(100 + 7 * number) for number in range(8)]
+
+
+def write_im2rec(folder, labels, broken=()):
+    """An im2rec-layout folder (keys 10, 11, ... in shuffled label order); {key: (label, image)}."""
+    stored = {}
+    with RecordWriter(folder) as writer:
+        for number, label in enumerate(labels):
+            image = jpeg(number, size=48)[:60] if number in broken else jpeg(number, size=48)
+            writer.write(10 + number, pack_record(float(label), image))
+            stored[10 + number] = (label, image)
+    return stored
+
+
+def test_data_stats_and_make_bin_work_on_a_recordio_folder(tmp_path):
+    from data.bins import read_bin
+    from data.tools import data_stats, make_bin
+
+    labels = [3, 1, 3, 2, 1, 3, 2, 1, 3, 5]
+    stored = write_im2rec(tmp_path / "rec", labels, broken=(4,))
+    stats = data_stats(str(tmp_path / "rec"))
+    assert (stats["identities"], stats["images"], stats["single_image_identities"]) == (4, 10, 1)
+    ((name, reason),) = stats["unreadable_files"]
+    assert name.endswith(":key=14:offset=" + str(offsets_of(tmp_path / "rec")[14])) and "cannot be decoded" in reason
+    summary = make_bin(str(tmp_path / "rec"), pairs=8, out=str(tmp_path / "rec.bin"), seed=2, image_size=48)
+    encoded, issame = read_bin(tmp_path / "rec.bin")
+    with open(summary["pairs_file"]) as file:
+        rows = [line.split("\t") for line in file.read().splitlines()]
+    assert len(rows) == 8 and sum(issame) == 4
+    for number, (first, second, same) in enumerate(rows):
+        keys = [int(part.split(":")[1][len("key="):]) for part in (first, second)]
+        assert 14 not in keys and keys[0] != keys[1]
+        assert (stored[keys[0]][0] == stored[keys[1]][0]) == (same == "1") == bool(issame[number])
+        assert list(encoded[2 * number: 2 * number + 2]) == [stored[key][1] for key in keys]
