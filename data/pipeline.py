@@ -27,7 +27,8 @@ from data.folders import header_problem
 from registry import AUGMENTATIONS
 
 PROBE_SIZE = 32
-READ_BATCH = 64
+READ_BATCH = 256
+INDEX_SHUFFLE_SEED_PAD = 498247692
 ECHO_LIMIT = 20
 CHANGED_MEANWHILE = "failed to decode once but decodes now (was it being written?)"
 
@@ -150,29 +151,30 @@ def image_problem(paths, index):
     return file_problem(os.fspath(paths[index]))
 
 
-def _encoded_stream(paths, read_one, elements, index_of, then):
-    """`elements` (int64 scalars) mapped by `then(element, index, encoded bytes)` with index = `index_of(element)`.
+def _encoded_stream(paths, read_one, first, stop, index_of, then):
+    """Stream positions first..stop-1 mapped by `then(position, index, encoded bytes)`, index = `index_of(position)`.
 
-    Files are read by `read_one(index)` (`_read_one`) inside the parallel map; records of a
-    `RecordImages` by byte range, one Python call (`read_encoded`) per READ_BATCH elements.
+    Files are read by `read_one(index)` (`_read_one`) inside the parallel map. Records of a
+    `RecordImages` are read by byte range, READ_BATCH positions per Python call
+    (`read_encoded`; `index_of` then gets a vector), then unbatched into the parallel map.
     Both maps keep their order.
     """
-    def with_index(element):
-        return element, index_of(element)
-
     if hasattr(paths, "read_encoded"):
-        def read(batch, indices):
-            return batch, indices, paths.read_encoded(indices)
+        def read(chunk):
+            start = first + chunk * READ_BATCH
+            positions = tf.range(start, tf.minimum(start + READ_BATCH, stop), dtype=tf.int64)
+            indices = index_of(positions)
+            return positions, indices, paths.read_encoded(indices)
 
-        batches = elements.map(with_index).batch(READ_BATCH)
-        encoded = batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+        chunks = tf.data.Dataset.range((stop - first + READ_BATCH - 1) // READ_BATCH)
+        encoded = chunks.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
         return encoded.map(then, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    def load(element):
-        index = index_of(element)
-        return then(element, index, read_one(index))
+    def load(position):
+        index = index_of(position)
+        return then(position, index, read_one(index))
 
-    return elements.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return tf.data.Dataset.range(first, stop).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _read_one(paths):
@@ -190,9 +192,18 @@ def _op_message(error):
 
 
 def _file_index(position, seed, count):
-    """File index of stream position `position` (int64): pass `position // count` is its own permutation."""
-    permutation_seed = tf.stack([tf.constant(seed, tf.int64), position // count])
-    return tf.random.experimental.index_shuffle(position % count, permutation_seed, count - 1)
+    """File index of stream position(s) `position` (int64 scalar or (R,)): pass `position // count` is its own permutation.
+
+    `tf.random.experimental.index_shuffle(position % count, (seed, position // count), count - 1)`,
+    calling the raw op the way that function does (its seed padded in front with 498247692),
+    because its wrapper mis-pads a per-element (R, 2) seed.
+    """
+    position = tf.convert_to_tensor(position, tf.int64)
+    shape = tf.shape(position)
+    seeds = tf.stack([tf.fill(shape, tf.constant(INDEX_SHUFFLE_SEED_PAD, tf.int64)),
+                      tf.fill(shape, tf.constant(seed, tf.int64)), position // count], axis=-1)
+    return tf.raw_ops.RandomIndexShuffle(index=position % count, seed=seeds, max_index=tf.constant(count - 1, tf.int64),
+                                         rounds=4)
 
 
 def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), seed=0, deterministic=False,
@@ -250,8 +261,7 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
         return last, (tf.cast(images, tf.float32), batch_labels)
 
     first = int(start_step) * batch_size
-    positions = tf.data.Dataset.range(first, 2**62)
-    dataset = _encoded_stream(paths, read_one, positions, lambda position: _file_index(position, seed, count), load)
+    dataset = _encoded_stream(paths, read_one, first, 2**62, lambda position: _file_index(position, seed, count), load)
     dataset = dataset.ignore_errors().batch(batch_size, drop_remainder=True)
     dataset = dataset.scan(tf.constant(first - 1, tf.int64), account)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -311,7 +321,7 @@ def find_undecodable(paths, progress=True):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         return index, tf.shape(image)[0]
 
-    dataset = _encoded_stream(paths, _read_one(paths), tf.data.Dataset.range(len(paths)), tf.identity, decoded_index)
+    dataset = _encoded_stream(paths, _read_one(paths), 0, len(paths), tf.identity, decoded_index)
     decoded = np.zeros(len(paths), bool)
     with tqdm(total=len(paths), desc="decoding", unit="image", disable=None if progress else True,
               mininterval=0.5, file=sys.stderr) as bar:

@@ -68,7 +68,7 @@ class RecordImages(collections.abc.Sequence):
     def read_encoded(self, indices):
         """tf.string (R,) encoded images of int64 `indices` (R,), read by one Python call per batch."""
         images = tf.numpy_function(self.read_batch, [indices], tf.string, stateful=False)
-        images.set_shape(indices.shape)
+        images.set_shape([None])
         return images
 
     def problem(self, index):
