@@ -207,7 +207,7 @@ def _file_index(position, seed, count):
 
 
 def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), seed=0, deterministic=False,
-                  start_step=0, skipped=None):
+                  start_step=0, skipped=None, shard=0, num_shards=1):
     """An endless dataset of (images float32 (B, S, S, 3) in 0..255, labels int32 (B,)).
 
     Sample number p of the stream is file `index_shuffle(p mod N, seed=(seed, p div N))`: a
@@ -224,7 +224,16 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
     raises ValueError naming them. Fewer than `batch_size` images is allowed, with a
     warning: batches then run through several passes and repeat images. Classes with a
     single image are ordinary classes.
+
+    `num_shards` > 1 (one per worker, `tf.distribute.InputContext`): this is shard `shard`,
+    which reads and decodes only its part: its sample j is stream position
+    `(j div B) * B * num_shards + shard * B + j mod B` (B = `batch_size`), so the shards'
+    batches number k together hold exactly positions k*B*num_shards .. (k+1)*B*num_shards - 1,
+    the samples one unsharded stream of batch B*num_shards has in its batch k. `start_step`
+    counts this shard's batches.
     """
+    if not (isinstance(num_shards, int) and num_shards >= 1 and isinstance(shard, int) and 0 <= shard < num_shards):
+        raise ValueError(f"shard={shard!r} of num_shards={num_shards!r}: need integers 0 <= shard < num_shards.")
     count = len(paths)
     if count == 0:
         raise ValueError("the dataset has no images; check --data.")
@@ -245,39 +254,51 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
             image = augmentation(image, tf.stack([tf.constant(seed * 1000 + number, tf.int64), position]))
         return image
 
-    def load(position, index, encoded):
-        return prepare(encoded, position), label_table[index], position
+    def position_of(number):
+        """Stream position of this shard's sample `number` (int64, any shape)."""
+        if num_shards == 1:
+            return number
+        return number // batch_size * (batch_size * num_shards) + shard * batch_size + number % batch_size
+
+    def index_of(number):
+        return _file_index(position_of(number), seed, count)
+
+    def load(number, index, encoded):
+        return prepare(encoded, position_of(number)), label_table[index], number
 
     _probe(paths, tf.function(lambda index, position: prepare(read_one(index), position)), skipped, augment)
-    record = _DropRecorder(paths, seed, skipped)
+    record = _DropRecorder(paths, lambda number: int(index_of(tf.constant(number, tf.int64))), skipped)
 
     def account(previous, batch):
-        images, batch_labels, positions = batch
-        dropped = positions[-1] - previous - batch_size
-        recorded = tf.cond(dropped > 0, lambda: tf.py_function(record, [previous, positions], tf.int64),
+        images, batch_labels, numbers = batch
+        dropped = numbers[-1] - previous - batch_size
+        recorded = tf.cond(dropped > 0, lambda: tf.py_function(record, [previous, numbers], tf.int64),
                            lambda: tf.constant(0, tf.int64))
         with tf.control_dependencies([recorded]):
-            last = tf.identity(positions[-1])
+            last = tf.identity(numbers[-1])
         return last, (tf.cast(images, tf.float32), batch_labels)
 
     first = int(start_step) * batch_size
-    dataset = _encoded_stream(paths, read_one, first, 2**62, lambda position: _file_index(position, seed, count), load)
+    dataset = _encoded_stream(paths, read_one, first, 2**62, index_of, load)
     dataset = dataset.ignore_errors().batch(batch_size, drop_remainder=True)
     dataset = dataset.scan(tf.constant(first - 1, tf.int64), account)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 class _DropRecorder:
-    """Called (through `tf.py_function`) with the last position before a batch and the batch's positions (B,)."""
+    """Called (through `tf.py_function`) with the last sample number before a batch and the batch's numbers (B,).
 
-    def __init__(self, paths, seed, skipped):
-        self.paths, self.seed, self.skipped = paths, seed, skipped
+    `index_of(number)` is the image index of sample `number` of the stream.
+    """
 
-    def __call__(self, previous, positions):
-        present = set(positions.numpy().tolist())
-        missing = [position for position in range(int(previous) + 1, int(positions[-1])) if position not in present]
-        for position in missing:
-            index = int(_file_index(tf.constant(position, tf.int64), self.seed, len(self.paths)))
+    def __init__(self, paths, index_of, skipped):
+        self.paths, self.index_of, self.skipped = paths, index_of, skipped
+
+    def __call__(self, previous, numbers):
+        present = set(numbers.numpy().tolist())
+        missing = [number for number in range(int(previous) + 1, int(numbers[-1])) if number not in present]
+        for number in missing:
+            index = self.index_of(number)
             path = os.fspath(self.paths[index])
             if path not in self.skipped:
                 self.skipped.add(path, image_problem(self.paths, index) or CHANGED_MEANWHILE)

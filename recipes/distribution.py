@@ -62,3 +62,23 @@ def mixed_precision_policy():
     Heads, losses and the embedding BatchNorm compute in float32 either way.
     """
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def per_worker_datasets(strategy, make_dataset, global_batch, start_step):
+    """The training data for `strategy`: each worker of a multi-worker cluster builds and decodes only its share.
+
+    `make_dataset(batch_size, start_step, shard, num_shards)` returns a batched dataset (e.g.
+    `data.pipeline.train_dataset`). Multi-worker: `distribute_datasets_from_function`, one
+    shard per input pipeline (`tf.distribute.InputContext`), batches of the per-replica size,
+    `start_step` counted in that shard's batches (global steps x local replicas). Any other
+    strategy: one dataset of `global_batch`, which Keras splits over the local replicas.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return make_dataset(global_batch, start_step, 0, 1)
+
+    def dataset_fn(context):
+        local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
+        return make_dataset(context.get_per_replica_batch_size(global_batch), start_step * local_replicas,
+                            context.input_pipeline_id, context.num_input_pipelines)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)

@@ -24,7 +24,7 @@ from callbacks.verification import VerificationCallback
 from data.pipeline import SkippedFiles, train_dataset
 from data.sources import load_training_data
 from losses.combined import find_center_loss
-from recipes.distribution import is_chief, make_strategy, mixed_precision_policy
+from recipes.distribution import is_chief, make_strategy, mixed_precision_policy, per_worker_datasets
 from recipes.face_model import FaceTrainingModel
 from registry import HEADS
 
@@ -136,8 +136,9 @@ def train(recipe, resume_dir=None):
 
     skipped = SkippedFiles(os.path.join(run_dir, "skipped_files.tsv"))
     skipped.extend(folder.skipped)
-    dataset = train_dataset(folder.paths, folder.labels, global_batch, recipe.image_size, recipe.augment,
-                            recipe.seed, recipe.deterministic, start_step=state["epoch"] * steps, skipped=skipped)
+    dataset = per_worker_datasets(strategy, lambda batch, start, shard, shards: train_dataset(
+        folder.paths, folder.labels, batch, recipe.image_size, recipe.augment, recipe.seed, recipe.deterministic,
+        start_step=start, skipped=skipped, shard=shard, num_shards=shards), global_batch, state["epoch"] * steps)
     verification = VerificationCallback(
         bin_paths, model.embedder, recipe.eval_batch_size,
         best_path=os.path.join(run_dir, "best_embedding.keras") if chief else None,

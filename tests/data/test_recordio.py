@@ -264,3 +264,75 @@ def test_data_stats_and_make_bin_work_on_a_recordio_folder(tmp_path):
         assert 14 not in keys and keys[0] != keys[1]
         assert (stored[keys[0]][0] == stored[keys[1]][0]) == (same == "1") == bool(issame[number])
         assert list(encoded[2 * number: 2 * number + 2]) == [stored[key][1] for key in keys]
+
+
+def test_vector_file_index_is_tensorflows_index_shuffle_per_position():
+    positions = tf.range(0, 300, dtype=tf.int64)
+    expected = [int(tf.random.experimental.index_shuffle(position % 37, tf.stack([tf.constant(5, tf.int64),
+                                                                                   position // 37]), 36))
+                for position in positions]
+    np.testing.assert_array_equal(_file_index(positions, 5, 37).numpy(), expected)
+    assert int(_file_index(tf.constant(100, tf.int64), 5, 37)) == expected[100]
+
+
+class CountingRecordImages:
+    """Wraps a `RecordImages`; keeps the image indices of every `read_batch` call."""
+
+    def __init__(self, images):
+        self.images, self.calls = images, []
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index]
+
+    def problem(self, index):
+        return self.images.problem(index)
+
+    def read_batch(self, indices):
+        self.calls.append(indices.tolist())
+        return self.images.read_batch(indices)
+
+    def read_encoded(self, indices):
+        images = tf.numpy_function(self.read_batch, [indices], tf.string, stateful=False)
+        images.set_shape([None])
+        return images
+
+
+@pytest.mark.parametrize("kind", ["records", "files"])
+def test_two_shards_read_disjoint_halves_that_make_up_the_unsharded_batches(tmp_path, kind):
+    from data.pipeline import READ_BATCH
+
+    images = [jpeg(seed, size=32) for seed in range(20)]
+    write_insightface_folder(tmp_path / "rec", images, np.arange(20) % 4)
+    folder = scan_record_folder(tmp_path / "rec")
+    if kind == "files":
+        paths = [str(tmp_path / f"{index}.jpg") for index in range(len(folder))]
+        for index, path in enumerate(paths):
+            with open(path, "wb") as file:
+                file.write(folder.paths.read(index))
+        sources = [paths, paths]
+    else:
+        sources = [CountingRecordImages(folder.paths) for _ in range(2)]
+    whole = train_dataset(folder.paths, folder.labels, 8, image_size=32, seed=1, start_step=1)
+    shards = [train_dataset(source, folder.labels, 4, image_size=32, seed=1, start_step=1, shard=number,
+                            num_shards=2) for number, source in enumerate(sources)]
+    if kind == "records":
+        for source in sources:
+            source.calls.clear()  # the probe's reads
+    iterators = [iter(shard.take(3)) for shard in shards]
+    for images_whole, labels_whole in whole.take(3):
+        parts = [next(iterator) for iterator in iterators]
+        np.testing.assert_array_equal(np.concatenate([part[0] for part in parts]), images_whole.numpy())
+        np.testing.assert_array_equal(np.concatenate([part[1] for part in parts]), labels_whole.numpy())
+    if kind == "records":
+        for number, source in enumerate(sources):
+            def chunk(count):  # image indices of this shard's samples 4 + count * READ_BATCH ... (start_step 1)
+                samples = np.arange(4 + count * READ_BATCH, 4 + (count + 1) * READ_BATCH)
+                positions = samples // 4 * 8 + number * 4 + samples % 4
+                return _file_index(tf.constant(positions), 1, 20).numpy().tolist()
+
+            own = {tuple(chunk(count)) for count in range(len(source.calls) + 4)}  # + calls still in flight
+            calls = [tuple(call) for call in source.calls]
+            assert calls and set(calls) <= own and len(set(calls)) == len(calls) and tuple(chunk(0)) in calls
