@@ -25,17 +25,17 @@ def with_synchronized_batchnorm(model):
 
 
 def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, image_size=112, backbone_weights=None,
-                          sync_batchnorm=False):
+                          sync_batchnorm=False, backbone_args=None):
     """Image (B, image_size, image_size, 3) in 0..255 → embedding (B, embedding_size), float32.
 
     Inside: `(x - 127.5) / 128` → backbone feature map → GlobalAveragePooling → Dropout
     → Dense(embedding_size) → BatchNormalization. Only built-in Keras layers, so the saved
     model loads anywhere with no custom objects. `sync_batchnorm` makes every BatchNorm use
-    global-batch statistics under a multi-replica strategy.
+    global-batch statistics under a multi-replica strategy. `backbone_args` are the backbone's own options.
     """
     require_local_weights(backbone_weights)
     shape = (image_size, image_size, 3)
-    features = BACKBONES.build(backbone, input_shape=shape, weights=backbone_weights)
+    features = BACKBONES.build(backbone, input_shape=shape, weights=backbone_weights, **(backbone_args or {}))
     if sync_batchnorm:
         features = with_synchronized_batchnorm(features)
     images = keras.Input(shape, name="image")

@@ -12,13 +12,14 @@ training folder of some identities (symbolic links in a temporary folder, nothin
 and a `.bin` of pairs drawn only from the other, held-out identities.
 """
 import contextlib
-import json
 import os
 import tempfile
 import time
 
 import numpy as np
 
+from callbacks.run_folder import RunFolder
+from callbacks.run_record import read_history
 from data.bins import write_bin
 from data.folders import scan_identity_folder
 from registry import RECIPES
@@ -31,8 +32,7 @@ TRAINING_SETTINGS = {  # the `make demo` settings: small enough for a CPU, the s
 
 def last_epoch_metrics(run_dir, bin_name):
     """{'acc', 'acc_std', 'best_acc', 'loss', 'accuracy', 'epochs'} from the run's history.jsonl (last row)."""
-    with open(os.path.join(run_dir, "history.jsonl")) as file:
-        rows = [json.loads(line) for line in file if line.strip()]
+    rows = [row for row in read_history(RunFolder(run_dir).history_path) if row["epoch"] > 0]
     last = rows[-1]
     return {
         "acc": last.get(f"{bin_name}/acc"), "acc_std": last.get(f"{bin_name}/acc_std"),

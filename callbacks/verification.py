@@ -7,8 +7,10 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from callbacks.atomic import save_model
+from callbacks.context import TrainingState
 from callbacks.verification_metrics import verification_metrics
 from data.bins import load_bin_images
+from registry import CALLBACKS
 
 
 def flip_pair_function(embedder):
@@ -65,18 +67,19 @@ class VerificationCallback(keras.callbacks.Callback):
     """At each epoch end (and every `every_steps` steps if > 0): metrics of every `.bin`.
 
     Epoch-end metrics go into the logs as `<bin>/acc`, `<bin>/acc_std`, `<bin>/threshold`,
-    `<bin>/best_acc`, `<bin>/best_threshold`, `<bin>/xnorm`. `embedder` is the embedding
-    model inside the trained model; `best_path`, if given, receives it whenever `monitor`
-    (default: `<last bin>/acc`) improves. The untrained model is evaluated once at the start
-    (`initial`), as a baseline.
+    `<bin>/best_acc`, `<bin>/best_threshold`, `<bin>/xnorm`; step evaluations into that step's
+    logs. `embedder` is the embedding model inside the trained model; `best_path`, if given,
+    receives it whenever `monitor` (default: `<last bin>/acc`) improves on `state.best` (a
+    `TrainingState`, updated here). The untrained model is evaluated once at the start into
+    `baseline` (a dict, filled in place), unless `evaluate_before_training` is False.
     """
 
     def __init__(self, bin_paths, embedder, batch_size=128, best_path=None, monitor=None, image_size=112,
-                 evaluate_before_training=True, every_steps=0):
+                 evaluate_before_training=True, every_steps=0, state=None, baseline=None):
         super().__init__()
         self.bins = {}
         for path in bin_paths:
-            name = os.path.splitext(os.path.basename(path))[0]
+            name = bin_name(path)
             if name in self.bins:
                 raise ValueError(f"two verification files are named {name!r} ({path!r}); rename one, "
                                  "metrics are logged by file name.")
@@ -90,9 +93,8 @@ class VerificationCallback(keras.callbacks.Callback):
             raise ValueError(f"--eval_monitor={self.monitor!r} is not one of the evaluated metrics: {sorted(known)}.")
         self.evaluate_before_training = evaluate_before_training
         self.every_steps = int(every_steps)
-        self.initial = {}
-        self.best = -np.inf
-        self.best_epoch = None
+        self.state = state if state is not None else TrainingState()
+        self.baseline = baseline if baseline is not None else {}
         self._embed = None
 
     def evaluate(self):
@@ -100,10 +102,6 @@ class VerificationCallback(keras.callbacks.Callback):
         if self._embed is None:
             self._embed = flip_pair_function(self.embedder)
         return evaluate_bins(self._embed, self.bins, self.batch_size)
-
-    def best_or_none(self):
-        """The best monitored value so far, or None before any evaluation."""
-        return None if self.best == -np.inf else float(self.best)
 
     def _evaluate_and_report(self, label):
         """Evaluate, print one line per bin, and return {'<bin>/<metric>': value}."""
@@ -121,18 +119,36 @@ class VerificationCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self.evaluate_before_training:
-            self.initial = self._evaluate_and_report("before training")
+            self.baseline.update(self._evaluate_and_report("before training"))
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps > 0 and (batch + 1) % self.every_steps == 0:
-            self._evaluate_and_report(f"step {batch + 1}")
+            results = self._evaluate_and_report(f"step {batch + 1}")
+            if logs is not None:
+                logs.update(results)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         logs.update(self._evaluate_and_report(f"epoch {epoch + 1}"))
         current = logs.get(self.monitor)
-        if current is not None and current > self.best:
-            self.best = current
-            self.best_epoch = epoch + 1
+        if current is not None and (self.state.best is None or current > self.state.best):
+            self.state.best = float(current)
+            self.state.best_epoch = epoch + 1
             if self.best_path:
                 save_model(self.embedder, self.best_path)
+
+
+def bin_name(path):
+    """The name a `.bin` file's metrics are logged under: its file name without `.bin`."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+@CALLBACKS.register("verification")
+def verification(context):
+    """Verification on the .bin files at every epoch end (and every --eval_every_steps); keeps the best model."""
+    config = context.config
+    return VerificationCallback(
+        context.bin_paths, context.model.embedder, config["eval_batch_size"],
+        best_path=context.run.best_embedding_path if context.chief else None, monitor=config["eval_monitor"],
+        image_size=config["image_size"], evaluate_before_training=not context.resumed,
+        every_steps=config["eval_every_steps"], state=context.state, baseline=context.baseline)

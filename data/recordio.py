@@ -50,8 +50,8 @@ class RecordIOError(ValueError):
 
 
 def is_recordio_folder(folder):
-    """True if `folder` holds `train.rec` and `train.idx`."""
-    return all(os.path.isfile(os.path.join(os.fspath(folder), name)) for name in (REC_NAME, IDX_NAME))
+    """True if `folder` holds `train.rec` or `train.idx` (reading it then needs both)."""
+    return any(os.path.isfile(os.path.join(os.fspath(folder), name)) for name in (REC_NAME, IDX_NAME))
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -1,6 +1,5 @@
 """Training data sources, by name in `registry.DATASETS`: each returns a `TrainingData`."""
 import dataclasses
-import os
 
 from data.folders import IdentityFolder, scan_identity_folder
 from registry import DATASETS
@@ -45,31 +44,13 @@ def synthetic(data=None, eval_bins=(), min_images=1, max_classes=None):
 def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_classes=None):
     """The `TrainingData` of the dataset registered as `dataset`.
 
-    "auto" = "recordio" if --data holds train.rec and train.idx, "folder" for another --data,
+    "auto" = "recordio" if --data holds train.rec or train.idx, "folder" for another --data,
     else "synthetic". Identities with fewer than `min_images` images are left out;
-    `max_classes` keeps the first that many. `eval_bins` may hold glob patterns (`**` too).
+    `max_classes` keeps the first that many.
     """
     from data.recordio import is_recordio_folder
 
     if dataset == "auto":
         dataset = "synthetic" if data is None else "recordio" if is_recordio_folder(data) else "folder"
-    return DATASETS.build(dataset, data=data, eval_bins=expand_bin_patterns(eval_bins), min_images=min_images,
+    return DATASETS.build(dataset, data=data, eval_bins=list(eval_bins), min_images=min_images,
                           max_classes=max_classes)
-
-
-def expand_bin_patterns(patterns):
-    """Paths of `patterns` in order: each glob pattern (`*`, `?`, `[..]`, `**` for any depth, by glob2) becomes
-    its sorted matches, a plain path stays as it is (checked later); a pattern matching nothing is an error."""
-    import glob2
-
-    paths = []
-    for pattern in patterns:
-        pattern = os.fspath(pattern)
-        if not glob2.has_magic(pattern):
-            paths.append(pattern)
-            continue
-        matches = sorted(glob2.glob(pattern))
-        if not matches:
-            raise FileNotFoundError(f"--eval_bins pattern {pattern!r} matches no file; check the folder and the pattern.")
-        paths.extend(matches)
-    return paths

@@ -2,14 +2,16 @@
 
 Needs no network and no wandb account: `python -m recipes compare RUN_DIR... [--metrics=...] [--out=...]`.
 """
-import json
 import math
 import os
 import statistics
 
 from callbacks.run_record import read_history
 from callbacks.tracking import flatten
-from recipes.cli import _format_table
+from callbacks.run_folder import RunFolder
+from callbacks.verification import bin_name
+from recipes.text_table import format_table
+from registry import did_you_mean
 
 # recipe.json keys that always differ between runs and say nothing about the recipe.
 _IGNORED_KEYS = {"run_name"}
@@ -21,13 +23,9 @@ class CompareError(ValueError):
 
 def load_run(run_dir):
     """{'label', 'path', 'recipe' (the stored recipe.json), 'history' (rows of history.jsonl)} of one run folder."""
-    recipe_path = os.path.join(run_dir, "recipe.json")
-    if not os.path.isfile(recipe_path):
-        raise FileNotFoundError(f"{recipe_path!r} does not exist: {run_dir!r} is not a run folder.")
-    with open(recipe_path) as file:
-        recipe = json.load(file)
-    history_path = os.path.join(run_dir, "history.jsonl")
-    history = read_history(history_path) if os.path.isfile(history_path) else []
+    run = RunFolder(run_dir)
+    recipe = run.read_config()
+    history = read_history(run.history_path) if os.path.isfile(run.history_path) else []
     return {"label": os.path.basename(os.path.normpath(run_dir)), "path": run_dir, "recipe": recipe,
             "history": history}
 
@@ -37,7 +35,7 @@ def monitored_metric(recipe):
     if recipe.get("eval_monitor"):
         return recipe["eval_monitor"]
     bins = recipe.get("eval_bins_resolved") or recipe.get("eval_bins") or []
-    return f"{os.path.splitext(os.path.basename(bins[-1]))[0]}/acc" if bins else None
+    return f"{bin_name(bins[-1])}/acc" if bins else None
 
 
 def default_metrics(runs):
@@ -138,11 +136,8 @@ def check_metrics(runs, metrics):
     known = sorted({key for run in runs for row in run["history"] for key in row if key not in ("epoch",)})
     for metric in metrics:
         if not any(metric_series(run["history"], metric)[0] for run in runs):
-            import difflib
-
-            close = difflib.get_close_matches(metric, known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise CompareError(f"--metrics: {metric!r} is in no run's history.{hint} Known: {', '.join(known)}.")
+            raise CompareError(f"--metrics: {metric!r} is in no run's history.{did_you_mean(metric, known)} "
+                               f"Known: {', '.join(known)}.")
 
 
 def plot_runs(runs, metrics, out):
@@ -187,4 +182,4 @@ def compare_runs(run_dirs, metrics=None, out="compare.png"):
     metrics = list(metrics) if metrics else default_metrics(runs)
     check_metrics(runs, metrics)
     header, rows = comparison_rows(runs, metrics)
-    return _format_table(header, rows), plot_runs(runs, metrics, out)
+    return format_table(header, rows), plot_runs(runs, metrics, out)
