@@ -27,6 +27,7 @@ import os
 import struct
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -245,24 +246,23 @@ def _parse_idx(idx_path):
     """(keys int64 (M,), offsets int64 (M,)) of `train.idx`; RecordIOError naming the line if one is malformed."""
     with open(idx_path, "rb") as file:
         content = file.read()
-    tokens = content.split()
-    try:
-        if len(tokens) % 2:
-            raise ValueError
-        pairs = np.array(tokens, dtype=np.bytes_).astype(np.int64).reshape(-1, 2)
-    except (ValueError, OverflowError):
-        pairs = None
-    lines = content.splitlines()
-    if pairs is None or len(pairs) != sum(1 for line in lines if line.strip()):
-        for number, line in enumerate(lines, 1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns (here: raises) where a token is not an integer
+        try:
+            values = np.fromstring(content, dtype=np.int64, sep=" ")  # any whitespace separates; flat and fast
+        except (ValueError, DeprecationWarning):
+            values = None
+    lines = content.count(b"\n") + (not content.endswith(b"\n") and bool(content))
+    if values is None or len(values) != 2 * lines:
+        for number, line in enumerate(content.splitlines(), 1):
             fields = line.split()
-            if fields and (len(fields) != 2 or not all(field.lstrip(b"-").isdigit() for field in fields)):
+            if len(fields) != 2 or not all(field.lstrip(b"-").isdigit() for field in fields):
                 raise RecordIOError(f"{idx_path!r} line {number} is not 'key<TAB>offset': {line[:80]!r}; "
                                     f"the index is damaged: rebuild it or download it again.")
         raise RecordIOError(f"{idx_path!r} is not a list of 'key<TAB>offset' lines.")
-    if not len(pairs):
-        raise RecordIOError(f"{idx_path!r} is empty: no records are indexed.")
-    return pairs[:, 0], pairs[:, 1]
+    if not len(values):
+        raise RecordIOError(f"{idx_path!r} is empty: no records are indexed; download it again.")
+    return values[0::2].copy(), values[1::2].copy()
 
 
 def _build_index(rec_path, idx_path):
