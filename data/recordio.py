@@ -227,7 +227,8 @@ def read_index(folder, cache=True):
         except OSError:
             cache_path = None
     print(f"indexed {rec_path}: {len(index.keys)} image records ({index.layout} layout, {len(index.skipped)} "
-          f"unusable) in {time.perf_counter() - clock:.1f} s; index {'at ' + cache_path if cache_path else 'not saved'}",
+          f"unusable) in {time.perf_counter() - clock:.1f} s; "
+          f"index {'at ' + cache_path if cache_path else 'not saved'}",
           file=sys.stderr)
     return index
 

@@ -23,7 +23,7 @@ def folder(data, eval_bins=(), min_images=1, max_classes=None):
 
 @DATASETS.register("recordio")
 def recordio(data, eval_bins=(), min_images=1, max_classes=None):
-    """An insightface RecordIO folder at `data` (train.rec, train.idx, property); its `*.bin` files unless `eval_bins`."""
+    """An insightface RecordIO folder `data` (train.rec, train.idx, property); its `*.bin` files unless `eval_bins`."""
     from data.record_folder import folder_bins, scan_record_folder
 
     if data is None:
