@@ -221,11 +221,15 @@ def test_one_epoch_from_a_recordio_folder_records_its_classes(tiny_overrides, ti
     images.append(b"\xff\xd8\xff broken")
     labels.append(100)
     write_insightface_folder(folder, images, labels)
+    corrupt(folder / "train.rec", offsets_of(folder)[3], b"\0\0\0\0")
     shutil.copy(tiny_faces.bin_path, folder / "lfw.bin")
     run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "data": str(folder), "eval_bins": []}))
     with open(os.path.join(run_dir, "recipe.json")) as file:
         stored = json.load(file)
-    assert stored["num_classes"] == 8 and stored["num_images"] == 65
+    assert stored["num_classes"] == 8 and stored["num_images"] == 64  # 65 records, one with a wrong magic
+    with open(os.path.join(run_dir, "skipped_files.tsv")) as file:
+        name, reason = file.readline().rstrip("\n").split("\t")
+    assert name == f"{folder / 'train.rec'}:key=3:offset={offsets_of(folder)[3]}" and "wrong magic" in reason
     assert stored["eval_bins_resolved"] == [str(folder / "lfw.bin")]
     with open(os.path.join(run_dir, "classes.json")) as file:
         assert list(json.load(file).values()) == [str(100 + 7 * number) for number in range(8)]
