@@ -13,7 +13,7 @@ import shutil
 import keras
 import numpy as np
 
-from callbacks.atomic import fsync_directory, write_json
+from callbacks.atomic import fsync_directory, fsync_file, write_json
 from callbacks.context import TrainingState
 from callbacks.run_folder import RunFolder
 from registry import CALLBACKS
@@ -71,8 +71,7 @@ def write_checkpoint(run_dir, model, state):
     shutil.rmtree(temporary, ignore_errors=True)
     os.makedirs(temporary)
     model.save(os.path.join(temporary, "model.keras"))
-    with open(os.path.join(temporary, "model.keras"), "rb+") as file:
-        os.fsync(file.fileno())
+    fsync_file(os.path.join(temporary, "model.keras"))
     write_json(os.path.join(temporary, "state.json"), state)
     fsync_directory(temporary)
     if os.path.exists(final):

@@ -15,6 +15,7 @@ class RunFolder:
     checkpoints/         epoch-NNNN/ folders with the whole training state
     model.keras          the training model at the end (with loss state)
     embedding.keras      the embedding model at the end;  best_embedding.keras  at the best epoch
+    best_roc.npz         the best epoch's ROC curve of every verification file
     centers.npy          center-loss centres (C, d), if the loss has them
     skipped_files.tsv    unreadable training files, with the reason
     wandb/               the Weights & Biases run's local files
@@ -27,6 +28,7 @@ class RunFolder:
     MODEL = "model.keras"
     EMBEDDING = "embedding.keras"
     BEST_EMBEDDING = "best_embedding.keras"
+    BEST_ROC = "best_roc.npz"
     CENTERS = "centers.npy"
     SKIPPED = "skipped_files.tsv"
 
@@ -85,6 +87,10 @@ class RunFolder:
     @property
     def best_embedding_path(self):
         return self.file(self.BEST_EMBEDDING)
+
+    @property
+    def best_roc_path(self):
+        return self.file(self.BEST_ROC)
 
     @property
     def centers_path(self):

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import keras
 import numpy as np
 
-from callbacks.verification import bin_name
+from callbacks.verification import bin_name, load_roc_curves
 from registry import CALLBACKS
 
 MODES = ("auto", "online", "offline", "disabled")
@@ -222,6 +222,30 @@ class ExperimentTracker:
 
         self._call(log_artifact)
 
+    def log_roc_curves(self, curves, epoch):
+        """Log one ROC picture per verification file, `<bin>/roc` (log FPR axis), of the best `epoch`.
+
+        curves: {bin name: (fpr, tpr)}. The figure is rendered in memory; nothing is written to the run folder.
+        """
+        if self.run is None or not curves:
+            return
+
+        def log_images():
+            import wandb
+
+            from callbacks.roc_plot import plot_roc
+
+            images = {}
+            for name, curve in curves.items():
+                figure = plot_roc({f"{name}, epoch {epoch}": curve}, None, title=f"ROC on {name} (best epoch {epoch})")
+                figure.canvas.draw()
+                pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+                images[f"{name}/roc"] = wandb.Image(pixels, caption=f"best epoch {epoch}")
+            self.run.log(images)
+            self.run.summary.update({"roc/epoch": epoch})
+
+        self._call(log_images)
+
     def finish(self, exit_code=0):
         """Close the run (uploads the rest when online); safe to call twice or when disabled."""
         if self.run is not None:
@@ -251,11 +275,13 @@ class TrackingCallback(keras.callbacks.Callback):
     (x axis `global_step`, the optimizer's step count) and any verification done at that step; at
     each epoch end the epoch's logs with `lr` (x axis `epoch`); `baseline` (the untrained model's
     verification) as epoch 0; and the best embedding model as an artifact whenever `state.best_epoch`
-    moves, so a killed run keeps it. Put it after the verification and throughput callbacks.
+    moves, so a killed run keeps it; at the end, the best epoch's ROC curves from `roc_path`. Put it after
+    the verification and throughput callbacks.
     """
 
-    def __init__(self, tracker, state, best_path=None, monitor=None, log_every_steps=50, baseline=None):
+    def __init__(self, tracker, state, best_path=None, monitor=None, log_every_steps=50, baseline=None, roc_path=None):
         super().__init__()
+        self.roc_path = roc_path
         self.tracker = tracker
         self.state = state
         self.best_path = best_path
@@ -287,6 +313,10 @@ class TrackingCallback(keras.callbacks.Callback):
             self._logged_best_epoch = self.state.best_epoch
             self.tracker.log_best_model(self.best_path, self.monitor, self.state.best, self.state.best_epoch)
 
+    def on_train_end(self, logs=None):
+        if self.roc_path and os.path.isfile(self.roc_path):
+            self.tracker.log_roc_curves(*load_roc_curves(self.roc_path))
+
     def close(self, exit_code):
         """Finish the wandb run (called by the trainer also when training fails)."""
         self.tracker.finish(exit_code=exit_code)
@@ -301,4 +331,5 @@ def tracking(context):
     monitor = context.config["eval_monitor"] or (f"{bin_name(context.bin_paths[-1])}/acc" if context.bin_paths else None)
     return TrackingCallback(tracker, context.state, best_path=context.run.best_embedding_path, monitor=monitor,
                             log_every_steps=context.config["log_every_steps"],
-                            baseline=None if context.resumed else context.baseline)
+                            baseline=None if context.resumed else context.baseline,
+                            roc_path=context.run.best_roc_path)

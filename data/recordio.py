@@ -31,7 +31,6 @@ import warnings
 
 import numpy as np
 
-from callbacks.atomic import atomic_write
 from data import index_cache
 from data.folders import header_problem
 
@@ -222,8 +221,10 @@ def read_index(folder, cache=True):
     index = _build_index(rec_path, idx_path)
     if cache_path:
         try:
+            from callbacks.atomic import write_bytes  # here: `callbacks` imports `data`
+
             os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-            atomic_write(cache_path, lambda temporary: _save(temporary, index, stamp))
+            write_bytes(cache_path, _encoded_index(index, stamp))
         except OSError:
             cache_path = None
     print(f"indexed {rec_path}: {len(index.keys)} image records ({index.layout} layout, {len(index.skipped)} "
@@ -383,15 +384,15 @@ def _choose_records(rec_path, idx_path, file, size, keys, offsets):
     return "insightface", positions, skipped
 
 
-def _save(path, index, stamp):
+def _encoded_index(index, stamp):
+    """The `.npz` bytes of `index` (arrays plus JSON metadata: no pickle) for files at `stamp`."""
     meta = {"format": CACHE_FORMAT, "rec_path": index.rec_path, "stamp": stamp, "layout": index.layout,
             "skipped": [list(item) for item in index.skipped]}
     buffer = io.BytesIO()
     np.savez(buffer, keys=index.keys, offsets=index.offsets, image_starts=index.image_starts,
              image_lengths=index.image_lengths, labels=index.labels,
              meta=np.array(json.dumps(meta, ensure_ascii=False)))
-    with open(path, "wb") as file:
-        file.write(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _load_cached(path, rec_path, stamp):

@@ -58,8 +58,8 @@ class Recipe:
     strategy: str = option("auto", "tf.distribute strategy: auto, default, mirrored, multi_worker", "distribution")
     cpu_replicas: int = option(0, "split the CPU into N replicas (tests, trying mirrored without GPUs)", "distribution")
     sync_batchnorm: bool = option(False, "BatchNorm statistics over the global batch", "distribution")
-    mixed_precision: bool = option(False, "bfloat16 (CPU) or float16 (GPU) compute, float32 head and loss",
-                                   "distribution")
+    mixed_precision: str = option("auto", "true: bfloat16 (CPU) or float16 (GPU) compute, float32 head and loss; "
+                                  "auto: where measured faster for the backbone; false", "distribution")
     # data
     dataset: str = option("auto", "dataset (see `list`); auto: folder with --data, else the synthetic faces", "data")
     data: Optional[str] = option(None, "folder of identity sub-folders of aligned faces", "data")
@@ -79,7 +79,8 @@ class Recipe:
     plugins: list = option([], "your .py files or modules to import first (they register plugins)", "run")
     callbacks: list = option(BUILTIN_CALLBACKS, "Keras callbacks by name; --callbacks=+NAME adds one", "run")
     callback_args: dict = option({}, "callback options: --callback_args.NAME.OPTION=VALUE", "run")
-    verbose: int = option(2, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent", "run")
+    verbose: Optional[int] = option(None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent; "
+                                          "None: 1 on a terminal, else 2", "run")
     log_every_steps: int = option(50, "log loss, lr and images/s every N steps (0: only per epoch)", "run")
     # experiment tracking (Weights & Biases); `name` is the recipe, so the wandb run's name is `run_name`
     wandb: str = option("auto", "auto (online with an API key, else offline), online, offline, disabled", "tracking")
@@ -107,6 +108,7 @@ class Recipe:
                 values[field] = values[field] + [name for name in parse_list(value[1:]) if name not in values[field]]
             else:
                 values[field] = _coerce(field, _FIELD_TYPES[field], value)
+        values["mixed_precision"] = str(values["mixed_precision"]).lower()
         for part, args in PART_ARGS.items():
             changed = values[part] != getattr(self, part)
             if changed and not any(FIELD_ALIASES.get(key.split(".")[0], key.split(".")[0]) == args for key in overrides):
@@ -164,6 +166,9 @@ class Recipe:
         if self.center_factor > 0 and _has_center_loss(self.loss, self.loss_args):
             raise RecipeError(f"--center_factor={self.center_factor} with --loss={self.loss!r}, which has a center "
                               "loss already: set its weight with --loss_args.center_factor, or pick a loss without one.")
+        if self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise RecipeError(f"--mixed_precision={self.mixed_precision!r}: " + unknown_message(
+                "choice", self.mixed_precision, MIXED_PRECISION_CHOICES))
         if self.wandb not in WANDB_MODES:
             raise RecipeError(f"--wandb={self.wandb!r}: " + unknown_message("wandb mode", self.wandb, WANDB_MODES))
         if self.eval_monitor is not None and not self.eval_monitor.endswith(("/acc", "/best_acc")):
@@ -197,7 +202,7 @@ class Recipe:
         """The recipe stored as a dict (`show`'s JSON, a run's `recipe.json`: extra keys such as data facts
         are ignored) with `overrides` on top."""
         known = {key: value for key, value in stored.items() if FIELD_ALIASES.get(key, key) in cls.field_names()}
-        return cls().replace(**{FIELD_ALIASES.get(key, key): value for key, value in known.items()}, **overrides)
+        return cls().replace(**{FIELD_ALIASES.get(key, key): value for key, value in known.items()}).replace(**overrides)
 
 
 # part field → its options field

@@ -27,10 +27,11 @@ from callbacks.lr_schedules import build_schedule
 from callbacks.run_folder import RunFolder
 from callbacks.run_record import truncate_history
 from callbacks.tracking import git_commit, project_version
+from callbacks.verification import bin_name
 from data.pipeline import SkippedFiles, train_dataset
 from data.sources import load_training_data
 from losses.combined import find_center_loss
-from recipes.distribution import is_chief, make_strategy, mixed_precision_policy, per_worker_datasets
+from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
@@ -100,10 +101,15 @@ def expand_bins(patterns):
 
 def check_before_data(recipe, resume_dir):
     """Refuse, before any data is read or anything written, what can be known wrong from the recipe and files."""
-    for path in expand_bins(recipe.eval_bins):
+    bins = expand_bins(recipe.eval_bins)
+    for path in bins:
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise RunRefused(f"--eval_bins: {path!r} " + ("is empty" if os.path.isfile(path) else "does not exist")
                              + "; pass verification .bin files (lfw.bin, ...).")
+    names = [bin_name(path) for path in bins]
+    if bins and recipe.eval_monitor and recipe.eval_monitor.split("/")[0] not in names:
+        raise RunRefused(f"--eval_monitor={recipe.eval_monitor!r} names no file of --eval_bins: use one of "
+                         + ", ".join(f"{name}/acc" for name in names) + ".")
     if recipe.backbone_weights and not os.path.isfile(recipe.backbone_weights):
         raise RunRefused(f"--backbone_weights={recipe.backbone_weights!r} does not exist; pass a local weights file.")
     if resume_dir is not None:
@@ -111,9 +117,13 @@ def check_before_data(recipe, resume_dir):
         if done >= recipe.epochs:
             raise RunRefused(f"{resume_dir}: {done} epochs are trained already and --epochs={recipe.epochs}: nothing "
                              f"to train; nothing was changed. Pass --epochs=N with N > {done} to train longer.")
-    elif not os.access(recipe.runs_dir if os.path.isdir(recipe.runs_dir) else
-                       os.path.dirname(os.path.abspath(recipe.runs_dir)), os.W_OK):
-        raise RunRefused(f"--runs_dir={recipe.runs_dir!r} is not writable; pass a folder you can write to.")
+        return
+    existing = os.path.abspath(recipe.runs_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise RunRefused(f"--runs_dir={recipe.runs_dir!r} cannot be created: {existing!r} is "
+                         f"{'not a folder' if not os.path.isdir(existing) else 'not writable'}; pass a writable folder.")
 
 
 def check_same_data(run, folder):
@@ -171,8 +181,9 @@ def prepare_run(recipe, resume_dir=None):
     """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
     check_before_data(recipe, resume_dir)
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
-    if recipe.mixed_precision:
-        keras.mixed_precision.set_global_policy(mixed_precision_policy())
+    policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
+    keras.mixed_precision.set_global_policy(policy)
+    print(f"precision: {policy} ({reason})")
     keras.utils.set_random_seed(recipe.seed)
     if recipe.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -229,7 +240,8 @@ def fit_with_recovery(prepared, callback_list):
     try:
         history = context.model.fit(
             prepared.dataset, epochs=recipe.epochs, initial_epoch=context.state.epoch,
-            steps_per_epoch=prepared.steps_per_epoch, callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
+            steps_per_epoch=prepared.steps_per_epoch, callbacks=callback_list, shuffle=False,
+            verbose=recipe.verbose if recipe.verbose is not None else (1 if sys.stdout.isatty() else 2))
         exit_code = 0 if context.state.stop_message is None else 1
         return history
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,

@@ -99,3 +99,12 @@ def test_project_registries_are_populated():
     assert {"verification", "checkpoint", "tracking", "run_record", "nan_guard", "centers_export", "throughput",
             "early_stopping"} <= set(CALLBACKS.names())
     assert {"synthetic", "folder"} <= set(DATASETS.names())
+
+
+def test_did_you_mean_and_unknown_message_are_the_one_suggestion_helper():
+    from registry import did_you_mean, unknown_message
+
+    assert did_you_mean("arcfase", ["arcface", "cosface", "softmax"]) == " Did you mean 'arcface', 'cosface'?"
+    assert did_you_mean("zzz", ["arcface"]) == ""
+    assert unknown_message("loss", "sofmax", {"softmax", "center"}) == (
+        "unknown loss 'sofmax'. Did you mean 'softmax'? Known: center, softmax.")
