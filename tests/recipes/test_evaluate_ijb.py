@@ -101,3 +101,19 @@ def test_unusable_landmarks_are_named_with_their_line(ijb_setup, tmp_path, line,
         file.writelines(lines)
     with pytest.raises(IjbFormatError, match=message):
         evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("11 12 x\n", r"ijbc_template_pair_label.txt, line 2: cannot read the numbers in '11 12 x'"),
+    ("11 12 2\n", r"labels must be 0 or 1, found \[0, 1, 2\]"),
+])
+def test_a_bad_pair_line_is_named(ijb_setup, tmp_path, line, message):
+    ijb_dir = broken_copy(ijb_setup[0], tmp_path)
+    path = os.path.join(ijb_dir, "meta", "ijbc_template_pair_label.txt")
+    with open(path) as file:
+        lines = file.readlines()
+    lines[1] = line
+    with open(path, "w") as file:
+        file.writelines(lines)
+    with pytest.raises(IjbFormatError, match=message):
+        evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
