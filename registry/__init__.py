@@ -19,4 +19,5 @@ RECIPES = Registry("recipes")
 
 ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
 
-__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES", "did_you_mean", "unknown_name"] + [r.name.upper() for r in ALL_REGISTRIES]
+__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES", "did_you_mean", "unknown_name"]
+__all__ += [table.name.upper() for table in ALL_REGISTRIES]

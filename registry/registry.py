@@ -11,7 +11,7 @@ class RegistryError(KeyError):
 
 
 def did_you_mean(key, known):
-    """" Did you mean 'a', 'b'?" naming the (up to 3) names of `known` closest to `key` (difflib); "" if none is close."""
+    """" Did you mean 'a', 'b'?" with the (up to 3) names of `known` closest to `key` (difflib); "" if none is."""
     close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
     return f" Did you mean {', '.join(repr(name) for name in close)}?" if close else ""
 
