@@ -38,7 +38,7 @@ def embedding_block_of(backbone):
 
 
 def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, image_size=112, backbone_weights=None,
-                          sync_batchnorm=False):
+                          sync_batchnorm=False, backbone_args=None):
     """Image (B, image_size, image_size, 3) in 0..255 → embedding (B, embedding_size), float32.
 
     Inside: `(x - 127.5) / 128` → backbone feature map → the backbone's embedding block
@@ -47,12 +47,13 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     anywhere with no custom objects. `sync_batchnorm` makes every BatchNorm use global-batch
     statistics under a multi-replica strategy. `backbone_weights`: a local Keras weights file
     of the backbone, or an `.onnx` face model whose weights go into the whole embedding model,
-    embedding block included (`backbones.onnx_import`).
+    embedding block included (`backbones.onnx_import`). `backbone_args` are the backbone's own options.
     """
     require_local_weights(backbone_weights)
     onnx_weights = str(backbone_weights).lower().endswith(".onnx") if backbone_weights else False
     shape = (image_size, image_size, 3)
-    features = BACKBONES.build(backbone, input_shape=shape, weights=None if onnx_weights else backbone_weights)
+    features = BACKBONES.build(backbone, input_shape=shape, weights=None if onnx_weights else backbone_weights,
+                               **(backbone_args or {}))
     if sync_batchnorm:
         features = with_synchronized_batchnorm(features)
     images = keras.Input(shape, name="image")

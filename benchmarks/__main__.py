@@ -1,8 +1,9 @@
-"""`python -m benchmarks [--quick] [--real=DIR] [--out=benchmarks/REPORT.md]`: every benchmark, one report.
+"""`python -m benchmarks [--quick] [--real=DIR] [--out=benchmarks/REPORT.md]`: every benchmark, one report
+(`python -m benchmarks --gpu`: the GPU benchmark, `benchmarks/gpu.py`).
 
 Sections: peak FLOP/s of a large matmul; `.bin` evaluation and data pipeline; training
 throughput ours vs reference (tiny, mobilenetv2, resnet50v2; softmax, center_arcface);
-head scaling (1k, 10k, 85,742 classes, resnet50v2); accuracy of the four recipes on the
+head scaling (1k, 10k, 85,742 classes, resnet50v2); accuracy of the recipes on the
 synthetic default (and on real faces with --real). Sized to finish in under 20 minutes on
 2 CPU cores. Prints progress, then the markdown report; writes it to --out and (full runs)
 puts its tables in README.md's "## Benchmarks" section.
@@ -24,6 +25,11 @@ REAL_BATCH_SIZE = 32
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--gpu" in argv:
+        from benchmarks.gpu import main as gpu_main
+
+        return gpu_main([arg for arg in argv if arg != "--gpu"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps of everything: a smoke test, not numbers")
     parser.add_argument("--real", metavar="DIR",
@@ -95,7 +101,7 @@ def main(argv=None):
         epochs = 1 if args.quick else ACCURACY_EPOCHS
         settings = ", ".join(f"{key} {value}" for key, value in TRAINING_SETTINGS.items() if key != "seed")
         results["accuracy_settings"] = f"{settings}, {epochs} epochs"
-        progress(f"accuracy of the four recipes on the synthetic default ({epochs} epochs each)")
+        progress(f"accuracy of the recipes on the synthetic default ({epochs} epochs each)")
         results["accuracy"] = run_accuracy(epochs, progress=progress)
         if args.real:
             real_epochs = 1 if args.quick else REAL_EPOCHS

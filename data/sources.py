@@ -4,6 +4,8 @@ import dataclasses
 from data.folders import IdentityFolder, scan_identity_folder
 from registry import DATASETS
 
+MIN_IDENTITIES = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
@@ -35,8 +37,18 @@ def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_class
     """The `TrainingData` of the dataset registered as `dataset`; "auto" = "folder" with --data, else "synthetic".
 
     Identities with fewer than `min_images` images are left out; `max_classes` keeps the first that many.
+    Fewer than MIN_IDENTITIES identities left is refused (ValueError): one class trains to a
+    meaningless loss 0 / accuracy 1.
     """
     if dataset == "auto":
         dataset = "folder" if data is not None else "synthetic"
-    return DATASETS.build(dataset, data=data, eval_bins=list(eval_bins), min_images=min_images,
-                          max_classes=max_classes)
+    loaded = DATASETS.build(dataset, data=data, eval_bins=list(eval_bins), min_images=min_images,
+                            max_classes=max_classes)
+    if loaded.train.num_classes < MIN_IDENTITIES:
+        names = ", ".join(repr(name) for name in loaded.train.class_names)
+        raise ValueError(
+            f"data folder {loaded.train.root!r} gives {loaded.train.num_classes} identity ({names}) with "
+            f"--min_images={min_images} and --max_classes={max_classes}; training needs at least "
+            f"{MIN_IDENTITIES} identities. Add identity folders, lower --min_images or raise --max_classes."
+        )
+    return loaded
