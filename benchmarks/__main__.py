@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SECTIONS = ("evaluation", "throughput", "head", "accuracy")
+SECTIONS = ("evaluation", "recordio", "throughput", "head", "accuracy")
 RESULTS_NAME = "face-benchmarks-results.json"
 ACCURACY_EPOCHS = 10
 REAL_EPOCHS = 15
@@ -83,6 +83,14 @@ def main(argv=None):
         results["pipeline"] = run_pipeline(synthetic.train_dir, quick=args.quick)
         for name, rate, _ in results["pipeline"]["rows"]:
             progress(f"  {name}: {rate:,.0f} images/s")
+    if "recordio" in only:
+        from benchmarks.recordio import run_index_scale, run_rec_vs_folder
+
+        progress("RecordIO: train.rec vs the same images as a folder; a generated large index")
+        results["recordio"] = {"throughput": run_rec_vs_folder(synthetic.train_dir, quick=args.quick),
+                               "index": run_index_scale(10_000 if args.quick else 1_000_000)}
+        progress(f"  rec/folder {results['recordio']['throughput']['ratio']:.2f}x; index load "
+                 f"{results['recordio']['index']['load_seconds']:.2f} s")
     if "throughput" in only:
         from benchmarks.throughput import run_throughput
 

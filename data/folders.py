@@ -73,8 +73,8 @@ def scan_identity_folder(root, min_images=1, max_classes=None, *, cache=True, pr
         raise FileNotFoundError(
             f"data folder {root!r} does not exist or is not a folder; expected ROOT/<identity>/<image>.jpg."
         )
-    _check_option("min_images", min_images, allow_none=False)
-    _check_option("max_classes", max_classes, allow_none=True)
+    check_option("min_images", min_images, allow_none=False)
+    check_option("max_classes", max_classes, allow_none=True)
     entries = index_identity_folder(root, cache=cache, progress=progress)
     return _select(root, entries, min_images, max_classes)
 
@@ -124,7 +124,7 @@ def _still_valid(folder, entry, mtime_ns):
                for name, reason in entry.skipped)
 
 
-def _check_option(name, value, allow_none):
+def check_option(name, value, allow_none):
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

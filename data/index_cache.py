@@ -49,8 +49,13 @@ def default_cache_dir():
 
 def index_locations(root, cache_dir=None):
     """Where the index of `root` lives: `[<cache_dir or default_cache_dir()>/<hash of abspath>.json.gz]`."""
-    digest = hashlib.sha256(os.path.abspath(os.fspath(root)).encode("utf-8", "surrogateescape")).hexdigest()[:24]
-    return [os.path.join(cache_dir or default_cache_dir(), f"{digest}.json.gz")]
+    return [cache_path(root, cache_dir)]
+
+
+def cache_path(path, cache_dir=None, suffix=".json.gz"):
+    """`<cache_dir or default_cache_dir()>/<sha256 of the absolute path, 24 hex digits><suffix>`."""
+    digest = hashlib.sha256(os.path.abspath(os.fspath(path)).encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return os.path.join(cache_dir or default_cache_dir(), f"{digest}{suffix}")
 
 
 def load_index(root, cache_dir=None):

@@ -27,6 +27,8 @@ from data.folders import header_problem
 from registry import AUGMENTATIONS
 
 PROBE_SIZE = 32
+READ_BATCH = 256
+INDEX_SHUFFLE_SEED_PAD = 498247692
 ECHO_LIMIT = 20
 CHANGED_MEANWHILE = "failed to decode once but decodes now (was it being written?)"
 
@@ -90,10 +92,6 @@ class SkippedFiles:
     def __contains__(self, path):
         return path in self._reasons
 
-    def paths(self):
-        """The recorded paths, in the order found."""
-        return [path for path, _ in self]
-
 
 def decode_face(encoded, image_size):
     """Encoded JPEG/PNG bytes → uint8 (image_size, image_size, 3).
@@ -119,6 +117,11 @@ def file_problem(path):
             encoded = file.read()
     except OSError as error:
         return f"cannot be read: {error.strerror or error}"
+    return encoded_problem(encoded)
+
+
+def encoded_problem(encoded):
+    """Why the encoded image `encoded` (bytes) cannot be used (header or decode error, one line); None if it decodes."""
     problem = header_problem(encoded[:16])
     if problem:
         return problem
@@ -129,6 +132,55 @@ def file_problem(path):
     return None
 
 
+def read_image(paths, index):
+    """The encoded bytes of image `index` of `paths` (file paths, or a `data.record_folder.RecordImages`)."""
+    if hasattr(paths, "read"):
+        return paths.read(index)
+    with open(os.fspath(paths[index]), "rb") as file:
+        return file.read()
+
+
+def image_problem(paths, index):
+    """Why image `index` of `paths` (file paths or a `data.record_folder.RecordImages`) is unusable; None if fine."""
+    if hasattr(paths, "problem"):
+        return paths.problem(index)
+    return file_problem(os.fspath(paths[index]))
+
+
+def _encoded_stream(paths, read_one, first, stop, index_of, then):
+    """Stream positions first..stop-1 mapped by `then(position, index, encoded bytes)`, index = `index_of(position)`.
+
+    Files are read by `read_one(index)` (`_read_one`) inside the parallel map. Records of a
+    `RecordImages` are read by byte range, READ_BATCH positions per Python call
+    (`read_encoded`; `index_of` then gets a vector), then unbatched into the parallel map.
+    Both maps keep their order.
+    """
+    if hasattr(paths, "read_encoded"):
+        def read(chunk):
+            start = first + chunk * READ_BATCH
+            positions = tf.range(start, tf.minimum(start + READ_BATCH, stop), dtype=tf.int64)
+            indices = index_of(positions)
+            return positions, indices, paths.read_encoded(indices)
+
+        chunks = tf.data.Dataset.range((stop - first + READ_BATCH - 1) // READ_BATCH)
+        encoded = chunks.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+        return encoded.map(then, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def load(position):
+        index = index_of(position)
+        return then(position, index, read_one(index))
+
+    return tf.data.Dataset.range(first, stop).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _read_one(paths):
+    """A function int64 index → encoded image bytes (scalar tf.string) of `paths`."""
+    if hasattr(paths, "read_encoded"):
+        return lambda index: paths.read_encoded(tf.reshape(index, [1]))[0]
+    path_table = tf.constant([os.fspath(path) for path in paths])
+    return lambda index: tf.io.read_file(path_table[index])
+
+
 def _op_message(error):
     """A TensorFlow op error's message without the function-node prefix and op suffix."""
     message = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message)
@@ -136,13 +188,22 @@ def _op_message(error):
 
 
 def _file_index(position, seed, count):
-    """File index of stream position `position` (int64): pass `position // count` is its own permutation."""
-    permutation_seed = tf.stack([tf.constant(seed, tf.int64), position // count])
-    return tf.random.experimental.index_shuffle(position % count, permutation_seed, count - 1)
+    """File index of stream position(s) `position` (int64, scalar or (R,)); pass `position // count` is a permutation.
+
+    `tf.random.experimental.index_shuffle(position % count, (seed, position // count), count - 1)`,
+    calling the raw op the way that function does (its seed padded in front with 498247692),
+    because its wrapper mis-pads a per-element (R, 2) seed.
+    """
+    position = tf.convert_to_tensor(position, tf.int64)
+    shape = tf.shape(position)
+    seeds = tf.stack([tf.fill(shape, tf.constant(INDEX_SHUFFLE_SEED_PAD, tf.int64)),
+                      tf.fill(shape, tf.constant(seed, tf.int64)), position // count], axis=-1)
+    return tf.raw_ops.RandomIndexShuffle(index=position % count, seed=seeds, max_index=tf.constant(count - 1, tf.int64),
+                                         rounds=4)
 
 
 def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), seed=0, *, start_step=0,
-                  skipped=None):
+                  skipped=None, shard=0, num_shards=1):
     """An endless dataset of (images float32 (B, S, S, 3) in 0..255, labels int32 (B,)).
 
     Sample number p of the stream is file `index_shuffle(p mod N, seed=(seed, p div N))`: a
@@ -158,7 +219,16 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
     raises ValueError naming them. Fewer than `batch_size` images is allowed, with a
     warning: batches then run through several passes and repeat images. Classes with a
     single image are ordinary classes.
+
+    `num_shards` > 1 (one per worker, `tf.distribute.InputContext`): this is shard `shard`,
+    which reads and decodes only its part: its sample j is stream position
+    `(j div B) * B * num_shards + shard * B + j mod B` (B = `batch_size`), so the shards'
+    batches number k together hold exactly positions k*B*num_shards .. (k+1)*B*num_shards - 1,
+    the samples one unsharded stream of batch B*num_shards has in its batch k. `start_step`
+    counts this shard's batches.
     """
+    if not (isinstance(num_shards, int) and num_shards >= 1 and isinstance(shard, int) and 0 <= shard < num_shards):
+        raise ValueError(f"shard={shard!r} of num_shards={num_shards!r}: need integers 0 <= shard < num_shards.")
     count = len(paths)
     if count == 0:
         raise ValueError("the dataset has no images; check --data.")
@@ -170,52 +240,63 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
             "(it runs through several shuffled passes); use a smaller --batch_size or more data.", stacklevel=2)
     skipped = SkippedFiles() if skipped is None else skipped
     augmentations = [AUGMENTATIONS.get(name) for name in augment]
-    path_table = tf.constant([os.fspath(path) for path in paths])
     label_table = tf.constant(np.asarray(labels), dtype=tf.int32)
+    read_one = _read_one(paths)
 
-    def load_file(index, position):
-        image = decode_face(tf.io.read_file(path_table[index]), image_size)
+    def prepare(encoded, position):
+        image = decode_face(encoded, image_size)
         for number, augmentation in enumerate(augmentations):
             image = augmentation(image, tf.stack([tf.constant(seed * 1000 + number, tf.int64), position]))
         return image
 
-    def load(position):
-        index = _file_index(position, seed, count)
-        return load_file(index, position), label_table[index], position
+    def position_of(number):
+        """Stream position of this shard's sample `number` (int64, any shape)."""
+        if num_shards == 1:
+            return number
+        return number // batch_size * (batch_size * num_shards) + shard * batch_size + number % batch_size
 
-    _probe(paths, tf.function(load_file), skipped, augment)
-    record = _DropRecorder(paths, seed, skipped)
+    def index_of(number):
+        return _file_index(position_of(number), seed, count)
+
+    def load(number, index, encoded):
+        return prepare(encoded, position_of(number)), label_table[index], number
+
+    _probe(paths, tf.function(lambda index, position: prepare(read_one(index), position)), skipped, augment)
+    record = _DropRecorder(paths, lambda number: int(index_of(tf.constant(number, tf.int64))), skipped)
 
     def account(previous, batch):
-        images, batch_labels, positions = batch
-        dropped = positions[-1] - previous - batch_size
-        recorded = tf.cond(dropped > 0, lambda: tf.py_function(record, [previous, positions], tf.int64),
+        images, batch_labels, numbers = batch
+        dropped = numbers[-1] - previous - batch_size
+        recorded = tf.cond(dropped > 0, lambda: tf.py_function(record, [previous, numbers], tf.int64),
                            lambda: tf.constant(0, tf.int64))
         with tf.control_dependencies([recorded]):
-            last = tf.identity(positions[-1])
+            last = tf.identity(numbers[-1])
         return last, (tf.cast(images, tf.float32), batch_labels)
 
     first = int(start_step) * batch_size
-    dataset = tf.data.Dataset.range(first, 2**62).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = _encoded_stream(paths, read_one, first, 2**62, index_of, load)
     dataset = dataset.ignore_errors().batch(batch_size, drop_remainder=True)
     dataset = dataset.scan(tf.constant(first - 1, tf.int64), account)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 class _DropRecorder:
-    """Called (through `tf.py_function`) with the last position before a batch and the batch's positions (B,)."""
+    """Called (through `tf.py_function`) with the last sample number before a batch and the batch's numbers (B,).
 
-    def __init__(self, paths, seed, skipped):
-        self.paths, self.seed, self.skipped = paths, seed, skipped
+    `index_of(number)` is the image index of sample `number` of the stream.
+    """
 
-    def __call__(self, previous, positions):
-        present = set(positions.numpy().tolist())
-        missing = [position for position in range(int(previous) + 1, int(positions[-1])) if position not in present]
-        for position in missing:
-            index = int(_file_index(tf.constant(position, tf.int64), self.seed, len(self.paths)))
+    def __init__(self, paths, index_of, skipped):
+        self.paths, self.index_of, self.skipped = paths, index_of, skipped
+
+    def __call__(self, previous, numbers):
+        present = set(numbers.numpy().tolist())
+        missing = [number for number in range(int(previous) + 1, int(numbers[-1])) if number not in present]
+        for number in missing:
+            index = self.index_of(number)
             path = os.fspath(self.paths[index])
             if path not in self.skipped:
-                self.skipped.add(path, file_problem(path) or CHANGED_MEANWHILE)
+                self.skipped.add(path, image_problem(self.paths, index) or CHANGED_MEANWHILE)
         self.skipped.count_dropped(len(missing))
         return np.int64(len(missing))
 
@@ -229,7 +310,7 @@ def _probe(paths, load_file, skipped, augment):
             load_file(tf.constant(index), tf.constant(0, tf.int64))
         except tf.errors.OpError as error:
             path = os.fspath(paths[index])
-            problem = file_problem(path)
+            problem = image_problem(paths, index)
             if problem is None:
                 raise RuntimeError(
                     f"the training pipeline fails on {path!r}, which decodes fine: {_op_message(error)}; "
@@ -252,18 +333,17 @@ def find_undecodable(paths, progress=True):
     """
     if not len(paths):
         return []
-    path_table = tf.constant([os.fspath(path) for path in paths])
 
-    def decoded_index(index):
-        image = tf.io.decode_image(tf.io.read_file(path_table[index]), channels=3, expand_animations=False)
+    def decoded_index(index, _, encoded):
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         return index, tf.shape(image)[0]
 
-    dataset = tf.data.Dataset.range(len(paths)).map(decoded_index, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _encoded_stream(paths, _read_one(paths), 0, len(paths), tf.identity, decoded_index)
     decoded = np.zeros(len(paths), bool)
     with tqdm(total=len(paths), desc="decoding", unit="image", disable=None if progress else True,
               mininterval=0.5, file=sys.stderr) as bar:
         for indices, _ in dataset.ignore_errors().batch(1024).prefetch(2):
             decoded[indices.numpy()] = True
             bar.update(len(indices))
-    failed = [os.fspath(paths[index]) for index in np.flatnonzero(~decoded)]
-    return [(path, file_problem(path) or CHANGED_MEANWHILE) for path in failed]
+    return [(os.fspath(paths[index]), image_problem(paths, index) or CHANGED_MEANWHILE)
+            for index in np.flatnonzero(~decoded)]

@@ -23,6 +23,16 @@ def folder(data, eval_bins=(), min_images=1, max_classes=None):
     return TrainingData(scan_identity_folder(data, min_images, max_classes), tuple(eval_bins))
 
 
+@DATASETS.register("recordio")
+def recordio(data, eval_bins=(), min_images=1, max_classes=None):
+    """An insightface RecordIO folder `data` (train.rec, train.idx, property); its `*.bin` files unless `eval_bins`."""
+    from data.record_folder import folder_bins, scan_record_folder
+
+    if data is None:
+        raise ValueError("dataset 'recordio' needs --data=DIR, a folder holding train.rec and train.idx.")
+    return TrainingData(scan_record_folder(data, min_images, max_classes), tuple(eval_bins) or tuple(folder_bins(data)))
+
+
 @DATASETS.register("synthetic")
 def synthetic(data=None, eval_bins=(), min_images=1, max_classes=None):
     """The built-in synthetic faces (generated once into the cache folder); verification on its held-out `.bin`."""
@@ -34,14 +44,17 @@ def synthetic(data=None, eval_bins=(), min_images=1, max_classes=None):
 
 
 def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_classes=None):
-    """The `TrainingData` of the dataset registered as `dataset`; "auto" = "folder" with --data, else "synthetic".
+    """The `TrainingData` of the dataset registered as `dataset`.
 
-    Identities with fewer than `min_images` images are left out; `max_classes` keeps the first that many.
-    Fewer than MIN_IDENTITIES identities left is refused (ValueError): one class trains to a
-    meaningless loss 0 / accuracy 1.
+    "auto" = "recordio" if --data holds train.rec or train.idx, "folder" for another --data,
+    else "synthetic". Identities with fewer than `min_images` images are left out;
+    `max_classes` keeps the first that many. Fewer than MIN_IDENTITIES identities left is
+    refused (ValueError): one class trains to a meaningless loss 0 / accuracy 1.
     """
+    from data.recordio import is_recordio_folder
+
     if dataset == "auto":
-        dataset = "folder" if data is not None else "synthetic"
+        dataset = "synthetic" if data is None else "recordio" if is_recordio_folder(data) else "folder"
     loaded = DATASETS.build(dataset, data=data, eval_bins=list(eval_bins), min_images=min_images,
                             max_classes=max_classes)
     if loaded.train.num_classes < MIN_IDENTITIES:

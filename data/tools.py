@@ -1,4 +1,6 @@
-"""Data tools for the command line: `make_bin` (verification pairs from an identity folder) and `data_stats`.
+"""Data tools for the command line: `make_bin` (verification pairs from training data) and `data_stats`.
+
+Both read an identity folder or a RecordIO folder (`train.rec` + `train.idx`).
 
     python -m recipes make_bin --data=DIR --pairs=3000 --out=my.bin
     python -m recipes data_stats --data=DIR
@@ -15,13 +17,14 @@ from tqdm import tqdm
 from data.bins import write_bin
 from data.folders import scan_identity_folder
 from data.pairs import draw_pairs
-from data.pipeline import CHANGED_MEANWHILE, decode_face, file_problem, find_undecodable
+from data.pipeline import CHANGED_MEANWHILE, decode_face, find_undecodable, image_problem, read_image
+from data.recordio import is_recordio_folder
 
 LISTED_FILES = 50
 
 
 def make_bin(data, pairs=3000, out="my.bin", seed=0, image_size=112):
-    """Write `pairs` verification pairs drawn from the identity folder `data` as an insightface `.bin` at `out`.
+    """Write `pairs` verification pairs drawn from `data` (identity or RecordIO folder) as a `.bin` at `out`.
 
     Half the pairs are two different images of one identity, half are images of two
     identities; every pair is distinct and never an image with itself, each drawn uniformly
@@ -29,40 +32,44 @@ def make_bin(data, pairs=3000, out="my.bin", seed=0, image_size=112):
     often, and identities with one image only appear in different-identity pairs. Pairs are
     shuffled (so each of the 10 evaluation folds is balanced) and each pair's order is random.
     Images keep their original bytes when they decode at `image_size` x `image_size`; other
-    sizes are resized (as `data.bins` would on reading) and stored as PNG. Files that do not
+    sizes are resized (as `data.bins` would on reading) and stored as PNG. Images that do not
     decode are left out and the pairs redrawn. `out + ".pairs.tsv"` lists the pairs as
-    `first<TAB>second<TAB>issame` with paths relative to `data`. Returns the summary dict.
+    `first<TAB>second<TAB>issame` with paths (or record names) relative to `data`. Returns the summary dict.
     """
     pairs, seed = _whole_number("pairs", pairs, 1), _whole_number("seed", seed, 0)
     image_size = _whole_number("image_size", image_size, 1)
     if pairs % 2:
         raise ValueError(f"--pairs={pairs} must be even: half same-identity, half different-identity pairs.")
-    folder = scan_identity_folder(data)
+    folder = scan_training_folder(data)
+    grouped = np.argsort(folder.labels, kind="stable")
     excluded, prepared = {}, {}
     while True:
-        paths, labels = _usable(folder, excluded)
-        chosen = draw_pairs(np.random.default_rng(seed), labels, pairs, str(data))
-        needed = sorted({paths[index] for first, second, _ in chosen for index in (first, second)} - set(prepared))
-        failed = _prepare_images(needed, image_size, prepared)
+        kept = grouped[~np.isin(grouped, np.array(list(excluded), np.int64))]
+        drawn = draw_pairs(np.random.default_rng(seed), folder.labels[kept], pairs, str(data))
+        chosen = [(int(kept[first]), int(kept[second]), issame) for first, second, issame in drawn]
+        needed = sorted({index for first, second, _ in chosen for index in (first, second)} - set(prepared))
+        failed = _prepare_images(folder.paths, needed, image_size, prepared)
         if not failed:
             break
         excluded.update(failed)
     out = os.fspath(out)
-    write_bin(out, [prepared[paths[index]][0] for first, second, _ in chosen for index in (first, second)],
+    write_bin(out, [prepared[index][0] for first, second, _ in chosen for index in (first, second)],
               [issame for _, _, issame in chosen])
     pairs_file = out + ".pairs.tsv"
+    names = folder.paths
     with open(pairs_file, "w", encoding="utf-8", errors="surrogateescape") as file:
         for first, second, issame in chosen:
-            file.write(f"{os.path.relpath(paths[first], folder.root)}\t{os.path.relpath(paths[second], folder.root)}"
+            file.write(f"{os.path.relpath(names[first], folder.root)}\t{os.path.relpath(names[second], folder.root)}"
                        f"\t{int(issame)}\n")
-    images = {paths[index] for first, second, _ in chosen for index in (first, second)}
-    used = {int(labels[index]) for first, second, _ in chosen for index in (first, second)}
+    images = {index for first, second, _ in chosen for index in (first, second)}
+    used = {int(folder.labels[index]) for index in images}
     return {
         "out": out, "pairs": len(chosen), "same": sum(issame for _, _, issame in chosen),
         "different": sum(not issame for _, _, issame in chosen), "images": len(images),
-        "identities": len(used), "resized": sum(prepared[path][1] for path in images), "image_size": image_size,
+        "identities": len(used), "resized": sum(prepared[index][1] for index in images), "image_size": image_size,
         "pairs_file": pairs_file,
-        "left_out": [[path, reason] for path, reason in list(folder.skipped) + list(excluded.items())],
+        "left_out": [[path, reason] for path, reason in folder.skipped]
+                    + [[names[index], reason] for index, reason in excluded.items()],
     }
 
 
@@ -79,13 +86,13 @@ def format_make_bin(summary):
 
 
 def data_stats(data, decode=True):
-    """Counts of the identity folder `data`: identities, images, images per identity, unreadable files.
+    """Counts of `data` (identity or RecordIO folder): identities, images, images per identity, unreadable files.
 
     Unreadable files are those the scan finds empty or not JPEG/PNG, plus (with `decode`,
     one full parallel decode of the data) those that do not decode. Returns a JSON-able dict.
     """
     decode = _flag("decode", decode)
-    folder = scan_identity_folder(data)
+    folder = scan_training_folder(data)
     counts = np.bincount(folder.labels, minlength=folder.num_classes)
     unreadable = list(folder.skipped) + (find_undecodable(folder.paths) if decode else [])
     return {
@@ -143,25 +150,30 @@ def _flag(name, value):
     raise ValueError(f"--{name}={value!r} must be true or false.")
 
 
-def _usable(folder, excluded):
-    """(paths, labels) of `folder` without the `excluded` paths; labels stay grouped by identity."""
-    keep = [index for index, path in enumerate(folder.paths) if path not in excluded]
-    return [folder.paths[index] for index in keep], folder.labels[keep]
+def _prepare_images(paths, indices, image_size, prepared):
+    """Fill `prepared[index] = (bytes for the .bin, resized?)` for images `indices` of `paths`.
 
-
-def _prepare_images(paths, image_size, prepared):
-    """Fill `prepared[path] = (bytes for the .bin, resized?)` for `paths`; {path: reason} of those that fail."""
+    Returns {index: reason} of the images that fail to read or decode.
+    """
     failed = {}
-    for path in tqdm(paths, desc="checking images", unit="image", disable=None, mininterval=0.5, file=sys.stderr):
+    for index in tqdm(indices, desc="checking images", unit="image", disable=None, mininterval=0.5, file=sys.stderr):
         try:
-            with open(path, "rb") as file:
-                content = file.read()
+            content = read_image(paths, index)
             shape = tf.io.decode_image(content, channels=3, expand_animations=False).shape
-        except (OSError, tf.errors.OpError):
-            failed[path] = file_problem(path) or CHANGED_MEANWHILE
+        except (OSError, ValueError, tf.errors.OpError):
+            failed[index] = image_problem(paths, index) or CHANGED_MEANWHILE
             continue
         resized = shape[0] != image_size or shape[1] != image_size
         if resized:
             content = tf.io.encode_png(decode_face(content, image_size)).numpy()
-        prepared[path] = (content, resized)
+        prepared[index] = (content, resized)
     return failed
+
+
+def scan_training_folder(data):
+    """The `IdentityFolder` of `data`: a RecordIO folder (train.rec + train.idx) or an identity folder."""
+    if is_recordio_folder(data):
+        from data.record_folder import scan_record_folder
+
+        return scan_record_folder(data)
+    return scan_identity_folder(data)

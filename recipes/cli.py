@@ -122,15 +122,16 @@ class CommandLine:
               "best_acc/best_threshold: best cosine threshold on the whole set (optimistic); roc_auc, tar_at_far: "
               "ROC of the cosine scores over all pairs.")
 
-    def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=()):
+    def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=(), backbone=None):
         """IJB-B/C 1:1 verification (insightface protocol) of a saved model on --ijb (insightface's IJB folder).
 
         Prints TAR@FAR for the N/D/F variants; writes <subset>_scores.npy, _roc.png, _tar_at_far.json to --out.
+        An .onnx --model needs --backbone (imported on the fly).
         """
         load_plugins(plugins)
         from recipes.evaluate_ijb import evaluate_ijb, tar_table
 
-        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out))
+        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out), backbone=backbone)
         print(format_table(*tar_table(results)))
         print("TAR (%) at FAR; N1: feature norm kept, D1: detector score weight, F1: flip embedding added "
               f"(insightface's default: N1D1F1). Written to {out}.")
@@ -172,7 +173,7 @@ class CommandLine:
             print(f"ROC curves of the best epochs: {roc_out}")
 
     def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
-        """Draw balanced same/different pairs (seeded) from identity folder --data into a verification .bin --out."""
+        """Draw balanced same/different pairs (seeded) from --data (identity or RecordIO folder) into a .bin --out."""
         from data.tools import format_make_bin, make_bin
 
         with data_errors_as_user_errors():

@@ -104,3 +104,23 @@ def precision_choice(mixed_precision, backbone, gpu=None, bfloat16_cpu=None):
 def resolve_precision(recipe):
     """The Keras dtype policy name `recipe` trains with (see `precision_choice`)."""
     return precision_choice(recipe.mixed_precision, recipe.backbone)[0]
+
+
+def per_worker_datasets(strategy, make_dataset, global_batch, start_step):
+    """The training data for `strategy`: each worker of a multi-worker cluster builds and decodes only its share.
+
+    `make_dataset(batch_size, start_step, shard, num_shards)` returns a batched dataset (e.g.
+    `data.pipeline.train_dataset`). Multi-worker: `distribute_datasets_from_function`, one
+    shard per input pipeline (`tf.distribute.InputContext`), batches of the per-replica size,
+    `start_step` counted in that shard's batches (global steps x local replicas). Any other
+    strategy: one dataset of `global_batch`, which Keras splits over the local replicas.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return make_dataset(global_batch, start_step, 0, 1)
+
+    def dataset_fn(context):
+        local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
+        return make_dataset(context.get_per_replica_batch_size(global_batch), start_step * local_replicas,
+                            context.input_pipeline_id, context.num_input_pipelines)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)

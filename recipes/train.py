@@ -31,7 +31,7 @@ from callbacks.verification import bin_name
 from data.pipeline import SkippedFiles, train_dataset
 from data.sources import load_training_data
 from losses.combined import find_center_loss
-from recipes.distribution import is_chief, make_strategy, precision_choice
+from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
@@ -210,8 +210,9 @@ def prepare_run(recipe, resume_dir=None):
           f"{global_batch} = {recipe.batch_size} per replica x {strategy.num_replicas_in_sync}; {steps} steps per epoch")
     skipped = SkippedFiles(run.skipped_path)
     skipped.extend(data.train.skipped)
-    dataset = train_dataset(data.train.paths, data.train.labels, global_batch, recipe.image_size, recipe.augment,
-                            recipe.seed, start_step=state.epoch * steps, skipped=skipped)
+    dataset = per_worker_datasets(strategy, lambda batch, start, shard, shards: train_dataset(
+        data.train.paths, data.train.labels, batch, recipe.image_size, recipe.augment, recipe.seed, start_step=start,
+        skipped=skipped, shard=shard, num_shards=shards), global_batch, state.epoch * steps)
     _, schedule_callback = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps, **recipe.schedule_args)
     context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None)
     return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)

@@ -117,3 +117,20 @@ def test_a_bad_pair_line_is_named(ijb_setup, tmp_path, line, message):
         file.writelines(lines)
     with pytest.raises(IjbFormatError, match=message):
         evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
+
+
+def test_eval_ijb_accepts_an_onnx_file_with_its_backbone(ijb_setup, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from backbones.onnx_import import import_onnx_model
+    from benchmarks.onnx_graphs import mobilefacenet_graph
+
+    ijb_dir, _, _, (faces, faceness, templates, medias, pairs) = ijb_setup
+    onnx_path = str(tmp_path / "mbf.onnx")
+    onnx.save(mobilefacenet_graph(image_size=112, fold=True), onnx_path)
+    out = str(tmp_path / "out")
+    main(["eval_ijb", f"--model={onnx_path}", "--backbone=mobilefacenet", f"--ijb={ijb_dir}", f"--out={out}"])
+    imported = import_onnx_model(onnx_path, "mobilefacenet")
+    plain = imported(faces.astype(np.float32), training=False).numpy()
+    flipped = imported(faces[:, :, ::-1].astype(np.float32), training=False).numpy()
+    expected = ijb_verification(plain + flipped, faceness, templates, medias, *pairs)
+    np.testing.assert_allclose(np.load(os.path.join(out, "ijbc_scores.npy")), expected["scores"], atol=1e-5)
