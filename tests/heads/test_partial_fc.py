@@ -346,7 +346,7 @@ def test_train_with_sampled_partial_fc_on_two_replicas(tiny_faces, tmp_path):
     run_dir = run_python(TRAIN_SAMPLED, tiny_faces.train_dir, tiny_faces.bin_path, str(tmp_path))["run_dir"]
     with open(os.path.join(run_dir, "recipe.json")) as file:
         stored = json.load(file)
-    assert stored["head"] == "partial_fc" and stored["head_args"] == {"sample_rate": 0.1}
+    assert stored["head"] == "partial_fc" and stored["head_args"]["sample_rate"] == 0.1
     assert (stored["strategy_resolved"], stored["replicas"], stored["global_batch_size"]) == ("MirroredStrategy", 2, 16)
     history = read_history(os.path.join(run_dir, "history.jsonl"))
     assert [row["epoch"] for row in history] == [0, 1]
