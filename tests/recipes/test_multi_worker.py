@@ -51,8 +51,8 @@ def test_two_workers_write_one_run_folder_and_recover_after_a_worker_dies(tiny_f
         assert code == 0, err[-3000:]
     assert "global batch 16 = 8 per replica x 2" in results[0][1]
     (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
-    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [0, 1, 2]
-    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [1, 2]
+    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1, 2]
+    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1, 2]
     with open(os.path.join(run_dir, "recipe.json")) as file:
         assert json.load(file)["replicas"] == 2
 
