@@ -10,6 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip uninstall --quiet --yes tensorflow-cpu  # an older install's: one TensorFlow distribution only
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 

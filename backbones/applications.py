@@ -24,17 +24,17 @@ def _application(constructor, input_shape, weights):
 
 @BACKBONES.register("resnet50v2")
 def resnet50v2(input_shape=(112, 112, 3), weights=None):
-    """ResNet50V2 (keras.applications), (112, 112, 3) → (4, 4, 2048)."""
+    """ResNet50V2 (keras.applications), (112, 112, 3) → (4, 4, 2048); embedding block: pool → dropout → dense → BN."""
     return _application(keras.applications.ResNet50V2, input_shape, weights)
 
 
 @BACKBONES.register("resnet101v2")
 def resnet101v2(input_shape=(112, 112, 3), weights=None):
-    """ResNet101V2 (keras.applications), (112, 112, 3) → (4, 4, 2048)."""
+    """ResNet101V2 (keras.applications), (112, 112, 3) → (4, 4, 2048); embedding block: pool → dropout → dense → BN."""
     return _application(keras.applications.ResNet101V2, input_shape, weights)
 
 
 @BACKBONES.register("mobilenetv2")
 def mobilenetv2(input_shape=(112, 112, 3), weights=None):
-    """MobileNetV2 (keras.applications, alpha 1.0), (112, 112, 3) → (4, 4, 1280)."""
+    """MobileNetV2 (keras.applications, alpha 1.0), (112, 112, 3) → (4, 4, 1280); embedding block: pool → dropout → dense → BN."""
     return _application(keras.applications.MobileNetV2, input_shape, weights)

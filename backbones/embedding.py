@@ -24,24 +24,44 @@ def with_synchronized_batchnorm(model):
     return copy
 
 
+def pooled_embedding_block(features, embedding_size, dropout, synchronized=False):
+    """The default embedding block: (B, h, w, c) → GlobalAveragePooling → Dropout → Dense → BN (float32) → (B, d)."""
+    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
+    dropped = layers.Dropout(dropout, name="dropout")(pooled)
+    embedding = layers.Dense(embedding_size, name="embedding")(dropped)
+    return layers.BatchNormalization(name="embedding_bn", dtype="float32", synchronized=synchronized)(embedding)
+
+
+def embedding_block_of(backbone):
+    """The embedding block backbone `backbone` declares (its builder's `embedding_block`), else the pooled one."""
+    return getattr(BACKBONES.get(backbone), "embedding_block", pooled_embedding_block)
+
+
 def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, image_size=112, backbone_weights=None,
-                          sync_batchnorm=False):
+                          sync_batchnorm=False, backbone_args=None):
     """Image (B, image_size, image_size, 3) in 0..255 → embedding (B, embedding_size), float32.
 
-    Inside: `(x - 127.5) / 128` → backbone feature map → GlobalAveragePooling → Dropout
-    → Dense(embedding_size) → BatchNormalization. Only built-in Keras layers, so the saved
-    model loads anywhere with no custom objects. `sync_batchnorm` makes every BatchNorm use
-    global-batch statistics under a multi-replica strategy.
+    Inside: `(x - 127.5) / 128` → backbone feature map → the backbone's embedding block
+    (`embedding_block_of`; `pooled_embedding_block` unless the backbone brings its own, as
+    the IResNets and MobileFaceNet do). Only built-in Keras layers, so the saved model loads
+    anywhere with no custom objects. `sync_batchnorm` makes every BatchNorm use global-batch
+    statistics under a multi-replica strategy. `backbone_weights`: a local Keras weights file
+    of the backbone, or an `.onnx` face model whose weights go into the whole embedding model,
+    embedding block included (`backbones.onnx_import`). `backbone_args` are the backbone's own options.
     """
     require_local_weights(backbone_weights)
+    onnx_weights = str(backbone_weights).lower().endswith(".onnx") if backbone_weights else False
     shape = (image_size, image_size, 3)
-    features = BACKBONES.build(backbone, input_shape=shape, weights=backbone_weights)
+    features = BACKBONES.build(backbone, input_shape=shape, weights=None if onnx_weights else backbone_weights,
+                               **(backbone_args or {}))
     if sync_batchnorm:
         features = with_synchronized_batchnorm(features)
     images = keras.Input(shape, name="image")
     normalised = layers.Rescaling(1.0 / PIXEL_SCALE, offset=-PIXEL_MEAN / PIXEL_SCALE, name="normalise")(images)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(features(normalised))
-    dropped = layers.Dropout(dropout, name="dropout")(pooled)
-    embedding = layers.Dense(embedding_size, name="embedding")(dropped)
-    embedding = layers.BatchNormalization(name="embedding_bn", dtype="float32", synchronized=sync_batchnorm)(embedding)
-    return keras.Model(images, embedding, name=f"{backbone}_embedding")
+    embedding = embedding_block_of(backbone)(features(normalised), embedding_size, dropout, sync_batchnorm)
+    model = keras.Model(images, embedding, name=f"{backbone}_embedding")
+    if onnx_weights:
+        from backbones.onnx_import import load_onnx_weights
+
+        load_onnx_weights(model, str(backbone_weights))
+    return model

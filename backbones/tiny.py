@@ -7,7 +7,7 @@ from registry import BACKBONES
 
 @BACKBONES.register("tiny")
 def tiny(input_shape=(112, 112, 3), weights=None, widths=(16, 32, 64, 128)):
-    """Tiny CNN: 4 × (3x3 conv stride 2, BatchNorm, ReLU); (H, W, 3) → (H/16, W/16, widths[-1])."""
+    """Tiny CNN: 4 × (3x3 conv stride 2, BatchNorm, ReLU); (H, W, 3) → (H/16, W/16, widths[-1]); embedding block: pool → dropout → dense → BN."""
     inputs = keras.Input(input_shape)
     features = inputs
     for index, width in enumerate(widths):

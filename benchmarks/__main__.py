@@ -2,7 +2,7 @@
 
 Sections: peak FLOP/s of a large matmul; `.bin` evaluation and data pipeline; training
 throughput ours vs reference (tiny, mobilenetv2, resnet50v2; softmax, center_arcface);
-head scaling (1k, 10k, 85,742 classes, resnet50v2); accuracy of the four recipes on the
+head scaling (1k, 10k, 85,742 classes, resnet50v2); accuracy of the recipes on the
 synthetic default (and on real faces with --real). Sized to finish in under 20 minutes on
 2 CPU cores. Prints progress, then the markdown report; writes it to --out and (full runs)
 puts its tables in README.md's "## Benchmarks" section.
@@ -103,7 +103,7 @@ def main(argv=None):
         epochs = 1 if args.quick else ACCURACY_EPOCHS
         settings = ", ".join(f"{key} {value}" for key, value in TRAINING_SETTINGS.items() if key != "seed")
         results["accuracy_settings"] = f"{settings}, {epochs} epochs"
-        progress(f"accuracy of the four recipes on the synthetic default ({epochs} epochs each)")
+        progress(f"accuracy of the recipes on the synthetic default ({epochs} epochs each)")
         results["accuracy"] = run_accuracy(epochs, progress=progress)
         if args.real:
             real_epochs = 1 if args.quick else REAL_EPOCHS

@@ -38,11 +38,6 @@ def write_faces(root, count):
                 file.write(tf.io.encode_jpeg(image, quality=90).numpy())
 
 
-def best_rate(measure, repeats):
-    """The highest images/s over `repeats` calls of `measure()` → (images, seconds, CPU seconds)."""
-    return best_rate_and_cost(measure, repeats)[0]
-
-
 def best_rate_and_cost(measure, repeats):
     """(highest images/s, lowest CPU µs per image) over `repeats` calls of `measure()` → (images, seconds, CPU s)."""
     rates, costs = [], []

@@ -1,6 +1,7 @@
 """Markdown for the benchmark results: tables with a "goal met?" column, notes on every miss, the README section."""
-import os
 import re
+
+from callbacks.atomic import write_bytes
 
 THROUGHPUT_GOAL = 1.0
 HEAD_GOAL = 1.25
@@ -177,13 +178,25 @@ def recordio_section(result):
 
 
 def accuracy_section(rows, title, note):
+    """The accuracy table; with an untrained baseline row, each recipe's change over it and whether it rose."""
+    baseline = next((row for row in rows if row["epochs"] == 0), None)
+
+    def change(row):
+        if baseline is None or row is baseline:
+            return ""
+        difference = row["acc"] - baseline["acc"]
+        return f"{difference:+.4f} ({'rises' if difference > 0 else 'does not rise'})"
+
+    def number(value, digits):
+        return "" if value is None else f"{value:.{digits}f}"
+
     return "\n".join([
         f"### {title}",
         "",
-        _table(["recipe", "10-fold acc", "± std", "best-threshold acc (optimistic)", "final train loss",
-                "final train accuracy", "epochs", "seconds"],
-               [[row["recipe"], f"{row['acc']:.4f}", f"{row['acc_std']:.4f}", f"{row['best_acc']:.4f}",
-                 f"{row['loss']:.3f}", f"{row['accuracy']:.3f}", row["epochs"], f"{row['seconds']:.0f}"]
+        _table(["recipe", "10-fold acc", "± std", "vs untrained", "best-threshold acc (optimistic)",
+                "final train loss", "final train accuracy", "epochs", "seconds"],
+               [[row["recipe"], f"{row['acc']:.4f}", f"{row['acc_std']:.4f}", change(row), f"{row['best_acc']:.4f}",
+                 number(row["loss"], 3), number(row["accuracy"], 3), row["epochs"], f"{row['seconds']:.0f}"]
                 for row in rows]),
         "",
         note,
@@ -362,7 +375,4 @@ def update_readme(readme_path, section):
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
     else:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    temporary = f"{readme_path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as file:
-        file.write(text)
-    os.replace(temporary, readme_path)
+    write_bytes(readme_path, text.encode("utf-8"))

@@ -13,7 +13,10 @@ import shutil
 import keras
 import numpy as np
 
-from callbacks.atomic import fsync_directory, write_json
+from callbacks.atomic import fsync_directory, fsync_file, write_json
+from callbacks.context import TrainingState
+from callbacks.run_folder import RunFolder
+from registry import CALLBACKS
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})$")
 
@@ -37,7 +40,7 @@ def restore_rng_states(model, states):
 
 def list_checkpoints(run_dir):
     """[(epochs done, folder path)] of the complete checkpoints of `run_dir`, oldest first."""
-    folder = os.path.join(run_dir, "checkpoints")
+    folder = RunFolder(run_dir).checkpoints_path
     if not os.path.isdir(folder):
         return []
     found = []
@@ -61,16 +64,15 @@ def read_state(checkpoint_dir):
 
 def write_checkpoint(run_dir, model, state):
     """Write checkpoint `epoch-<state['epoch']>` of `model` and `state` atomically; returns its folder."""
-    folder = os.path.join(run_dir, "checkpoints")
+    folder = RunFolder(run_dir).checkpoints_path
     os.makedirs(folder, exist_ok=True)
     final = os.path.join(folder, f"epoch-{state['epoch']:04d}")
     temporary = os.path.join(folder, f".tmp-epoch-{state['epoch']:04d}")
     shutil.rmtree(temporary, ignore_errors=True)
     os.makedirs(temporary)
     model.save(os.path.join(temporary, "model.keras"))
-    with open(os.path.join(temporary, "model.keras"), "rb+") as file:
-        os.fsync(file.fileno())
-    write_json(os.path.join(temporary, "state.json"), {**state, "rng_states": rng_states(model)})
+    fsync_file(os.path.join(temporary, "model.keras"))
+    write_json(os.path.join(temporary, "state.json"), state)
     fsync_directory(temporary)
     if os.path.exists(final):
         shutil.rmtree(final)
@@ -79,32 +81,62 @@ def write_checkpoint(run_dir, model, state):
     return final
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """At each epoch end, checkpoint the training state; keep the newest `keep` and the best.
+class CheckpointError(RuntimeError):
+    """No usable checkpoint to resume from; the message names the folder and what was wrong."""
 
-    `state_fn(epoch_done, logs)` → dict of extra state (best metric, tracker id, ...).
-    `best_epoch_fn()` → the epoch whose checkpoint is kept as the best, or None.
-    `should_skip()` → True when this epoch must not be checkpointed (e.g. the loss diverged).
+
+def restore_latest(run_dir, model):
+    """Load the newest usable checkpoint of `run_dir` into `model` (built as for a new run, optimizer
+    included); returns (its `TrainingState`, [(damaged folder, reason)] of newer ones skipped).
+
+    A checkpoint whose state file does not parse or whose weights do not load is skipped with its
+    reason, and the one before it is tried. Raises `CheckpointError` when none is usable.
+    """
+    damaged = []
+    for epoch, folder in reversed(list_checkpoints(run_dir)):
+        try:
+            state = TrainingState.from_dict(read_state(folder))
+            model.load_weights(os.path.join(folder, "model.keras"))
+        except Exception as error:  # noqa: BLE001 (any failure to read one checkpoint means: try the previous)
+            damaged.append((folder, f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"))
+            continue
+        restore_rng_states(model, state.rng_states)
+        return state, damaged
+    reasons = "; ".join(f"{os.path.basename(folder)}: {reason}" for folder, reason in damaged)
+    raise CheckpointError(f"run folder {run_dir!r} has no usable checkpoint to resume from"
+                          + (f" ({reasons})" if reasons else "") + "; start a new run.")
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Owns the run's checkpoints: `restore` before training, and at each epoch end a checkpoint
+    of the training state (weights, optimizer, loss state, `TrainingState`); keeps the newest
+    `keep` and the best. An epoch whose loss diverged (`state.stop_message`) is not checkpointed.
     """
 
-    def __init__(self, run_dir, state_fn, keep=3, best_epoch_fn=lambda: None, should_skip=lambda: False):
+    def __init__(self, run_dir, state, keep=3):
         super().__init__()
         self.run_dir = run_dir
-        self.state_fn = state_fn
+        self.state = state
         self.keep = max(1, int(keep))
-        self.best_epoch_fn = best_epoch_fn
-        self.should_skip = should_skip
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.should_skip():
+        if self.state.stop_message is not None:
             return
-        write_checkpoint(self.run_dir, self.model, {"epoch": epoch + 1, **self.state_fn(epoch + 1, logs or {})})
+        self.state.epoch = epoch + 1
+        self.state.rng_states = rng_states(self.model)
+        write_checkpoint(self.run_dir, self.model, self.state.to_dict())
         self.prune()
 
     def prune(self):
         """Delete checkpoints older than the newest `keep`, except the best one."""
-        checkpoints = list_checkpoints(self.run_dir)
-        best = self.best_epoch_fn()
-        for epoch, path in checkpoints[:-self.keep]:
-            if epoch != best:
+        for epoch, path in list_checkpoints(self.run_dir)[:-self.keep]:
+            if epoch != self.state.best_epoch:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+@CALLBACKS.register("checkpoint")
+def checkpoint(context):
+    """Checkpoint the whole training state every epoch (keep the newest --keep_checkpoints and the best)."""
+    if not context.chief:
+        return None
+    return EpochCheckpoint(context.run.path, context.state, context.config["keep_checkpoints"])

@@ -1,64 +1,145 @@
-"""Learning-rate schedules, registered in `registry.CALLBACKS`.
+"""Learning-rate schedules, registered in `registry.SCHEDULES`, evaluated at every optimizer step.
 
-Each entry takes (base_lr, epochs, **options) and returns either a function epoch → lr (run by
-`LearningRateScheduler`, so the lr follows from the epoch alone and resumes exactly) or a
-Keras callback that sets the lr itself (reduce_on_plateau; its patience counter restarts on resume).
+An entry is called as `entry(base_lr, epochs, steps_per_epoch, **options)` and returns a
+`keras.optimizers.schedules.LearningRateSchedule` of the optimizer's step count (`iterations`,
+saved in every checkpoint, so a resume continues the schedule exactly, even mid-epoch), or, for
+`reduce_on_plateau`, a Keras callback that changes a constant rate between epochs.
 """
-import inspect
 import math
 
 import keras
+import tensorflow as tf
 
-from registry import CALLBACKS
-
-
-@CALLBACKS.register("constant_then_exponential")
-def constant_then_exponential(base_lr, epochs, constant_epochs=10, decay=0.2):
-    """The spec's: lr = base for epoch < constant_epochs, then base · exp(decay · (constant_epochs − epoch))."""
-    return lambda epoch: base_lr if epoch < constant_epochs else base_lr * math.exp(decay * (constant_epochs - epoch))
+from registry import SCHEDULES
 
 
-@CALLBACKS.register("constant")
-def constant(base_lr, epochs):
-    """lr = base for every epoch."""
-    return lambda epoch: base_lr
+class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Base: lr as a function of the 0-based step `t` (updates done), from `base_lr`, `epochs`, `steps_per_epoch`."""
+
+    def __init__(self, base_lr, epochs, steps_per_epoch):
+        self.base_lr = float(base_lr)
+        self.epochs = int(epochs)
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+
+    @property
+    def total_steps(self):
+        return self.epochs * self.steps_per_epoch
+
+    def epoch(self, step):
+        """The 0-based epoch that step `step` belongs to (float tensor)."""
+        return tf.floor(step / self.steps_per_epoch)
+
+    def __call__(self, step):
+        return self.rate(tf.cast(step, tf.float32))
+
+    def rate(self, step):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"base_lr": self.base_lr, "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
 
 
-@CALLBACKS.register("cosine")
-def cosine(base_lr, epochs, warmup_epochs=0, min_lr=0.0):
-    """Linear warm-up from base/warmup to base over `warmup_epochs`, then cosine decay to `min_lr` at the last epoch."""
+@SCHEDULES.register("constant")
+@keras.saving.register_keras_serializable(package="faces")
+class Constant(StepSchedule):
+    """lr = base at every step."""
 
-    def lr(epoch):
-        if epoch < warmup_epochs:
-            return base_lr * (epoch + 1) / warmup_epochs
-        progress = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs - 1)
-        return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return lr
+    def rate(self, step):
+        return tf.fill(tf.shape(step), self.base_lr)
 
 
-@CALLBACKS.register("step")
-def step(base_lr, epochs, step_epochs=10, factor=0.1):
-    """lr = base · factor^(epoch // step_epochs)."""
-    return lambda epoch: base_lr * factor ** (epoch // step_epochs)
+@SCHEDULES.register("constant_then_exponential")
+@keras.saving.register_keras_serializable(package="faces")
+class ConstantThenExponential(StepSchedule):
+    """The spec's, per epoch e: lr = base for e < constant_epochs, then base · exp(decay · (constant_epochs − e))."""
+
+    def __init__(self, base_lr, epochs, steps_per_epoch, constant_epochs=10, decay=0.2):
+        super().__init__(base_lr, epochs, steps_per_epoch)
+        self.constant_epochs = int(constant_epochs)
+        self.decay = float(decay)
+
+    def rate(self, step):
+        epoch = self.epoch(step)
+        decayed = self.base_lr * tf.exp(self.decay * (self.constant_epochs - epoch))
+        return tf.where(epoch < self.constant_epochs, self.base_lr, decayed)
+
+    def get_config(self):
+        return {**super().get_config(), "constant_epochs": self.constant_epochs, "decay": self.decay}
 
 
-@CALLBACKS.register("reduce_on_plateau")
-def reduce_on_plateau(base_lr, epochs, monitor="loss", factor=0.1, patience=5, min_lr=0.0):
-    """lr × factor when `monitor` has not improved for `patience` epochs (a Keras ReduceLROnPlateau)."""
+@SCHEDULES.register("step")
+@keras.saving.register_keras_serializable(package="faces")
+class StepDecay(StepSchedule):
+    """lr = base · factor^⌊e / step_epochs⌋ for epoch e = ⌊t / steps_per_epoch⌋."""
+
+    def __init__(self, base_lr, epochs, steps_per_epoch, step_epochs=10, factor=0.1):
+        super().__init__(base_lr, epochs, steps_per_epoch)
+        self.step_epochs = max(1, int(step_epochs))
+        self.factor = float(factor)
+
+    def rate(self, step):
+        return self.base_lr * tf.pow(self.factor, tf.floor(self.epoch(step) / self.step_epochs))
+
+    def get_config(self):
+        return {**super().get_config(), "step_epochs": self.step_epochs, "factor": self.factor}
+
+
+@SCHEDULES.register("cosine")
+@keras.saving.register_keras_serializable(package="faces")
+class Cosine(StepSchedule):
+    """Per step t, with W = warmup_epochs · steps_per_epoch and T the total steps:
+    t < W: base · t / W; then min_lr + ½ (base − min_lr)(1 + cos(π · (t − W) / (T − W)))."""
+
+    def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0, min_lr=0.0):
+        super().__init__(base_lr, epochs, steps_per_epoch)
+        self.warmup_epochs = float(warmup_epochs)
+        self.min_lr = float(min_lr)
+
+    def rate(self, step):
+        warmup = self.warmup_epochs * self.steps_per_epoch
+        progress = tf.minimum(1.0, (step - warmup) / max(1.0, self.total_steps - warmup))
+        decayed = self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < warmup, self.base_lr * step / max(warmup, 1.0), decayed)
+
+    def get_config(self):
+        return {**super().get_config(), "warmup_epochs": self.warmup_epochs, "min_lr": self.min_lr}
+
+
+@SCHEDULES.register("polynomial")
+@keras.saving.register_keras_serializable(package="faces")
+class Polynomial(StepSchedule):
+    """arcface_torch's `PolynomialLRWarmup` closed form (`recognition/arcface_torch/lr_scheduler.py`), per step t:
+    t ≤ W: base · t / W; else base · (1 − (min(T, t) − W) / (T − W))^power, with W = warmup_epochs ·
+    steps_per_epoch, T the total steps. power 1 (the default) decays linearly to 0 at the last step."""
+
+    def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0, power=1.0):
+        super().__init__(base_lr, epochs, steps_per_epoch)
+        self.warmup_epochs = float(warmup_epochs)
+        self.power = float(power)
+
+    def rate(self, step):
+        warmup = self.warmup_epochs * self.steps_per_epoch
+        remaining = 1.0 - (tf.minimum(float(self.total_steps), step) - warmup) / max(1.0, self.total_steps - warmup)
+        decayed = self.base_lr * tf.pow(tf.maximum(remaining, 0.0), self.power)
+        return tf.where(step <= warmup, self.base_lr * step / max(warmup, 1.0), decayed) if warmup > 0 else decayed
+
+    def get_config(self):
+        return {**super().get_config(), "warmup_epochs": self.warmup_epochs, "power": self.power}
+
+
+@SCHEDULES.register("reduce_on_plateau")
+def reduce_on_plateau(base_lr, epochs, steps_per_epoch, monitor="loss", factor=0.1, patience=5, min_lr=0.0):
+    """lr × factor when `monitor` has not improved for `patience` epochs (a Keras ReduceLROnPlateau callback)."""
     mode = "min" if monitor.endswith("loss") else "max"
     return keras.callbacks.ReduceLROnPlateau(monitor, factor=factor, patience=patience, min_lr=min_lr, mode=mode)
 
 
-def schedule_options(name):
-    """Options (name → default) of the schedule registered as `name`, besides base_lr and epochs."""
-    params = inspect.signature(CALLBACKS.get(name)).parameters
-    return {key: p.default for key, p in params.items() if key not in ("base_lr", "epochs")}
+SCHEDULE_FIXED_ARGUMENTS = ("base_lr", "epochs", "steps_per_epoch")
 
 
-def schedule_callback(name, base_lr, epochs, **options):
-    """A `keras.callbacks.LearningRateScheduler` running the schedule registered as `name`."""
-    schedule = CALLBACKS.build(name, base_lr=base_lr, epochs=epochs, **options)
+def build_schedule(name, base_lr, epochs, steps_per_epoch, **options):
+    """(learning rate for the optimizer, callback or None) of the schedule registered as `name`."""
+    schedule = SCHEDULES.build(name, base_lr=base_lr, epochs=epochs, steps_per_epoch=steps_per_epoch, **options)
     if isinstance(schedule, keras.callbacks.Callback):
-        return schedule
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(schedule(epoch)))
+        return float(base_lr), schedule
+    return schedule, None

@@ -10,11 +10,13 @@ import netrc
 import os
 import subprocess
 import sys
-import time
 from urllib.parse import urlsplit
 
 import keras
 import numpy as np
+
+from callbacks.verification import bin_name, load_roc_curves
+from registry import CALLBACKS
 
 MODES = ("auto", "online", "offline", "disabled")
 # Hosts whose netrc entry `wandb login` writes (today's default and the classic one).
@@ -135,40 +137,6 @@ def git_commit():
     return commit or None, dirty if commit else None
 
 
-def _find_keys(config, keys):
-    """{key: value} of the first occurrence of each of `keys` in a nested `get_config()` dict."""
-    found = {}
-    pending = [config]
-    while pending:
-        current = pending.pop(0)
-        for key, value in current.items():
-            if key in keys and key not in found and not isinstance(value, dict):
-                found[key] = value
-            elif isinstance(value, dict):
-                pending.append(value)
-    return found
-
-
-def run_config(recipe, facts, loss_layer=None):
-    """The flat wandb config of a run: every recipe field with its loss/schedule options resolved, plus `facts`.
-
-    `facts` are what training resolved (dataset path and size, classes, strategy, replicas, ...).
-    Loss options not given in the recipe are read from the built `loss_layer`'s config when
-    given (e.g. the margins a preset chose), else are the loss's defaults. Keys look like
-    `loss`, `loss_args.margin2`, `lr_schedule_args.decay`, `num_classes`.
-    """
-    from callbacks.lr_schedules import schedule_options
-    from losses.base import loss_options
-
-    fields = recipe.to_dict()
-    options = loss_options(recipe.loss)
-    built = _find_keys(loss_layer.get_config(), set(options)) if loss_layer is not None else {}
-    fields["loss_args"] = {**options, **built, **recipe.loss_args}
-    fields["lr_schedule_args"] = {**schedule_options(recipe.lr_schedule), **recipe.lr_schedule_args}
-    commit, dirty = git_commit()
-    return flatten({**fields, **facts, "project_version": project_version(), "git_commit": commit, "git_dirty": dirty})
-
-
 def _number(value):
     """A float for wandb (NaN/Inf stay floats, which wandb accepts), or the value unchanged if not numeric."""
     try:
@@ -215,6 +183,8 @@ class ExperimentTracker:
             return cls.start("offline", run_dir, project, entity, group, tags, name, config, run_id)
         tracker = cls(run, mode)
         tracker._call(run.define_metric, "epoch")
+        tracker._call(run.define_metric, "global_step")
+        tracker._call(run.define_metric, "step/*", step_metric="global_step")
         tracker._call(run.define_metric, "*", step_metric="epoch")
         if config:
             tracker._call(run.config.update, config, allow_val_change=True)
@@ -252,6 +222,30 @@ class ExperimentTracker:
 
         self._call(log_artifact)
 
+    def log_roc_curves(self, curves, epoch):
+        """Log one ROC picture per verification file, `<bin>/roc` (log FPR axis), of the best `epoch`.
+
+        curves: {bin name: (fpr, tpr)}. The figure is rendered in memory; nothing is written to the run folder.
+        """
+        if self.run is None or not curves:
+            return
+
+        def log_images():
+            import wandb
+
+            from callbacks.roc_plot import plot_roc
+
+            images = {}
+            for name, curve in curves.items():
+                figure = plot_roc({f"{name}, epoch {epoch}": curve}, None, title=f"ROC on {name} (best epoch {epoch})")
+                figure.canvas.draw()
+                pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+                images[f"{name}/roc"] = wandb.Image(pixels, caption=f"best epoch {epoch}")
+            self.run.log(images)
+            self.run.summary.update({"roc/epoch": epoch})
+
+        self._call(log_images)
+
     def finish(self, exit_code=0):
         """Close the run (uploads the rest when online); safe to call twice or when disabled."""
         if self.run is not None:
@@ -259,52 +253,83 @@ class ExperimentTracker:
             self._call(run.finish, exit_code=exit_code)
 
 
-def start_tracking(recipe, run_dir, facts, run_id=None, enabled=True, loss_layer=None):
-    """An `ExperimentTracker` for the training run of `recipe` in `run_dir` (disabled when not `enabled`).
+def start_tracking(config, run_dir, run_id=None):
+    """An `ExperimentTracker` for the run whose resolved `config` (the dict of `recipe.json`) is given.
 
-    Project, entity, group (default: the recipe name), tags and run name (default: the run
-    folder's name) come from the recipe's `wandb_*`, `tags` and `run_name` fields; the config
-    is `run_config(recipe, facts, loss_layer)`.
+    Mode, project, entity, group (default: the recipe name), tags and run name (default: the run
+    folder's name) come from its `wandb*`, `tags` and `run_name` keys; the wandb config is the
+    flattened `config`. `run_id` continues that wandb run (resume).
     """
-    mode = resolve_mode(recipe.wandb) if enabled else "disabled"
+    mode = resolve_mode(config["wandb"])
     if mode == "disabled":
         return ExperimentTracker()
     return ExperimentTracker.start(
-        mode, run_dir, project=recipe.wandb_project, entity=recipe.wandb_entity,
-        group=recipe.wandb_group or recipe.name, tags=recipe.tags,
-        name=recipe.run_name or os.path.basename(os.path.normpath(run_dir)),
-        config=run_config(recipe, facts, loss_layer), run_id=run_id,
+        mode, run_dir, project=config["wandb_project"], entity=config["wandb_entity"],
+        group=config["wandb_group"] or config["name"], tags=config["tags"],
+        name=config["run_name"] or os.path.basename(os.path.normpath(run_dir)), config=flatten(config), run_id=run_id,
     )
 
 
 class TrackingCallback(keras.callbacks.Callback):
-    """At each epoch end: adds `images_per_second` to the logs and logs them, with `lr` and `epoch`, to `tracker`.
-
-    Put it after `VerificationCallback` (so the logs hold `<bin>/acc`, ...) and before the LR
-    schedule and `RunRecord` (so `lr` is the rate the epoch trained with and the history file
-    gets `images_per_second` too). Images/s = `images_per_step` × steps / seconds from the epoch's
-    start to its last training step, so evaluation time is not counted.
+    """Logs to `tracker`: every `log_every_steps` steps `step/loss`, `step/lr`, `step/images_per_second`
+    (x axis `global_step`, the optimizer's step count) and any verification done at that step; at
+    each epoch end the epoch's logs with `lr` (x axis `epoch`); `baseline` (the untrained model's
+    verification) as epoch 0; and the best embedding model as an artifact whenever `state.best_epoch`
+    moves, so a killed run keeps it; at the end, the best epoch's ROC curves from `roc_path`. Put it after
+    the verification and throughput callbacks.
     """
 
-    def __init__(self, tracker, images_per_step):
+    def __init__(self, tracker, state, best_path=None, monitor=None, log_every_steps=50, baseline=None, roc_path=None):
         super().__init__()
+        self.roc_path = roc_path
         self.tracker = tracker
-        self.images_per_step = int(images_per_step)
-        self._epoch_start = self._last_step_end = time.time()
-        self._steps = 0
+        self.state = state
+        self.best_path = best_path
+        self.monitor = monitor
+        self.log_every_steps = int(log_every_steps)
+        self.baseline = baseline
+        self._logged_best_epoch = state.best_epoch
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = self._last_step_end = time.time()
-        self._steps = 0
+    def _lr(self):
+        return _number(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_begin(self, logs=None):
+        self.state.wandb_run_id = self.tracker.run_id
+        if self.baseline:
+            self.tracker.log({"epoch": 0, **self.baseline})
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        self._last_step_end = time.time()
+        logs = logs or {}
+        step = int(self.model.optimizer.iterations.numpy())
+        verified = {key: value for key, value in logs.items() if "/" in key}
+        if verified or (self.log_every_steps and step % self.log_every_steps == 0):
+            row = {f"step/{key}": logs[key] for key in ("loss", "accuracy", "images_per_second") if key in logs}
+            self.tracker.log({"global_step": step, **row, "step/lr": self._lr(),
+                              **{f"step/{key}": value for key, value in verified.items()}})
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        seconds = self._last_step_end - self._epoch_start
-        if self._steps and seconds > 0:
-            logs["images_per_second"] = round(self._steps * self.images_per_step / seconds, 2)
-        lr = _number(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        self.tracker.log({"epoch": epoch + 1, "lr": lr, **logs})
+        self.tracker.log({"epoch": epoch + 1, "lr": self._lr(), **(logs or {})})
+        if self.state.best_epoch != self._logged_best_epoch:
+            self._logged_best_epoch = self.state.best_epoch
+            self.tracker.log_best_model(self.best_path, self.monitor, self.state.best, self.state.best_epoch)
+
+    def on_train_end(self, logs=None):
+        if self.roc_path and os.path.isfile(self.roc_path):
+            self.tracker.log_roc_curves(*load_roc_curves(self.roc_path))
+
+    def close(self, exit_code):
+        """Finish the wandb run (called by the trainer also when training fails)."""
+        self.tracker.finish(exit_code=exit_code)
+
+
+@CALLBACKS.register("tracking")
+def tracking(context):
+    """Weights & Biases: per-step and per-epoch metrics, the run config, the best model artifact."""
+    if not context.chief:
+        return None
+    tracker = start_tracking(context.config, context.run.path, run_id=context.state.wandb_run_id)
+    monitor = context.config["eval_monitor"] or (f"{bin_name(context.bin_paths[-1])}/acc" if context.bin_paths else None)
+    return TrackingCallback(tracker, context.state, best_path=context.run.best_embedding_path, monitor=monitor,
+                            log_every_steps=context.config["log_every_steps"],
+                            baseline=None if context.resumed else context.baseline,
+                            roc_path=context.run.best_roc_path)

@@ -6,9 +6,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from callbacks.atomic import save_model
-from callbacks.verification_metrics import verification_metrics
+from callbacks.atomic import atomic_write, save_model
+from callbacks.context import TrainingState
+from callbacks.verification_metrics import roc_metrics, verification_metrics
 from data.bins import load_bin_images
+from registry import CALLBACKS
 
 
 def flip_pair_function(embedder):
@@ -28,27 +30,34 @@ def flip_pair_function(embedder):
     return embed
 
 
+def embed_batches(embed, batches, total=None, description=None):
+    """Run `embed` (a batch → a tuple of (B, d) tensors) over the image batches of `batches` (any iterable).
+
+    Returns the tuple of outputs, each concatenated over batches as numpy (N, d); a tqdm bar
+    shows progress when `description` is given.
+    """
+    outputs = []
+    for batch in tqdm(batches, desc=description, total=total, leave=False, unit="batch", disable=description is None):
+        outputs.append([output.numpy() for output in embed(batch)])
+    return tuple(np.concatenate(column) for column in zip(*outputs))
+
+
 def embed_bin(embed, images, batch_size, description=None):
     """(flip-summed embeddings (N, d), raw embeddings (N, d)) of uint8 images (N, H, W, 3).
 
     `embed` is a `flip_pair_function`; a tqdm bar shows progress when `description` is given.
     """
     batches = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).prefetch(2)
-    total = -(-len(images) // batch_size)
-    plain, flipped = [], []
-    for batch in tqdm(batches, desc=description, total=total, leave=False, unit="batch", disable=description is None):
-        outputs = embed(batch)
-        plain.append(outputs[0].numpy())
-        flipped.append(outputs[1].numpy())
-    plain, flipped = np.concatenate(plain), np.concatenate(flipped)
+    plain, flipped = embed_batches(embed, batches, -(-len(images) // batch_size), description)
     return plain + flipped, plain
 
 
 def evaluate_bins(embed, bins, batch_size, progress=True):
-    """{bin name: verification_metrics dict, or None when embeddings are non-finite}.
+    """{bin name: verification_metrics dict plus 'roc', or None when embeddings are non-finite}.
 
     `bins`: {name: (images uint8 (2P, H, W, 3), issame bool (P,))}. `xnorm` is the mean norm
-    of the un-flipped embeddings, as insightface reports it.
+    of the un-flipped embeddings, as insightface reports it; 'roc' is (fpr, tpr) of the cosine
+    scores over all pairs (None when the pairs are all same or all different).
     """
     results = {}
     for name, (images, issame) in bins.items():
@@ -57,26 +66,44 @@ def evaluate_bins(embed, bins, batch_size, progress=True):
             print(f"warning: non-finite embeddings on {name}; skipping its evaluation.")
             results[name] = None
             continue
-        results[name] = {**verification_metrics(summed, issame), "xnorm": float(np.linalg.norm(plain, axis=1).mean())}
+        results[name] = {**verification_metrics(summed, issame), "xnorm": float(np.linalg.norm(plain, axis=1).mean()),
+                         "roc": roc_metrics(summed, issame)[1]}
     return results
+
+
+def save_roc_curves(path, curves, epoch):
+    """Write {bin name: (fpr, tpr)} of `epoch` to the `.npz` file `path` atomically (arrays `<bin>/fpr`, `<bin>/tpr`)."""
+    arrays = {f"{name}/{axis}": np.asarray(values) for name, (fpr, tpr) in curves.items()
+              for axis, values in (("fpr", fpr), ("tpr", tpr))}
+    atomic_write(path, lambda temp: np.savez(temp, epoch=np.int64(epoch), **arrays), suffix=".npz")
+
+
+def load_roc_curves(path):
+    """({bin name: (fpr, tpr)}, epoch) from a file written by `save_roc_curves` (no pickle)."""
+    with np.load(path, allow_pickle=False) as stored:
+        names = sorted({key.rsplit("/", 1)[0] for key in stored.files if key != "epoch"})
+        return {name: (stored[f"{name}/fpr"], stored[f"{name}/tpr"]) for name in names}, int(stored["epoch"])
 
 
 class VerificationCallback(keras.callbacks.Callback):
     """At each epoch end (and every `every_steps` steps if > 0): metrics of every `.bin`.
 
     Epoch-end metrics go into the logs as `<bin>/acc`, `<bin>/acc_std`, `<bin>/threshold`,
-    `<bin>/best_acc`, `<bin>/best_threshold`, `<bin>/xnorm`. `embedder` is the embedding
-    model inside the trained model; `best_path`, if given, receives it whenever `monitor`
-    (default: `<last bin>/acc`) improves. The untrained model is evaluated once at the start
-    (`initial`), as a baseline.
+    `<bin>/best_acc`, `<bin>/best_threshold`, `<bin>/xnorm`, `<bin>/roc_auc`,
+    `<bin>/tar_at_far_1e-3`, `<bin>/tar_at_far_1e-2`; step evaluations into that step's logs.
+    `embedder` is the embedding model inside the trained model; `best_path`, if given, receives it
+    whenever `monitor` (default: `<last bin>/acc`) improves on `state.best` (a `TrainingState`,
+    updated here), and `roc_path` then receives that epoch's ROC curves (`save_roc_curves`). The
+    untrained model is evaluated once at the start into `baseline` (a dict, filled in place),
+    unless `evaluate_before_training` is False.
     """
 
     def __init__(self, bin_paths, embedder, batch_size=128, best_path=None, monitor=None, image_size=112,
-                 evaluate_before_training=True, every_steps=0):
+                 evaluate_before_training=True, every_steps=0, state=None, baseline=None, roc_path=None):
         super().__init__()
         self.bins = {}
         for path in bin_paths:
-            name = os.path.splitext(os.path.basename(path))[0]
+            name = bin_name(path)
             if name in self.bins:
                 raise ValueError(f"two verification files are named {name!r} ({path!r}); rename one, "
                                  "metrics are logged by file name.")
@@ -84,15 +111,16 @@ class VerificationCallback(keras.callbacks.Callback):
         self.embedder = embedder
         self.batch_size = batch_size
         self.best_path = best_path
+        self.roc_path = roc_path
         self.monitor = monitor or (f"{list(self.bins)[-1]}/acc" if self.bins else None)
         known = {f"{name}/{key}" for name in self.bins for key in ("acc", "best_acc")}
         if self.monitor is not None and self.monitor not in known:
             raise ValueError(f"--eval_monitor={self.monitor!r} is not one of the evaluated metrics: {sorted(known)}.")
         self.evaluate_before_training = evaluate_before_training
         self.every_steps = int(every_steps)
-        self.initial = {}
-        self.best = -np.inf
-        self.best_epoch = None
+        self.state = state if state is not None else TrainingState()
+        self.baseline = baseline if baseline is not None else {}
+        self._last_curves = {}
         self._embed = None
 
     def evaluate(self):
@@ -101,38 +129,59 @@ class VerificationCallback(keras.callbacks.Callback):
             self._embed = flip_pair_function(self.embedder)
         return evaluate_bins(self._embed, self.bins, self.batch_size)
 
-    def best_or_none(self):
-        """The best monitored value so far, or None before any evaluation."""
-        return None if self.best == -np.inf else float(self.best)
-
     def _evaluate_and_report(self, label):
         """Evaluate, print one line per bin, and return {'<bin>/<metric>': value}."""
         flat = {}
+        self._last_curves = {}
         for name, metrics in self.evaluate().items():
             if metrics is None:
                 continue
-            flat.update({f"{name}/{key}": float(value) for key, value in metrics.items() if key != "pairs"})
+            if metrics["roc"] is not None:
+                self._last_curves[name] = metrics["roc"]
+            flat.update({f"{name}/{key}": float(value) for key, value in metrics.items() if key not in ("pairs", "roc")})
             print(
                 f">>>> {name} {label}: acc {metrics['acc']:.4f} ± {metrics['acc_std']:.4f} "
                 f"(threshold {metrics['threshold']:.2f}), best-threshold acc {metrics['best_acc']:.4f} "
-                f"(optimistic), xnorm {metrics['xnorm']:.2f}"
+                f"(optimistic), xnorm {metrics['xnorm']:.2f}, roc_auc {metrics['roc_auc']:.4f}, "
+                f"tar@far=1e-3 {metrics['tar_at_far_1e-3']:.4f}"
             )
         return flat
 
     def on_train_begin(self, logs=None):
         if self.evaluate_before_training:
-            self.initial = self._evaluate_and_report("before training")
+            self.baseline.update(self._evaluate_and_report("before training"))
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps > 0 and (batch + 1) % self.every_steps == 0:
-            self._evaluate_and_report(f"step {batch + 1}")
+            results = self._evaluate_and_report(f"step {batch + 1}")
+            if logs is not None:
+                logs.update(results)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         logs.update(self._evaluate_and_report(f"epoch {epoch + 1}"))
         current = logs.get(self.monitor)
-        if current is not None and current > self.best:
-            self.best = current
-            self.best_epoch = epoch + 1
+        if current is not None and (self.state.best is None or current > self.state.best):
+            self.state.best = float(current)
+            self.state.best_epoch = epoch + 1
             if self.best_path:
                 save_model(self.embedder, self.best_path)
+            if self.roc_path and self._last_curves:
+                save_roc_curves(self.roc_path, self._last_curves, epoch + 1)
+
+
+def bin_name(path):
+    """The name a `.bin` file's metrics are logged under: its file name without `.bin`."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+@CALLBACKS.register("verification")
+def verification(context):
+    """Verification on the .bin files at every epoch end (and every --eval_every_steps); keeps the best model."""
+    config = context.config
+    return VerificationCallback(
+        context.bin_paths, context.model.embedder, config["eval_batch_size"],
+        best_path=context.run.best_embedding_path if context.chief else None, monitor=config["eval_monitor"],
+        image_size=config["image_size"], evaluate_before_training=not context.resumed,
+        every_steps=config["eval_every_steps"], state=context.state, baseline=context.baseline,
+        roc_path=context.run.best_roc_path if context.chief else None)

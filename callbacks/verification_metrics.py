@@ -7,6 +7,7 @@ embedding of its horizontally flipped image; rows (0, 1), (2, 3), ... form the p
     metrics = verification_metrics(embeddings, issame)   # embeddings (2P, d), issame (P,)
     metrics["acc"], metrics["acc_std"]                      # 10-fold accuracy, the number to report
     metrics["best_acc"], metrics["best_threshold"]          # optimistic: tuned on the test set itself
+    metrics["roc_auc"], metrics["tar_at_far_1e-3"]          # ROC of the cosine scores over all pairs
 
 Protocol (insightface ``verification.calculate_roc``):
 
@@ -16,14 +17,24 @@ Protocol (insightface ``verification.calculate_roc``):
 4. ``KFold(n_folds, shuffle=False)`` over pairs: for each fold pick the threshold with the best
    accuracy on the other folds (ties: the smallest threshold) and score the held-out fold.
    Report the mean and standard deviation of the fold accuracies and the mean chosen threshold.
+
+Beside it, the ROC of the pairs' cosine similarities ``cos_p = e_{2p} · e_{2p+1}`` over all pairs
+(``sklearn.metrics.roc_curve``): its area and the TAR at FAR 1e-3 and 1e-2, read off as insightface's
+IJB evaluation does (`callbacks.roc.tar_at_far`). With P pairs, about P/2 of them different, a FAR
+below 2/P rests on a single false accept.
 """
 from typing import NamedTuple
 
 import numpy as np
 from sklearn.model_selection import KFold
 
+from callbacks.roc import roc_summary
+
 DISTANCE_THRESHOLDS = np.arange(0, 4, 0.01)
 """Squared-L2 distance thresholds tried by the protocol: 0.00, 0.01, ..., 3.99 (400 values)."""
+
+BIN_FARS = (1e-3, 1e-2)
+"""False accept rates at which the `.bin` metrics report the TAR (as `tar_at_far_<far>`)."""
 
 NORM_EPSILON = 1e-12
 """Floor on a row's L2 norm before dividing, so an all-zero row normalises to zero, not NaN."""
@@ -62,6 +73,30 @@ def pair_distances(embeddings):
     normalized = l2_normalize_rows(embeddings)
     difference = normalized[0::2] - normalized[1::2]
     return np.sum(np.square(difference), axis=1)
+
+
+def pair_cosines(embeddings):
+    """Cosine similarity of the two members of each pair: ``e_{2p} · e_{2p+1}`` with ``e = l2_normalize_rows``.
+
+    embeddings: (2P, d) float array. Returns (P,) float64 in [-1, 1] (0 for a pair with a zero row).
+    """
+    normalized = l2_normalize_rows(embeddings)
+    return np.einsum("ij,ij->i", normalized[0::2], normalized[1::2])
+
+
+def far_key(far):
+    """The metric name of the TAR at `far`: 1e-3 → 'tar_at_far_1e-3'."""
+    mantissa, exponent = f"{far:.0e}".split("e")
+    return f"tar_at_far_{mantissa}e{int(exponent)}"
+
+
+def roc_metrics(embeddings, issame, fars=BIN_FARS):
+    """({'roc_auc', 'tar_at_far_<far>' ...}, (fpr, tpr)) of the pairs' cosine scores; NaNs and None with one class only."""
+    issame = np.asarray(issame, dtype=bool)
+    if issame.all() or not issame.any():
+        return {"roc_auc": float("nan"), **{far_key(far): float("nan") for far in fars}}, None
+    summary = roc_summary(issame, pair_cosines(embeddings), fars)
+    return {"roc_auc": summary["roc_auc"], **{far_key(far): summary["tar_at_far"][far] for far in fars}}, summary["roc"]
 
 
 def correct_counts_at_thresholds(dist, issame, thresholds):
@@ -179,6 +214,8 @@ def verification_metrics(embeddings, issame, n_folds=10):
                       same = ``cos > best_threshold``.
       xnorm:          mean L2 norm of the rows as given (flip-summed, so about twice the norm
                       of a single image's embedding).
+      roc_auc:        area under the ROC of the cosine scores over all pairs (NaN if one class only).
+      tar_at_far_1e-3, tar_at_far_1e-2: TAR at FAR 1e-3 and 1e-2 of that ROC (insightface's tie rule).
       pairs:          P.
 
     Raises ValueError for a non-2-D or odd-row ``embeddings``, non-finite values, an
@@ -188,6 +225,7 @@ def verification_metrics(embeddings, issame, n_folds=10):
     dist = pair_distances(embeddings)
     folds = kfold_accuracy(dist, issame, DISTANCE_THRESHOLDS, n_folds)
     best_acc, best_threshold = best_accuracy(dist, issame, DISTANCE_THRESHOLDS)
+    roc_numbers, _ = roc_metrics(embeddings, issame)
     return {
         "acc": float(np.mean(folds.accuracies)),
         "acc_std": float(np.std(folds.accuracies)),
@@ -195,5 +233,6 @@ def verification_metrics(embeddings, issame, n_folds=10):
         "best_acc": best_acc,
         "best_threshold": best_threshold,
         "xnorm": float(np.mean(np.linalg.norm(embeddings, axis=1))),
+        **roc_numbers,
         "pairs": int(issame.size),
     }

@@ -7,10 +7,11 @@ restricted unpickler: only numpy array reconstruction is admitted, never arbitra
 import codecs
 import os
 import pickle
-import uuid
 
 import numpy as np
 import tensorflow as tf
+
+from data.pipeline import decode_face
 
 try:
     from numpy._core import multiarray as _multiarray
@@ -91,7 +92,8 @@ def read_bin(path):
     """Read a verification `.bin` → (encoded images: list of 2P bytes, issame: bool array (P,)).
 
     Raises FileNotFoundError for a missing file and BinFormatError for anything that is not
-    the `(bins, issame_list)` format, including pickles that would import other globals.
+    the `(bins, issame_list)` format with at least one pair, including pickles that would
+    import other globals.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -115,25 +117,17 @@ def read_bin(path):
     if not isinstance(bins, (tuple, list)):
         raise BinFormatError(f"{path!r}: bins is a {type(bins).__name__}; expected a list of encoded images.")
     issame = _as_issame(labels, path)
+    if len(issame) == 0:
+        raise BinFormatError(
+            f"{path!r} holds 0 pairs ({len(bins)} images); a verification .bin needs at least one pair. "
+            "Check the path, or write one with `python -m recipes make_bin --data=DIR --out=FILE.bin`."
+        )
     if len(bins) != 2 * len(issame):
         raise BinFormatError(
             f"{path!r} has {len(bins)} images but {len(issame)} pair labels; "
             f"a verification .bin needs exactly 2 images per pair ({2 * len(issame)})."
         )
     return [_as_bytes(item, index, path) for index, item in enumerate(bins)], issame
-
-
-def _decode(encoded, image_size):
-    """Encoded bytes → uint8 (image_size, image_size, 3); resized (bilinear, rounded) only if needed."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    same_size = tf.reduce_all(tf.shape(image)[:2] == image_size)
-
-    def resize():
-        resized = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size))
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
-
-    image = tf.cond(same_size, lambda: image, resize)
-    return tf.ensure_shape(image, (image_size, image_size, 3))
 
 
 def load_bin_images(path, image_size=112, batch_size=256):
@@ -143,10 +137,8 @@ def load_bin_images(path, image_size=112, batch_size=256):
     """
     encoded, issame = read_bin(path)
     images = np.empty((len(encoded), image_size, image_size, 3), np.uint8)
-    if not encoded:
-        return images, issame
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, dtype=tf.string))
-    dataset = dataset.map(lambda item: _decode(item, image_size), num_parallel_calls=tf.data.AUTOTUNE,
+    dataset = dataset.map(lambda item: decode_face(item, image_size), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
     start = 0
     try:
@@ -164,27 +156,22 @@ def load_bin_images(path, image_size=112, batch_size=256):
 def write_bin(path, encoded_images, issame):
     """Write 2P encoded images and P pair labels as a verification `.bin`, atomically.
 
-    The pickle holds `(list of bytes, list of bool)`; it is written to a temporary file in
-    the same folder, fsynced and renamed over `path`, so readers never see half a file.
+    The pickle holds `(list of bytes, list of bool)`; it is written with
+    `callbacks.atomic.atomic_write`, so readers never see half a file.
     """
     path = os.fspath(path)
     issame = [bool(label) for label in _as_issame(list(issame), path)]
     encoded = [_as_bytes(item, index, path) for index, item in enumerate(encoded_images)]
-    if len(encoded) != 2 * len(issame):
+    if not issame or len(encoded) != 2 * len(issame):
         raise ValueError(
             f"cannot write {path!r}: {len(encoded)} images for {len(issame)} pair labels; "
-            f"pass exactly 2 images per pair ({2 * len(issame)})."
+            f"pass at least one pair and exactly 2 images per pair ({2 * len(issame)})."
         )
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
+
+    def write(temp_path):
+        with open(temp_path, "xb") as file:
             pickle.dump((encoded, issame), file, protocol=4)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+
+    from callbacks.atomic import atomic_write  # here: `callbacks` imports `data`
+
+    atomic_write(path, write)

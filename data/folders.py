@@ -5,7 +5,9 @@ file or one that is not JPEG/PNG by its magic bytes (a text or HTML page named .
 out and reported in `IdentityFolder.skipped`. That costs one open and a 16-byte read per file,
 paid once because the result is cached (`data.index_cache`); files that pass the header but
 do not decode (e.g. truncated) are skipped by the training pipeline (`data.pipeline`).
-Hidden names (starting with ".") are ignored, as are files of other extensions.
+Hidden names (starting with ".") are ignored, as are files of other extensions. An entry that
+cannot be read (no permission, a symbolic-link loop, a dangling link) costs that entry only:
+it is reported with its reason and the rest of its identity folder is kept.
 """
 import concurrent.futures
 import dataclasses
@@ -23,6 +25,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SETTLE_SECONDS = 2.0
 SCAN_THREADS = 8
+UNLISTABLE = "."  # the name recorded for an identity folder that cannot be listed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +85,9 @@ def index_identity_folder(root, *, cache=True, progress=True):
     Folders are stamped (mtime) before they are listed, so a change during the scan is seen
     next time. A folder changed within SETTLE_SECONDS of the scan is indexed but its mtime is
     not stored (a file added in the same clock tick would be missed), so it is rescanned
-    next time. SCAN_THREADS threads list and check folders (the work waits on storage).
+    next time. A cached folder is also rescanned when it could not be listed, or when one
+    of its skipped files now gives another verdict (each is re-checked on every load: they
+    are few). SCAN_THREADS threads list and check folders (the work waits on storage).
     """
     root = os.fspath(root)
     cache_dir = cache if isinstance(cache, (str, os.PathLike)) else None
@@ -90,7 +95,7 @@ def index_identity_folder(root, *, cache=True, progress=True):
     stamps = _folder_stamps(root)
     cached, _ = index_cache.load_index(root, cache_dir) if cache else ({}, None)
     entries = {name: cached[name] for name in stamps
-               if name in cached and cached[name].mtime_ns is not None and cached[name].mtime_ns == stamps[name]}
+               if name in cached and _still_valid(os.path.join(root, name), cached[name], stamps[name])}
     stale = [name for name in stamps if name not in entries]
     settled_before = started - int(SETTLE_SECONDS * 1e9)
     if stale:
@@ -100,8 +105,8 @@ def index_identity_folder(root, *, cache=True, progress=True):
         with bar, concurrent.futures.ThreadPoolExecutor(min(SCAN_THREADS, len(stale))) as pool:
             scanned = pool.map(lambda name: _scan_identity(os.path.join(root, name)), stale)
             for name, (files, skipped) in zip(stale, scanned):
-                mtime = stamps[name] if stamps[name] < settled_before else None
-                entries[name] = index_cache.IdentityEntry(mtime, files, skipped)
+                settled = stamps[name] is not None and stamps[name] < settled_before
+                entries[name] = index_cache.IdentityEntry(stamps[name] if settled else None, files, skipped)
                 bar.update()
         where = index_cache.save_index(root, entries, cache_dir) if cache else None
         print(f"indexed {root}: {len(stale)} of {len(stamps)} identity folders scanned in "
@@ -109,6 +114,14 @@ def index_identity_folder(root, *, cache=True, progress=True):
     elif cache and len(cached) != len(entries):
         index_cache.save_index(root, entries, cache_dir)
     return entries
+
+
+def _still_valid(folder, entry, mtime_ns):
+    """True if the cached `entry` of `folder` holds: same mtime, listable, every skipped file still bad as recorded."""
+    if entry.mtime_ns is None or entry.mtime_ns != mtime_ns:
+        return False
+    return all(name != UNLISTABLE and _file_problem(os.path.join(folder, name)) == reason
+               for name, reason in entry.skipped)
 
 
 def check_option(name, value, allow_none):
@@ -119,31 +132,70 @@ def check_option(name, value, allow_none):
 
 
 def _folder_stamps(root):
-    """{name: mtime_ns} of the identity sub-folders of `root` (hidden ones excluded), in sorted order."""
+    """{name: mtime_ns} of the identity sub-folders of `root` (hidden ones excluded), in sorted order.
+
+    An entry that cannot be inspected (a symbolic-link loop) gets None: it is scanned, found
+    unlistable and reported, like a folder that cannot be listed.
+    """
     stamps = {}
     with os.scandir(root) as listing:
         for entry in listing:
-            if not entry.name.startswith(".") and entry.is_dir():
-                stamps[entry.name] = entry.stat().st_mtime_ns
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    stamps[entry.name] = entry.stat().st_mtime_ns
+            except OSError:
+                stamps[entry.name] = None
     return dict(sorted(stamps.items()))
 
 
+def _is_image_entry(entry):
+    """True for a visible image-named file, or a link that does not resolve to one (a loop, a dangling link).
+
+    Links that do not resolve are kept so that reading them fails and they are reported.
+    """
+    if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+        return False
+    try:
+        return entry.is_file() or entry.is_symlink()
+    except OSError:
+        return True
+
+
+def _file_problem(path):
+    """Why the image file `path` is unusable, judged by its first 16 bytes; None if it looks like a JPEG/PNG."""
+    try:
+        with open(path, "rb") as file:
+            return header_problem(file.read(16))
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+
+
+def scan_image_folder(folder):
+    """(good image paths (sorted by name), ((path, reason), ...) of bad ones) of the images directly in `folder`.
+
+    The same checks as an identity folder's scan: JPEG/PNG extension and magic bytes; hidden names ignored.
+    """
+    good, bad = _scan_identity(folder)
+    return ([os.path.join(folder, name) for name in good],
+            tuple((os.path.normpath(os.path.join(folder, name)), reason) for name, reason in bad))
+
+
 def _scan_identity(folder):
-    """(sorted good image names, ((name, reason), ...) of bad ones) of one identity folder."""
-    good, bad = [], []
+    """(sorted good image names, ((name, reason), ...) of bad ones) of one identity folder.
+
+    A bad entry costs that entry only; a folder that cannot be listed gives the one bad
+    entry (UNLISTABLE, reason).
+    """
     try:
         with os.scandir(folder) as listing:
-            names = [entry.name for entry in listing
-                     if not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_EXTENSIONS)
-                     and entry.is_file()]
+            names = sorted(entry.name for entry in listing if _is_image_entry(entry))
     except OSError as error:
-        return (), ((".", f"folder cannot be listed: {error.strerror or error}"),)
-    for name in sorted(names):
-        try:
-            with open(os.path.join(folder, name), "rb") as file:
-                problem = header_problem(file.read(16))
-        except OSError as error:
-            problem = f"cannot be read: {error.strerror or error}"
+        return (), ((UNLISTABLE, f"folder cannot be listed: {error.strerror or error}"),)
+    good, bad = [], []
+    for name in names:
+        problem = _file_problem(os.path.join(folder, name))
         if problem:
             bad.append((name, problem))
         else:

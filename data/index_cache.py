@@ -3,8 +3,11 @@
 The index maps each identity sub-folder to its mtime (ns), its image file names and its bad
 files with reasons. A folder's mtime changes whenever an entry in it is added, removed or
 renamed, so a later scan rescans only folders whose mtime differs (or that are new) and
-drops removed ones. A file rewritten in place keeps its folder's mtime and is not noticed:
-delete the index file (or pass `cache=False`) to force a full rescan.
+drops removed ones. A file rewritten in place keeps its folder's mtime: `data.folders`
+re-checks every skipped file (and re-lists every folder that could not be listed) on each
+load, as they are few; a good file rewritten in place is not noticed here (that would cost a
+stat per file) but fails at decode time in the training pipeline, which names it. Delete the
+index file (or pass `cache=False`) to force a full rescan.
 
 Where: `<cache dir>/<sha256 of the absolute path of ROOT>.json.gz` with `<cache dir>` =
 `$FACES_INDEX_DIR`, else `$XDG_CACHE_HOME/faces-index`, else `~/.cache/faces-index`. Nothing
@@ -20,8 +23,8 @@ import gzip
 import hashlib
 import json
 import os
-import uuid
 from typing import Optional
+
 
 FORMAT_NAME = "faces-index"
 FORMAT_VERSION = 1
@@ -77,7 +80,9 @@ def save_index(root, entries, cache_dir=None):
     encoded = gzip.compress(json.dumps(content, separators=(",", ":")).encode("utf-8", "surrogateescape"), 1)
     for path in index_locations(root, cache_dir):
         try:
-            _write_atomically(path, encoded)
+            from callbacks.atomic import write_bytes  # here: `callbacks` imports `data`
+
+            write_bytes(path, encoded)
             return path
         except OSError:
             continue
@@ -105,18 +110,3 @@ def _read(path, absolute_root):
         }
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
-
-
-def _write_atomically(path, data):
-    """Write `data` to a temporary file beside `path` and rename it over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
-        raise

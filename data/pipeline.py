@@ -101,8 +101,8 @@ def decode_face(encoded, image_size):
     """Encoded JPEG/PNG bytes → uint8 (image_size, image_size, 3).
 
     Grey becomes RGB by repeating the channel; RGBA drops alpha (as PIL's `convert("RGB")`);
-    other sizes are resized bilinearly and rounded (exactly as `data.bins` does for
-    verification images).
+    other sizes are resized bilinearly and rounded. Training images and verification
+    images (`data.bins`) are both decoded by this function.
     """
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
 
@@ -206,16 +206,15 @@ def _file_index(position, seed, count):
                                          rounds=4)
 
 
-def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), seed=0, deterministic=False,
-                  start_step=0, skipped=None, shard=0, num_shards=1):
+def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), seed=0, *, start_step=0,
+                  skipped=None, shard=0, num_shards=1):
     """An endless dataset of (images float32 (B, S, S, 3) in 0..255, labels int32 (B,)).
 
     Sample number p of the stream is file `index_shuffle(p mod N, seed=(seed, p div N))`: a
     fresh permutation of all N files per pass, computed statelessly, so no shuffle buffer
     holds anything and the stream can start at any step (`start_step`, for resuming).
     Augmentations are seeded by p too, and the parallel map keeps its order, so the stream
-    is always a pure function of its arguments (`deterministic` is kept for callers; every
-    mode is deterministic).
+    is always a pure function of its arguments.
 
     Files that fail to read or decode are dropped and recorded in `skipped` (a
     `SkippedFiles`; a private one echoing to stderr if None); the stream then moves on, so

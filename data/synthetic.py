@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from data.bins import write_bin
+from data.pairs import draw_pairs
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: held-out pairs drawn by data.pairs.draw_pairs
 IMAGE_SIZE = 112
 COMPLETE_MARKER = "COMPLETE.json"
 TRAIN_SPLIT, EVAL_SPLIT = 0, 1
@@ -301,25 +302,6 @@ def _encoded_identity(seed, count):
     return [tf.io.encode_jpeg(image, quality=int(quality)).numpy() for image, quality in zip(images, qualities)]
 
 
-def _sample_pairs(rng, identities, per_identity, pairs):
-    """`pairs` (first, second, issame) image indices, exactly half same; no image with itself, no repeats."""
-    half = pairs // 2
-    same = [(identity * per_identity + first, identity * per_identity + second, True)
-            for identity in range(identities)
-            for first in range(per_identity) for second in range(first + 1, per_identity)]
-    chosen = [same[index] for index in rng.choice(len(same), half, replace=False)]
-    different = set()
-    while len(different) < half:
-        first_identity, second_identity = rng.choice(identities, 2, replace=False)
-        first, second = rng.integers(per_identity, size=2)
-        different.add((int(first_identity * per_identity + first), int(second_identity * per_identity + second)))
-    chosen += [(first, second, False) for first, second in sorted(different)]
-    swapped = rng.uniform(size=len(chosen)) < 0.5
-    chosen = [(second, first, issame) if swap else (first, second, issame)
-              for (first, second, issame), swap in zip(chosen, swapped)]
-    return [chosen[index] for index in rng.permutation(len(chosen))]
-
-
 def _validate(params):
     """Reject sizes that cannot give a dataset: at least 1 image per class, 2 per held-out identity, even pairs."""
     if params["train_identities"] < 1 or params["images_per_identity"] < 1:
@@ -359,8 +341,9 @@ def _generate(folder, params, workers):
             range(params["eval_identities"]),
         ))
     images = [image for encoded in held_out for image in encoded]
-    pairs = _sample_pairs(np.random.default_rng((seed, EVAL_SPLIT, 2**32)), params["eval_identities"],
-                          params["eval_images_per_identity"], params["eval_pairs"])
+    labels = np.repeat(np.arange(params["eval_identities"]), params["eval_images_per_identity"])
+    pairs = draw_pairs(np.random.default_rng((seed, EVAL_SPLIT, 2**32)), labels, params["eval_pairs"],
+                       "synthetic held-out identities")
     paired_images = [images[index] for first, second, _ in pairs for index in (first, second)]
     write_bin(os.path.join(folder, "verify.bin"), paired_images, [issame for _, _, issame in pairs])
 

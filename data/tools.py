@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from data.bins import write_bin
 from data.folders import scan_identity_folder
+from data.pairs import draw_pairs
 from data.pipeline import CHANGED_MEANWHILE, decode_face, find_undecodable, image_problem, read_image
 from data.recordio import is_recordio_folder
 
@@ -44,7 +45,7 @@ def make_bin(data, pairs=3000, out="my.bin", seed=0, image_size=112):
     excluded, prepared = {}, {}
     while True:
         kept = grouped[~np.isin(grouped, np.array(list(excluded), np.int64))]
-        drawn = _draw_pairs(np.random.default_rng(seed), folder.labels[kept], pairs, str(data))
+        drawn = draw_pairs(np.random.default_rng(seed), folder.labels[kept], pairs, str(data))
         chosen = [(int(kept[first]), int(kept[second]), issame) for first, second, issame in drawn]
         needed = sorted({index for first, second, _ in chosen for index in (first, second)} - set(prepared))
         failed = _prepare_images(folder.paths, needed, image_size, prepared)
@@ -147,57 +148,6 @@ def _flag(name, value):
     if text in ("false", "no", "0"):
         return False
     raise ValueError(f"--{name}={value!r} must be true or false.")
-
-
-def _draw_pairs(rng, labels, pairs, data):
-    """`pairs` distinct (first, second, issame) image indices into `labels` (grouped by class), half same."""
-    half = pairs // 2
-    boundaries = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate([[0], boundaries]).astype(np.int64)
-    sizes = np.diff(np.concatenate([starts, [len(labels)]])).astype(np.int64)
-    same_per_class = sizes * (sizes - 1) // 2
-    image_ends = np.repeat(starts + sizes, sizes)
-    different_per_image = len(labels) - image_ends
-    total_same, total_different = int(same_per_class.sum()), int(different_per_image.sum())
-    if half > min(total_same, total_different):
-        raise ValueError(
-            f"{data!r} gives only {total_same} distinct same-identity and {total_different} different-identity "
-            f"pairs, but --pairs={pairs} needs {half} of each; lower --pairs or add images "
-            "(same-identity pairs need identities with at least 2 images, different ones at least 2 identities)."
-        )
-    chosen = _same_pairs(rng.choice(total_same, half, replace=False), same_per_class, starts)
-    chosen += _different_pairs(rng.choice(total_different, half, replace=False), different_per_image, image_ends)
-    swap = rng.uniform(size=len(chosen)) < 0.5
-    chosen = [(second, first, issame) if flip else (first, second, issame)
-              for (first, second, issame), flip in zip(chosen, swap)]
-    return [chosen[index] for index in rng.permutation(len(chosen))]
-
-
-def _same_pairs(numbers, same_per_class, starts):
-    """Same-identity pairs `numbers` (int64 (K,)) → [(i, j, True)] image indices, i < j.
-
-    Pairs are numbered by class, then within a class of n images in colex order: pair
-    (i, j), 0 <= i < j < n, is number j (j - 1) / 2 + i.
-    """
-    cumulative = np.cumsum(same_per_class)
-    classes = np.searchsorted(cumulative, numbers, side="right")
-    rank = numbers - (cumulative[classes] - same_per_class[classes])
-    second = ((1 + np.sqrt(1 + 8 * rank.astype(np.float64))) // 2).astype(np.int64)
-    second -= second * (second - 1) // 2 > rank
-    second += (second + 1) * second // 2 <= rank
-    first = rank - second * (second - 1) // 2
-    return [(int(starts[klass] + i), int(starts[klass] + j), True) for klass, i, j in zip(classes, first, second)]
-
-
-def _different_pairs(numbers, different_per_image, image_ends):
-    """Different-identity pairs `numbers` (int64 (K,)) → [(a, b, False)], b past the end of a's identity.
-
-    Pairs are numbered by a, then b: image a has `different_per_image[a]` = N - end(a) partners.
-    """
-    cumulative = np.cumsum(different_per_image)
-    first = np.searchsorted(cumulative, numbers, side="right")
-    rank = numbers - (cumulative[first] - different_per_image[first])
-    return [(int(a), int(image_ends[a] + offset), False) for a, offset in zip(first, rank)]
 
 
 def _prepare_images(paths, indices, image_size, prepared):

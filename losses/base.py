@@ -2,6 +2,7 @@
 import inspect
 
 import keras
+from keras import ops
 
 from registry import LOSSES
 
@@ -26,6 +27,16 @@ class FaceLoss(keras.layers.Layer):
         config = super().get_config()
         config.pop("dtype", None)
         return {**config, "num_classes": self.num_classes, "embedding_size": self.embedding_size}
+
+
+def cosine_and_norms(embeddings, logits):
+    """(cos θ (B, C), ‖x‖ (B,)), float32, from embeddings x (B, d) and NormDense logits x·w/‖w‖ (B, C).
+
+    cos θ = logits / ‖x‖, with ‖x‖ floored at 1e-6 so a zero embedding gives cos 0, not NaN.
+    """
+    embeddings = ops.cast(embeddings, "float32")
+    norms = ops.sqrt(ops.maximum(ops.sum(ops.square(embeddings), axis=-1), 1e-12))
+    return ops.cast(logits, "float32") / norms[:, None], norms
 
 
 def loss_options(name):

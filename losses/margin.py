@@ -5,7 +5,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from losses.base import FaceLoss
+from losses.base import FaceLoss, cosine_and_norms
 from registry import LOSSES
 
 _ACOS_GRADIENT_FLOOR = 1e-6
@@ -71,8 +71,7 @@ class MarginLoss(FaceLoss):
         self.scale = float(scale)
 
     def call(self, labels, embeddings, logits, training=False):
-        norms = ops.sqrt(ops.maximum(ops.sum(ops.square(ops.cast(embeddings, "float32")), axis=-1, keepdims=True), 1e-12))
-        cosine = ops.cast(logits, "float32") / norms
+        cosine, _ = cosine_and_norms(embeddings, logits)
         margined = combined_margin_logits(cosine, labels, self.margin1, self.margin2, self.margin3, self.scale)
         return ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
 

@@ -1,10 +1,34 @@
 """Recipes: training runs assembled from registered parts, and the `python -m recipes` command line."""
-import backbones  # noqa: F401  (register every built-in plugin)
-import callbacks  # noqa: F401
-import data  # noqa: F401
-import heads  # noqa: F401
-import losses  # noqa: F401
-from recipes import catalogue, face_model  # noqa: F401  (face_model: saved training models load after `import recipes`)
-from recipes.recipe import Recipe, RecipeError
+import importlib
+import os
+import sys
+
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGES = ("registry", "backbones", "heads", "losses", "data", "callbacks")
+
+
+def _import_project_packages():
+    """Import the project's packages ahead of same-named folders or files in the working folder.
+
+    `python -m recipes` puts the working folder first on `sys.path`, so a research folder that
+    holds `data/` or `losses.py` would shadow the project's. The project root goes first while
+    the packages import; a package that is already imported from elsewhere is refused by name.
+    """
+    sys.path.insert(0, _PROJECT_ROOT)
+    try:
+        for name in _PACKAGES:
+            module = importlib.import_module(name)
+            location = os.path.abspath(getattr(module, "__file__", None) or name)
+            if not location.startswith(os.path.join(_PROJECT_ROOT, name)):
+                raise ImportError(f"'{name}' was imported from {location}, which shadows face-recipes' own '{name}' "
+                                  f"package; rename that file or folder, or run `face-recipes` instead.")
+    finally:
+        sys.path.remove(_PROJECT_ROOT)
+
+
+_import_project_packages()
+
+from recipes import catalogue, face_model  # noqa: E402,F401  (face_model: saved training models load after `import recipes`)
+from recipes.recipe import Recipe, RecipeError  # noqa: E402
 
 __all__ = ["Recipe", "RecipeError"]

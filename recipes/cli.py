@@ -1,115 +1,248 @@
-"""The command line: `python -m recipes list | show NAME | run NAME [--field=value ...]`."""
+"""The command line: `python -m recipes` or `face-recipes`, with commands list, show, run, eval, export,
+embed, compare, make_bin, data_stats. `--help` anywhere explains the command and every recipe field."""
+import contextlib
 import json
 import os
 import sys
 
+from callbacks.run_folder import RunFolder
+from recipes.help import help_text
 from recipes.plugins import load_plugin
 from recipes.recipe import Recipe, RecipeError, parse_list
-from registry import ALL_REGISTRIES, RECIPES, RegistryError
+from recipes.text_table import format_table
+from registry import ALL_REGISTRIES, RECIPES, RegistryError, unknown_message
 
 
-def resolve_recipe(name, overrides):
-    """The recipe registered as `name` with `overrides` applied; plugins load first."""
-    plugins = parse_list(overrides.get("plugins", []))
-    for plugin in plugins:
+def load_plugins(plugins):
+    for plugin in parse_list(plugins or []):
         load_plugin(plugin)
-    return RECIPES.build(str(name)).replace(**overrides)
+
+
+def recipes_of_file(path):
+    """{name: recipe function} of the recipes that the Python file `path` registers with `@RECIPES.register`."""
+    module = load_plugin(path)
+    return {name: RECIPES.get(name) for name in RECIPES.names() if RECIPES.get(name).__module__ == module.__name__}
+
+
+def resolve_recipe(reference, overrides):
+    """The recipe named by `reference` with `overrides` (field → value) applied; `--plugins` load first.
+
+    `reference` is a registered name (`arcface`), a Python file that registers recipes
+    (`my_recipes.py`, or `my_recipes.py:NAME` when it registers several), or a JSON file of
+    recipe fields (`show`'s output, or a run's `recipe.json`, whose plugins load too).
+    """
+    load_plugins(overrides.get("plugins"))
+    reference = str(reference)
+    if reference.endswith(".json"):
+        if not os.path.isfile(reference):
+            raise FileNotFoundError(f"recipe file {reference!r} does not exist.")
+        with open(reference) as file:
+            stored = json.load(file)
+        load_plugins(stored.get("plugins"))
+        return Recipe.from_dict(stored, **overrides)
+    path, separator, name = reference.partition(".py:")
+    if separator or reference.endswith(".py"):
+        path = path + ".py" if separator else reference
+        defined = recipes_of_file(path)
+        if not name and len(defined) != 1:
+            raise RecipeError(f"{path} registers {len(defined)} recipes ({', '.join(defined) or 'none'}); "
+                              f"name one as {path}:NAME" if defined else
+                              f"{path} registers no recipe; decorate a function returning a Recipe with "
+                              "@RECIPES.register('name').")
+        name = name or next(iter(defined))
+        if name not in defined:
+            raise RecipeError(f"{reference}: " + unknown_message(f"recipe of {path}", name, defined))
+        reference = name
+    return RECIPES.build(reference).replace(**overrides)
+
+
+def resolve_resume(reference, resume, overrides):
+    """(recipe, run folder) to continue: `resume` is True (the newest run of the recipe) or a run folder.
+
+    The run's stored recipe (and its plugins) is the base; `overrides` apply on top.
+    """
+    from recipes.train import find_run_to_resume
+
+    if resume is True:
+        named = resolve_recipe(reference, {key: overrides[key] for key in ("runs_dir", "plugins") if key in overrides})
+        resume = find_run_to_resume(named.runs_dir, named.name)
+    stored = RunFolder(str(resume)).read_config()
+    load_plugins(overrides.get("plugins"))
+    load_plugins(stored.get("plugins"))
+    return Recipe.from_dict(stored, **overrides), str(resume)
 
 
 class CommandLine:
-    """Face-recognition training recipes. Commands: list, show, run, eval, compare, make_bin, data_stats."""
+    """Face-recognition training recipes."""
 
     def list(self):
-        """Print every recipe and every registry with its entries."""
+        """Print every recipe and every registry (backbones, heads, losses, schedules, callbacks, ...) with its entries."""
         print("\n\n".join(repr(registry) for registry in ALL_REGISTRIES))
 
-    def show(self, name, **overrides):
-        """Print the fully resolved recipe NAME with overrides (--field=value) applied, as JSON."""
-        print(json.dumps(resolve_recipe(name, overrides).to_dict(), indent=2))
+    def show(self, recipe, **overrides):
+        """Print recipe RECIPE (a name, file.py[:NAME] or recipe.json) with overrides, fully resolved, as JSON.
 
-    def eval(self, model, bins, batch_size=128, plugins=()):
-        """Evaluate a saved embedding or training model (.keras) on verification .bin files; prints a table."""
-        for plugin in parse_list(plugins):
-            load_plugin(plugin)
-        from recipes.evaluate import evaluate_saved_model
-
-        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size))
-        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "pairs")
-        rows = [[name] + (["non-finite embeddings"] + [""] * 6 if metrics is None else
-                          [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
-                for name, metrics in results.items()]
-        print(_format_table(["bin", *keys], rows))
-        print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
-              "best_acc/best_threshold: best cosine threshold on the whole set (optimistic).")
-
-    def compare(self, *run_dirs, metrics=None, out="compare.png"):
-        """Compare run folders side by side (table) and plot --metrics per epoch to --out (PNG); no network needed.
-
-        --metrics defaults to each run's monitored `<last bin>/acc` and `loss`.
+        The output can be run again: `run shown.json`.
         """
-        from recipes.compare import CompareError, compare_runs
+        print(json.dumps(resolve_recipe(recipe, overrides).resolved(), indent=2))
 
-        try:
-            table, _ = compare_runs([str(run_dir) for run_dir in run_dirs], parse_list(metrics) if metrics else None,
-                                    str(out))
-        except CompareError as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        print(table)
-        print(f"plot: {out}")
+    def run(self, recipe, resume=None, **overrides):
+        """Train RECIPE (a name, file.py[:NAME] or recipe.json) with overrides (--FIELD=VALUE, --loss_args.KEY=VALUE).
 
-    def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
-        """Draw balanced same/different pairs (seeded) from --data (identity or RecordIO folder) into a .bin --out."""
-        from data.tools import format_make_bin, make_bin
-
-        print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
-
-    def data_stats(self, data, decode=True):
-        """Identities, images, images per identity (min/median/max) and unreadable files of --data."""
-        from data.tools import data_stats, format_data_stats
-
-        print(format_data_stats(data_stats(str(data), bool(decode))))
-
-    def run(self, name, resume=None, **overrides):
-        """Train recipe NAME with overrides (--field=value, --loss_args.key=value).
-
-        --resume continues the newest run of NAME under --runs_dir at its next epoch;
+        --resume continues the newest run of RECIPE under --runs_dir at its next epoch;
         --resume=RUN_DIR continues that run. Overrides then apply on top of its stored recipe
         (e.g. --epochs=300 to train longer).
         """
-        from recipes.train import TrainingStopped, find_run_to_resume, stored_recipe, train
+        from recipes.train import TrainingStopped, train
 
-        resume_dir = None
         if resume not in (None, False):
-            recipe = resolve_recipe(name, {key: value for key, value in overrides.items() if key == "runs_dir"})
-            resume_dir = find_run_to_resume(recipe.runs_dir, recipe.name) if resume is True else str(resume)
-            fields = {key: value for key, value in stored_recipe(resume_dir).items() if key in Recipe.field_names()}
-            recipe = resolve_recipe(name, {**fields, **overrides})
+            resolved, resume_dir = resolve_resume(recipe, resume, overrides)
         else:
-            recipe = resolve_recipe(name, overrides)
+            resolved, resume_dir = resolve_recipe(recipe, overrides), None
         try:
-            run_dir = train(recipe, resume_dir)
+            run_dir = train(resolved, resume_dir)
         except TrainingStopped as stopped:
             print(f"stopped: {stopped}", file=sys.stderr)
             sys.exit(stopped.exit_code)
         print(f"done: {run_dir}" if run_dir else "done: worker finished; the chief worker writes the run folder.")
 
+    def eval(self, model, bins, batch_size=128, plugins=(), backbone=None):
+        """Evaluate a saved embedding or training model (.keras, or .onnx with --backbone) on verification .bin files."""
+        load_plugins(plugins)
+        from recipes.evaluate import evaluate_saved_model
+
+        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size), backbone)
+        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "roc_auc", "tar_at_far_1e-3",
+                "tar_at_far_1e-2", "pairs")
+        rows = [[name] + (["non-finite embeddings"] + [""] * (len(keys) - 1) if metrics is None else
+                          [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
+                for name, metrics in results.items()]
+        print(format_table(["bin", *keys], rows))
+        print("acc/acc_std/threshold: 10-fold insightface protocol (squared-L2 threshold); "
+              "best_acc/best_threshold: best cosine threshold on the whole set (optimistic); roc_auc, tar_at_far: "
+              "ROC of the cosine scores over all pairs.")
+
+    def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=()):
+        """IJB-B/C 1:1 verification (insightface protocol) of a saved model on --ijb (insightface's IJB folder).
+
+        Prints TAR@FAR for the N/D/F variants; writes <subset>_scores.npy, _roc.png, _tar_at_far.json to --out.
+        """
+        load_plugins(plugins)
+        from recipes.evaluate_ijb import evaluate_ijb, tar_table
+
+        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out))
+        print(format_table(*tar_table(results)))
+        print("TAR (%) at FAR; N1: feature norm kept, D1: detector score weight, F1: flip embedding added "
+              f"(insightface's default: N1D1F1). Written to {out}.")
+
+    def export(self, model, format="onnx", out=None, batch="dynamic", precision="float32", plugins=()):
+        """Export a run folder or .keras (--model) to --format=saved_model|onnx|tflite at --out, parity-checked.
+
+        Input: RGB NHWC float32 0..255 at the training size; output: the raw embedding.
+        --batch=dynamic or a fixed size; --precision=float16 (tflite only). Writes model_card.json beside --out.
+        """
+        load_plugins(plugins)
+        from recipes.export import export_model, format_export
+
+        print(format_export(export_model(str(model), str(format), None if out is None else str(out), batch,
+                                         str(precision))))
+
+    def embed(self, model, data, out="embeddings.npy", flip=True, batch_size=128, plugins=()):
+        """Embeddings (image + flip summed, as verification does) of every image of --data (folder or .bin) to --out.
+
+        Also writes the image paths in row order (.tsv beside --out) and any skipped files (.skipped.tsv).
+        """
+        load_plugins(plugins)
+        from recipes.embed import embed_data, format_embed
+
+        print(format_embed(embed_data(str(model), str(data), str(out), flip, batch_size)))
+
+    def compare(self, *run_dirs, metrics=None, out="compare.png"):
+        """Compare run folders side by side (table), plot --metrics per epoch to --out and ROC curves to <out>_roc.png.
+
+        --metrics defaults to each run's monitored `<last bin>/acc` and `loss`.
+        """
+        from recipes.compare import compare_runs
+
+        table, _, roc_out = compare_runs([str(run_dir) for run_dir in run_dirs],
+                                         parse_list(metrics) if metrics else None, str(out))
+        print(table)
+        print(f"plot: {out}")
+        if roc_out:
+            print(f"ROC curves of the best epochs: {roc_out}")
+
+    def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
+        """Draw balanced same/different pairs (seeded) from --data (identity or RecordIO folder) into a .bin --out."""
+        from data.tools import format_make_bin, make_bin
+
+        with data_errors_as_user_errors():
+            print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
+
+    def data_stats(self, data, decode=True):
+        """Identities, images, images per identity (min/median/max) and unreadable files of --data.
+
+        --data is an identity folder or a RecordIO folder (train.rec + train.idx).
+        """
+        from data.tools import data_stats, format_data_stats
+
+        with data_errors_as_user_errors():
+            print(format_data_stats(data_stats(str(data), decode)))
+
+    def import_model(self, onnx, backbone, out="imported.keras", image_size=None):
+        """Import an insightface/arcface_torch ONNX face model into registered --backbone; save it to --out (.keras)."""
+        from recipes.onnx_import import import_model
+
+        print(import_model(str(onnx), str(backbone), str(out), image_size and int(image_size)))
+
+    def clean_subcenter(self, run, threshold=75.0, out=None, clean_dir=None, batch_size=128):
+        """List the training images of RUN (a subcenter-head run folder) at >= --threshold degrees from
+        their class's dominant sub-centre into --out (TSV; default RUN/subcenter_outliers.tsv);
+        --clean_dir=DIR also links the kept images into a new identity folder for --data."""
+        from recipes.subcenter_cleaning import find_subcenter_outliers, format_outliers
+
+        print(format_outliers(find_subcenter_outliers(str(run), float(threshold), out and str(out),
+                                                      clean_dir and str(clean_dir), int(batch_size))))
+
+
+@contextlib.contextmanager
+def data_errors_as_user_errors():
+    """The data tools refuse bad arguments and data with ValueError: report those as bad input."""
+    try:
+        yield
+    except ValueError as error:
+        raise RecipeError(str(error)) from None
+
+
+def user_errors():
+    """The exceptions that mean bad input, printed as one `error:` line (set FACES_DEBUG=1 for tracebacks)."""
+    from callbacks.checkpoints import CheckpointError
+    from callbacks.model_files import ModelFileError
+    from data.bins import BinFormatError
+    from recipes.compare import CompareError
+    from recipes.embed import EmbedError
+    from recipes.export import ExportError
+    from recipes.plugins import PluginError
+
+    return (RecipeError, RegistryError, OSError, BinFormatError, CompareError, CheckpointError, ModelFileError,
+            PluginError, ExportError, EmbedError)
+
 
 def main(argv=None):
+    """Entry point of `python -m recipes` and the `face-recipes` console script."""
     import fire
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or any(arg in ("--help", "-h") for arg in argv):
+        try:
+            print(help_text([arg for arg in argv if arg not in ("--help", "-h", "--")]))
+        except user_errors() as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        return
     try:
         fire.Fire(CommandLine, command=argv, name="python -m recipes")
-    except (RecipeError, RegistryError, FileNotFoundError, ValueError) as error:
+    except user_errors() as error:
         if os.environ.get("FACES_DEBUG"):
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-
-
-def _format_table(header, rows):
-    """Rows of strings as an aligned plain-text table."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)

@@ -1,18 +1,26 @@
-"""Compare training runs from their local run folders (`recipe.json` + `history.jsonl`): a table and a plot.
+"""Compare training runs from their local run folders (`recipe.json` + `history.jsonl`): a table and plots.
 
 Needs no network and no wandb account: `python -m recipes compare RUN_DIR... [--metrics=...] [--out=...]`.
+The plot has one panel per metric (own scale), `<bin>/acc` with a ± `<bin>/acc_std` band and the
+untrained model (history row 0) at epoch 0; runs are labelled by the settings that differ between
+them. Runs with `best_roc.npz` also get their best epoch's ROC curves overlaid in `<out>_roc.png`.
 """
-import json
 import math
 import os
 import statistics
 
 from callbacks.run_record import read_history
 from callbacks.tracking import flatten
-from recipes.cli import _format_table
+from callbacks.verification import load_roc_curves
+from callbacks.run_folder import RunFolder
+from callbacks.verification import bin_name
+from recipes.text_table import format_table
+from registry import did_you_mean
 
 # recipe.json keys that always differ between runs and say nothing about the recipe.
 _IGNORED_KEYS = {"run_name"}
+LABEL_KEYS = 3
+"""At most this many differing settings make a run's legend label."""
 
 
 class CompareError(ValueError):
@@ -20,16 +28,19 @@ class CompareError(ValueError):
 
 
 def load_run(run_dir):
-    """{'label', 'path', 'recipe' (the stored recipe.json), 'history' (rows of history.jsonl)} of one run folder."""
-    recipe_path = os.path.join(run_dir, "recipe.json")
-    if not os.path.isfile(recipe_path):
-        raise FileNotFoundError(f"{recipe_path!r} does not exist: {run_dir!r} is not a run folder.")
-    with open(recipe_path) as file:
-        recipe = json.load(file)
-    history_path = os.path.join(run_dir, "history.jsonl")
-    history = read_history(history_path) if os.path.isfile(history_path) else []
+    """{'label', 'path', 'recipe' (recipe.json), 'history' (trained epochs' rows of history.jsonl), 'baseline', 'roc'}
+    of a run folder.
+
+    'baseline': the untrained model's metrics (history row 0), {} if absent; 'roc': ({bin: (fpr, tpr)},
+    best epoch) from best_roc.npz, None if absent.
+    """
+    run = RunFolder(run_dir)
+    recipe = run.read_config()
+    rows = read_history(run.history_path) if os.path.isfile(run.history_path) else []
+    baseline = next((row for row in rows if row.get("epoch") == 0), {})
     return {"label": os.path.basename(os.path.normpath(run_dir)), "path": run_dir, "recipe": recipe,
-            "history": history}
+            "history": [row for row in rows if row.get("epoch") != 0], "baseline": baseline,
+            "roc": load_roc_curves(run.best_roc_path) if os.path.isfile(run.best_roc_path) else None}
 
 
 def monitored_metric(recipe):
@@ -37,7 +48,7 @@ def monitored_metric(recipe):
     if recipe.get("eval_monitor"):
         return recipe["eval_monitor"]
     bins = recipe.get("eval_bins_resolved") or recipe.get("eval_bins") or []
-    return f"{os.path.splitext(os.path.basename(bins[-1]))[0]}/acc" if bins else None
+    return f"{bin_name(bins[-1])}/acc" if bins else None
 
 
 def default_metrics(runs):
@@ -133,20 +144,86 @@ def comparison_rows(runs, metrics):
     return header, rows
 
 
+def run_labels(runs):
+    """Legend label of each run from the settings that differ between the runs, e.g. 'loss=arcface, lr=0.1'.
+
+    At most LABEL_KEYS settings (then '…'); the recipe `name` only when nothing else differs; the
+    folder names when no setting differs; a folder name is appended to labels that would repeat.
+    """
+    differing = differing_config(runs)
+    if len(differing) > 1:
+        differing.pop("name", None)
+    keys = list(differing)[:LABEL_KEYS]
+    labels = [", ".join(f"{key}={_cell(differing[key][index], 24)}" for key in keys)
+              + (", …" if len(differing) > LABEL_KEYS else "") for index in range(len(runs))]
+    if not keys:
+        return _unique_labels(runs)
+    repeated = {label for label in labels if labels.count(label) > 1}
+    folders = _unique_labels(runs)
+    return [f"{label} ({folder})" if label in repeated else label for label, folder in zip(labels, folders)]
+
+
+def plot_series(run, metric):
+    """(epochs, values) of `metric` to plot: the history's, after (0, untrained value) when the run has a baseline."""
+    epochs, values = metric_series(run["history"], metric)
+    if metric in run["baseline"]:
+        try:
+            return [0, *epochs], [float(run["baseline"][metric]), *values]
+        except (TypeError, ValueError):
+            pass
+    return epochs, values
+
+
+def _std_band(run, metric):
+    """(epochs, low, high) of `<bin>/acc` ± `<bin>/acc_std` where both are known, or None for other metrics."""
+    if not metric.endswith("/acc"):
+        return None
+    spread = dict(zip(*plot_series(run, metric + "_std")))
+    epochs, values = plot_series(run, metric)
+    points = [(epoch, value, spread[epoch]) for epoch, value in zip(epochs, values) if epoch in spread]
+    if not points:
+        return None
+    epochs, values, spreads = (list(column) for column in zip(*points))
+    return epochs, [v - s for v, s in zip(values, spreads)], [v + s for v, s in zip(values, spreads)]
+
+
+def roc_overlay_path(out):
+    """Where `compare` writes the ROC overlay for the plot `out`: 'compare.png' → 'compare_roc.png'."""
+    stem, extension = os.path.splitext(out)
+    return f"{stem}_roc{extension or '.png'}"
+
+
+def plot_roc_overlay(runs, labels, out):
+    """PNG at `out` with the best epoch's ROC curve of every run and bin (from best_roc.npz); the Figure or None."""
+    from callbacks.roc_plot import plot_roc
+    from sklearn.metrics import auc
+
+    curves = {}
+    for run, label in zip(runs, labels):
+        if run["roc"] is None:
+            continue
+        bin_curves, epoch = run["roc"]
+        for name, (fpr, tpr) in bin_curves.items():
+            curves[f"{label}: {name}, epoch {epoch} (AUC {auc(fpr, tpr):.4f})"] = (fpr, tpr)
+    if not curves:
+        return None
+    return plot_roc(curves, out, title="ROC of the best epoch")
+
+
 def check_metrics(runs, metrics):
     """Raise CompareError naming the known metrics when one of `metrics` is in no run's history."""
     known = sorted({key for run in runs for row in run["history"] for key in row if key not in ("epoch",)})
     for metric in metrics:
         if not any(metric_series(run["history"], metric)[0] for run in runs):
-            import difflib
-
-            close = difflib.get_close_matches(metric, known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise CompareError(f"--metrics: {metric!r} is in no run's history.{hint} Known: {', '.join(known)}.")
+            raise CompareError(f"--metrics: {metric!r} is in no run's history.{did_you_mean(metric, known)} "
+                               f"Known: {', '.join(known)}.")
 
 
 def plot_runs(runs, metrics, out):
-    """Write a PNG to `out`: one panel per metric, value per epoch, one line per run; returns the Figure.
+    """Write a PNG to `out`: one panel per metric (own y scale), value per epoch, one line per run; the Figure.
+
+    Lines start at epoch 0 with the untrained baseline where the run has one; `<bin>/acc` panels
+    shade ± `<bin>/acc_std`. Legend labels come from `run_labels`.
 
     Uses matplotlib's object API with the Agg canvas (no display, no global pyplot state).
     """
@@ -158,12 +235,15 @@ def plot_runs(runs, metrics, out):
     rows = -(-len(metrics) // columns)
     figure = Figure(figsize=(4.8 * columns, 3.6 * rows), layout="constrained")
     FigureCanvasAgg(figure)
-    labels = _unique_labels(runs)
+    labels = run_labels(runs)
     for index, metric in enumerate(metrics):
         axes = figure.add_subplot(rows, columns, index + 1)
         for number, (run, label) in enumerate(zip(runs, labels)):
-            epochs, values = metric_series(run["history"], metric)
+            epochs, values = plot_series(run, metric)
             axes.plot(epochs, values, marker="o", markersize=3, linewidth=2, color=f"C{number % 10}", label=label)
+            band = _std_band(run, metric)
+            if band is not None:
+                axes.fill_between(*band, color=f"C{number % 10}", alpha=0.15, linewidth=0)
         axes.set_title(f"{metric} ({'lower' if lower_is_better(metric) else 'higher'} is better)")
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -177,9 +257,10 @@ def plot_runs(runs, metrics, out):
 
 
 def compare_runs(run_dirs, metrics=None, out="compare.png"):
-    """(table text, Figure) comparing the runs in `run_dirs`; the plot is saved to `out`.
+    """(table text, Figure, ROC overlay path or None) comparing the runs in `run_dirs`.
 
-    `metrics` default to each run's monitored `<last bin>/acc` and `loss`.
+    The metrics plot is saved to `out`; when a run has ROC curves (best_roc.npz), their overlay
+    goes to `roc_overlay_path(out)`. `metrics` default to each run's monitored `<last bin>/acc` and `loss`.
     """
     if not run_dirs:
         raise CompareError("give one or more run folders: python -m recipes compare RUN_DIR [RUN_DIR ...]")
@@ -187,4 +268,7 @@ def compare_runs(run_dirs, metrics=None, out="compare.png"):
     metrics = list(metrics) if metrics else default_metrics(runs)
     check_metrics(runs, metrics)
     header, rows = comparison_rows(runs, metrics)
-    return _format_table(header, rows), plot_runs(runs, metrics, out)
+    figure = plot_runs(runs, metrics, out)
+    roc_out = roc_overlay_path(out)
+    roc_figure = plot_roc_overlay(runs, run_labels(runs), roc_out)
+    return format_table(header, rows), figure, roc_out if roc_figure is not None else None

@@ -41,7 +41,7 @@ class FaceTrainingModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Mean per-sample face loss (+ layer losses), divided by the replica count for summed gradients."""
         per_sample = self.face_loss(y, y_pred["embedding"], y_pred["logits"], training=training)
-        loss = ops.mean(per_sample)
+        loss = ops.mean(checked_per_sample(self.face_loss, per_sample, y))
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss / tf.distribute.get_strategy().num_replicas_in_sync
@@ -67,3 +67,26 @@ class FaceTrainingModel(keras.Model):
     def from_config(cls, config):
         parts = {key: keras.saving.deserialize_keras_object(config.pop(key)) for key in ("embedder", "head", "face_loss")}
         return cls(**parts, **config)
+
+
+def checked_per_sample(face_loss, per_sample, labels):
+    """`per_sample` if `face_loss` returned one value per sample: shape (B,) for labels (B,); else ValueError.
+
+    Runs while the train step is traced, so it costs nothing per step. The static shapes
+    decide it when the batch size is known (the training pipeline's batches always are);
+    otherwise an assert in the graph compares the batch sizes on every step.
+    """
+    shape, batch = per_sample.shape, labels.shape[0]
+    if shape.rank is not None and (shape.rank != 1 or (None not in (shape[0], batch) and shape[0] != batch)):
+        raise ValueError(_wrong_shape_message(face_loss, tuple(shape), batch))
+    if shape.rank is None or None in (shape[0], batch):
+        tf.debugging.assert_equal(tf.shape(per_sample), tf.shape(labels)[:1],
+                                  message=_wrong_shape_message(face_loss, "other than (B,)", "B"))
+    return per_sample
+
+
+def _wrong_shape_message(face_loss, shape, batch):
+    kind = type(face_loss)
+    return (f"loss {face_loss.name!r} ({kind.__module__}.{kind.__qualname__}) returned shape {shape} for a batch of "
+            f"{batch} samples; a face loss must return one value per sample, shape ({batch},). Reduce the other axes "
+            "inside its `call` and leave the mean over the batch to the trainer.")

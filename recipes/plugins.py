@@ -5,6 +5,10 @@ import os
 import sys
 
 
+class PluginError(ValueError):
+    """A `--plugins` entry that is neither a `.py` file nor an importable module."""
+
+
 def load_plugin(target):
     """Import `target` (a path to a `.py` file, or an importable module name) once."""
     if target.endswith(".py") or os.sep in target:
@@ -18,4 +22,13 @@ def load_plugin(target):
         sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
-    return importlib.import_module(target)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (target == error.name or target.startswith(error.name + ".")):
+            raise PluginError(f"plugin module {target!r} was found but imports {error.name!r}, which is not "
+                              f"installed: {error}.") from error
+        raise PluginError(
+            f"--plugins={target!r}: there is no module named {error.name!r} (and no such .py file); pass the path of "
+            "a .py file (e.g. --plugins=my_losses.py) or the name of a module importable from here (on PYTHONPATH)."
+        ) from None

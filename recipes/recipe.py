@@ -1,109 +1,157 @@
-"""`Recipe`: every setting of a training run, with validated command-line overrides."""
+"""`Recipe`: every setting of a training run, documented next to its field, with validated overrides."""
 import dataclasses
-import difflib
+import inspect
 import typing
 from typing import Optional
 
-from registry import BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES
+from registry import AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, unknown_message
 
 
 class RecipeError(ValueError):
     """A bad recipe field or value; the message says which and what to do."""
 
 
+def option(default, doc, group):
+    """A recipe field with its one-line `doc` and help `group` (mutable defaults are copied per recipe)."""
+    metadata = {"doc": doc, "group": group}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+BUILTIN_CALLBACKS = ["nan_guard", "verification", "throughput", "tracking", "run_record", "centers_export",
+                     "checkpoint"]
+MIXED_PRECISION_CHOICES = ("auto", "true", "false")
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+# Field renamed in round 2; the old name is still accepted on the command line and in stored recipes.
+FIELD_ALIASES = {"lr_schedule_args": "schedule_args"}
+
+
 @dataclasses.dataclass
 class Recipe:
     """A training run. Defaults are the spec's: ResNet50V2, 512-d, adamax, 0.001 then decay, batch 128."""
 
-    name: str = "softmax"
+    name: str = option("softmax", "recipe name; run folders are RUNS_DIR/NAME-<date>-<time>", "run")
     # model
-    backbone: str = "resnet50v2"
-    backbone_weights: Optional[str] = None
-    embedding_size: int = 512
-    dropout: float = 0.1
-    head: str = "norm_dense"
-    loss: str = "softmax"
-    loss_args: dict = dataclasses.field(default_factory=dict)
-    center_factor: float = 0.0
-    centers_file: Optional[str] = None
+    backbone: str = option("resnet50v2", "backbone (see `list`)", "model")
+    backbone_args: dict = option({}, "options of the backbone: --backbone_args.NAME=VALUE", "model")
+    backbone_weights: Optional[str] = option(None, "local weights file to start the backbone from", "model")
+    embedding_size: int = option(512, "embedding dimension d", "model")
+    dropout: float = option(0.1, "dropout before the embedding layer, in [0, 1)", "model")
+    head: str = option("norm_dense", "classifier head (see `list`)", "model")
+    head_args: dict = option({}, "options of the head: --head_args.NAME=VALUE", "model")
+    loss: str = option("softmax", "loss (see `list`)", "model")
+    loss_args: dict = option({}, "options of the loss: --loss_args.NAME=VALUE (e.g. margins, scale)", "model")
+    center_factor: float = option(0.0, "add FACTOR x center loss to the loss (0: none)", "model")
+    centers_file: Optional[str] = option(None, "centers.npy of an earlier run to start the center loss from", "model")
     # optimisation
-    optimizer: str = "adamax"
-    lr: float = 0.001
-    lr_schedule: str = "constant_then_exponential"
-    lr_schedule_args: dict = dataclasses.field(default_factory=dict)
-    epochs: int = 200
-    batch_size: int = 128
-    steps_per_epoch: Optional[int] = None
-    jit_compile: bool = False
-    # distribution (batch_size is per replica; global batch = batch_size × replicas)
-    strategy: str = "auto"
-    cpu_replicas: int = 0
-    sync_batchnorm: bool = False
-    mixed_precision: bool = False
+    optimizer: str = option("adamax", "any keras.optimizers name: sgd, adam, adamw, adamax, ...", "optimisation")
+    optimizer_args: dict = option({}, "optimizer options: --optimizer_args.momentum=0.9, .weight_decay=5e-4", "optimisation")
+    lr: float = option(0.001, "base learning rate", "optimisation")
+    lr_schedule: str = option("constant_then_exponential", "learning-rate schedule (see `list`)", "optimisation")
+    schedule_args: dict = option({}, "schedule options: --schedule_args.NAME=VALUE", "optimisation")
+    epochs: int = option(200, "epochs to train", "optimisation")
+    batch_size: int = option(128, "images per step per replica (global batch = batch_size x replicas)", "optimisation")
+    steps_per_epoch: Optional[int] = option(None, "steps per epoch (None: images // global batch)", "optimisation")
+    jit_compile: bool = option(False, "compile the training step with XLA (slower on CPU, faster on GPU)", "optimisation")
+    # distribution
+    strategy: str = option("auto", "tf.distribute strategy: auto, default, mirrored, multi_worker", "distribution")
+    cpu_replicas: int = option(0, "split the CPU into N replicas (tests, trying mirrored without GPUs)", "distribution")
+    sync_batchnorm: bool = option(False, "BatchNorm statistics over the global batch", "distribution")
+    mixed_precision: bool = option(False, "bfloat16 (CPU) or float16 (GPU) compute, float32 head and loss",
+                                   "distribution")
     # data
-    dataset: str = "auto"
-    data: Optional[str] = None
-    min_images: int = 1
-    max_classes: Optional[int] = None
-    image_size: int = 112
-    augment: list = dataclasses.field(default_factory=lambda: ["flip"])
-    eval_bins: list = dataclasses.field(default_factory=list)
-    eval_batch_size: int = 128
-    eval_monitor: Optional[str] = None
-    eval_every_steps: int = 0
+    dataset: str = option("auto", "dataset (see `list`); auto: folder with --data, else the synthetic faces", "data")
+    data: Optional[str] = option(None, "folder of identity sub-folders of aligned faces", "data")
+    min_images: int = option(1, "leave out identities with fewer images", "data")
+    max_classes: Optional[int] = option(None, "keep only the first N identities", "data")
+    image_size: int = option(112, "input size in pixels (square)", "data")
+    augment: list = option(["flip"], "augmentations, in order (see `list`)", "data")
+    eval_bins: list = option([], "verification .bin files (glob patterns allowed)", "data")
+    eval_batch_size: int = option(128, "batch size of verification", "data")
+    eval_monitor: Optional[str] = option(None, "metric that picks the best model, BIN/acc (default: last bin)", "data")
+    eval_every_steps: int = option(0, "also verify every N steps (0: only at epoch ends)", "data")
     # run
-    seed: int = 0
-    deterministic: bool = False
-    runs_dir: str = "runs"
-    keep_checkpoints: int = 3
-    plugins: list = dataclasses.field(default_factory=list)
-    verbose: int = 2
+    seed: int = option(0, "random seed (weights, shuffling, augmentation)", "run")
+    deterministic: bool = option(False, "deterministic ops (bit-identical reruns, slower)", "run")
+    runs_dir: str = option("runs", "folder that receives the run folders", "run")
+    keep_checkpoints: int = option(3, "newest checkpoints to keep (the best one is kept too)", "run")
+    plugins: list = option([], "your .py files or modules to import first (they register plugins)", "run")
+    callbacks: list = option(BUILTIN_CALLBACKS, "Keras callbacks by name; --callbacks=+NAME adds one", "run")
+    callback_args: dict = option({}, "callback options: --callback_args.NAME.OPTION=VALUE", "run")
+    verbose: Optional[int] = option(None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent; "
+                                          "None: 1 on a terminal, else 2", "run")
+    log_every_steps: int = option(50, "log loss, lr and images/s every N steps (0: only per epoch)", "run")
     # experiment tracking (Weights & Biases); `name` is the recipe, so the wandb run's name is `run_name`
-    wandb: str = "auto"  # auto (online with an API key, else offline) | online | offline | disabled
-    wandb_project: str = "face-recipes"
-    wandb_entity: Optional[str] = None
-    wandb_group: Optional[str] = None  # None: the recipe name
-    tags: list = dataclasses.field(default_factory=list)
-    run_name: Optional[str] = None  # None: the run folder's name
+    wandb: str = option("auto", "auto (online with an API key, else offline), online, offline, disabled", "tracking")
+    wandb_project: str = option("face-recipes", "W&B project", "tracking")
+    wandb_entity: Optional[str] = option(None, "W&B entity (team or user)", "tracking")
+    wandb_group: Optional[str] = option(None, "W&B group (None: the recipe name)", "tracking")
+    tags: list = option([], "W&B tags", "tracking")
+    run_name: Optional[str] = option(None, "W&B run name (None: the run folder's name)", "tracking")
 
     def replace(self, **overrides):
-        """A copy with `overrides` (field → value, or 'loss_args.key' → value) coerced and validated.
+        """A validated copy with `overrides` (field → value, 'loss_args.key' → value,
+        'callback_args.NAME.key' → value, 'callbacks' → '+NAME' to add one) coerced to the fields' types.
 
-        Changing `loss` or `lr_schedule` without giving its `*_args` starts those args empty.
+        Changing a part (`loss`, `head`, ...) without giving its `*_args` starts those args empty.
         """
         values = dataclasses.asdict(self)
         for key, value in overrides.items():
             field, _, sub_key = key.partition(".")
+            field = FIELD_ALIASES.get(field, field)
             if field not in values:
-                raise RecipeError(_unknown("recipe field", key, values))
+                raise RecipeError(f"--{key}: " + unknown_message("recipe field", key, values))
             if sub_key:
-                if not isinstance(values[field], dict):
-                    raise RecipeError(f"--{key}: '{field}' is not a dict field; use --{field}=VALUE.")
-                values[field] = {**values[field], sub_key: value}
+                values[field] = _set_nested(field, dict(values[field]), sub_key, value)
+            elif field == "callbacks" and isinstance(value, str) and value.startswith("+"):
+                values[field] = values[field] + [name for name in parse_list(value[1:]) if name not in values[field]]
             else:
                 values[field] = _coerce(field, _FIELD_TYPES[field], value)
-        for field in ("loss", "lr_schedule"):
-            changed = values[field] != getattr(self, field)
-            if changed and not any(key.startswith(f"{field}_args") for key in overrides):
-                values[f"{field}_args"] = {}
+        for part, args in PART_ARGS.items():
+            changed = values[part] != getattr(self, part)
+            if changed and not any(FIELD_ALIASES.get(key.split(".")[0], key.split(".")[0]) == args for key in overrides):
+                values[args] = {}
+        for part, args in PART_ARGS.items():
+            values[args] = _validate_args(part, args, values[args], part_options(part, values[part]))
+        values["callback_args"] = {
+            name: _validate_args(f"callback '{name}'", f"callback_args.{name}", options,
+                                 part_options("callbacks", name))
+            for name, options in values["callback_args"].items()
+        }
         recipe = Recipe(**values)
         recipe.validate()
         return recipe
 
     def validate(self):
-        """Check names against the registries and values against their ranges; raise RecipeError."""
-        for field, registry in (("backbone", BACKBONES), ("head", HEADS), ("loss", LOSSES), ("lr_schedule", CALLBACKS),
-                                ("dataset", DATASETS)):
+        """Check names against the registries and values against their ranges (reads no data); raise RecipeError."""
+        for field, registry in (("backbone", BACKBONES), ("head", HEADS), ("loss", LOSSES),
+                                ("lr_schedule", SCHEDULES), ("dataset", DATASETS)):
             name = getattr(self, field)
-            if field == "dataset" and name == "auto":
-                continue
-            if name not in registry:
-                raise RecipeError(f"--{field}={name!r}: " + _unknown(f"{registry.name[:-1]}", name, registry.names()))
-        for field in ("embedding_size", "epochs", "batch_size", "image_size", "eval_batch_size"):
+            if not (field == "dataset" and name == "auto") and name not in registry:
+                raise RecipeError(f"--{field}={name!r}: " + unknown_message(registry.name[:-1], name, registry.names()))
+        for field, registry in (("augment", AUGMENTATIONS), ("callbacks", CALLBACKS)):
+            for name in getattr(self, field):
+                if name not in registry:
+                    raise RecipeError(f"--{field}: " + unknown_message(registry.name[:-1], name, registry.names()))
+        for name in self.callback_args:
+            if name not in self.callbacks:
+                raise RecipeError(f"--callback_args.{name}: callback {name!r} is not in --callbacks {self.callbacks}.")
+        from recipes.optimizers import optimizer_classes
+
+        if self.optimizer not in optimizer_classes():
+            raise RecipeError(f"--optimizer={self.optimizer!r}: " + unknown_message(
+                "optimizer", self.optimizer, optimizer_classes()))
+        for field in ("embedding_size", "epochs", "batch_size", "image_size", "eval_batch_size", "keep_checkpoints"):
             if getattr(self, field) < 1:
                 raise RecipeError(f"--{field}={getattr(self, field)!r} must be a positive integer.")
+        for field in ("cpu_replicas", "eval_every_steps", "log_every_steps", "min_images"):
+            if getattr(self, field) < 0:
+                raise RecipeError(f"--{field}={getattr(self, field)!r} must be >= 0.")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise RecipeError(f"--steps_per_epoch={self.steps_per_epoch!r} must be a positive integer or None.")
+        if self.max_classes is not None and self.max_classes < 2:
+            raise RecipeError(f"--max_classes={self.max_classes!r}: training needs at least 2 identities.")
         if not 0.0 <= self.dropout < 1.0:
             raise RecipeError(f"--dropout={self.dropout!r} must be in [0, 1).")
         if self.lr <= 0:
@@ -111,34 +159,91 @@ class Recipe:
         from recipes.distribution import STRATEGIES
 
         if self.strategy not in STRATEGIES:
-            raise RecipeError(f"--strategy={self.strategy!r}: " + _unknown("strategy", self.strategy, STRATEGIES))
-        if self.cpu_replicas < 0:
-            raise RecipeError(f"--cpu_replicas={self.cpu_replicas!r} must be >= 0 (0 or 1 = do not split the CPU).")
+            raise RecipeError(f"--strategy={self.strategy!r}: " + unknown_message("strategy", self.strategy, STRATEGIES))
         if self.center_factor < 0:
             raise RecipeError(f"--center_factor={self.center_factor!r} must be >= 0 (0 = no added center loss).")
-        if self.wandb not in ("auto", "online", "offline", "disabled"):
-            raise RecipeError(f"--wandb={self.wandb!r}: " + _unknown(
-                "wandb mode", self.wandb, ["auto", "online", "offline", "disabled"]))
-        self.loss_args = _validate_args(f"loss '{self.loss}'", "loss_args", self.loss_args, _loss_options(self.loss))
-        self.lr_schedule_args = _validate_args(
-            f"schedule '{self.lr_schedule}'", "lr_schedule_args", self.lr_schedule_args, _schedule_options(self.lr_schedule)
-        )
+        if self.center_factor > 0 and _has_center_loss(self.loss, self.loss_args):
+            raise RecipeError(f"--center_factor={self.center_factor} with --loss={self.loss!r}, which has a center "
+                              "loss already: set its weight with --loss_args.center_factor, or pick a loss without one.")
+        if self.wandb not in WANDB_MODES:
+            raise RecipeError(f"--wandb={self.wandb!r}: " + unknown_message("wandb mode", self.wandb, WANDB_MODES))
+        if self.eval_monitor is not None and not self.eval_monitor.endswith(("/acc", "/best_acc")):
+            raise RecipeError(f"--eval_monitor={self.eval_monitor!r}: use BIN/acc or BIN/best_acc, where BIN is the "
+                              "file name of a verification .bin without .bin (e.g. lfw/acc).")
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def resolved(self):
+        """`to_dict()` with every `<part>_args` and `callback_args` completed by the part's defaults, and the
+        loss's options as its built layer resolved them (e.g. the margins a preset picks). Running the
+        result (`run recipe.json`) trains the same recipe."""
+        values = self.to_dict()
+        for part, args in PART_ARGS.items():
+            values[args] = {**_defaults(part_options(part, values[part])), **values[args]}
+        from losses import build_loss
+
+        built = build_loss(self.loss, 2, 2, **self.loss_args).get_config()
+        values["loss_args"].update({key: built[key] for key in values["loss_args"] if key in built})
+        values["callback_args"] = {name: {**_defaults(part_options("callbacks", name)), **self.callback_args.get(name, {})}
+                                   for name in self.callbacks}
+        return values
 
     @classmethod
     def field_names(cls):
         return [field.name for field in dataclasses.fields(cls)]
 
+    @classmethod
+    def from_dict(cls, stored, **overrides):
+        """The recipe stored as a dict (`show`'s JSON, a run's `recipe.json`: extra keys such as data facts
+        are ignored) with `overrides` on top."""
+        known = {key: value for key, value in stored.items() if FIELD_ALIASES.get(key, key) in cls.field_names()}
+        return cls().replace(**{FIELD_ALIASES.get(key, key): value for key, value in known.items()}).replace(**overrides)
 
+
+# part field → its options field
+PART_ARGS = {"backbone": "backbone_args", "head": "head_args", "loss": "loss_args", "optimizer": "optimizer_args",
+             "lr_schedule": "schedule_args"}
 _FIELD_TYPES = typing.get_type_hints(Recipe)
 
 
-def _unknown(kind, key, known):
-    close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {kind} {key!r}.{hint} Known: {', '.join(sorted(known))}."
+def part_options(part, name):
+    """{option: default} that part `name` of kind `part` (a PART_ARGS key or 'callbacks') accepts, besides
+    the arguments the trainer itself passes; {} for an unknown name (validation names it)."""
+    from recipes.optimizers import optimizer_classes, optimizer_options
+
+    registries = {"backbone": (BACKBONES, ("input_shape", "weights")), "head": (HEADS, ("num_classes",)),
+                  "loss": (LOSSES, ("num_classes", "embedding_size", "name", "trainable", "dtype")),
+                  "lr_schedule": (SCHEDULES, ("base_lr", "epochs", "steps_per_epoch")),
+                  "callbacks": (CALLBACKS, ("context",))}
+    if part == "optimizer":
+        return optimizer_options(name) if name in optimizer_classes() else {}
+    registry, fixed = registries[part]
+    return registry.options(name, skip=fixed) if name in registry else {}
+
+
+def _defaults(options):
+    """`options` without the required ones (no default to show)."""
+    return {key: value for key, value in options.items() if value is not inspect.Parameter.empty}
+
+
+def _has_center_loss(loss, loss_args):
+    from losses import build_loss
+    from losses.combined import find_center_loss
+
+    return find_center_loss(build_loss(loss, 2, 2, **loss_args)) is not None
+
+
+def _set_nested(field, mapping, sub_key, value):
+    """`mapping` with `sub_key` ('key' or, for callback_args, 'callback.key') set to `value`."""
+    if field != "callback_args":
+        if "." in sub_key:
+            raise RecipeError(f"--{field}.{sub_key}: use --{field}.OPTION=VALUE with one option name.")
+        return {**mapping, sub_key: value}
+    name, _, key = sub_key.partition(".")
+    if not key:
+        raise RecipeError(f"--callback_args.{sub_key}: use --callback_args.CALLBACK.OPTION=VALUE.")
+    return {**mapping, name: {**mapping.get(name, {}), key: value}}
 
 
 def _coerce(field, annotation, value):
@@ -201,20 +306,8 @@ def _validate_args(owner, field, args, options):
     checked = {}
     for key, value in args.items():
         if key not in options:
-            raise RecipeError(f"--{field}.{key}: " + _unknown(f"option of {owner}", key, options))
+            raise RecipeError(f"--{field}.{key}: " + unknown_message(f"option of {owner}", key, options))
         default = options[key]
         kind = Optional[float] if default is None else type(default)
-        checked[key] = _coerce(f"{field}.{key}", kind, value)
+        checked[key] = _coerce(f"{field}.{key}", kind, value) if kind in _COERCERS or default is None else value
     return checked
-
-
-def _loss_options(name):
-    from losses.base import loss_options
-
-    return loss_options(name)
-
-
-def _schedule_options(name):
-    from callbacks.lr_schedules import schedule_options
-
-    return schedule_options(name)

@@ -1,6 +1,10 @@
-"""Turn a `Recipe` into a training run with a run folder; resume one from its latest checkpoint."""
-import datetime
-import json
+"""Turn a `Recipe` into a training run: prepare it, build its callbacks, fit with recovery, finish.
+
+`train(recipe)` starts a run in a new run folder; `train(recipe, resume_dir)` continues one at
+its next epoch from its newest usable checkpoint, after checking that the data is the same.
+"""
+import dataclasses
+import errno
 import os
 import shutil
 import signal
@@ -11,212 +15,289 @@ import keras
 import tensorflow as tf
 
 import backbones
-import callbacks  # noqa: F401  (registers the schedules)
+import callbacks  # noqa: F401  (registers the callbacks and schedules)
 import heads  # noqa: F401
 import losses
-from callbacks.atomic import save_model, write_json
-from callbacks.checkpoints import EpochCheckpoint, latest_checkpoint, read_state, restore_rng_states
-from callbacks.divergence import NonFiniteLossGuard
-from callbacks.lr_schedules import schedule_callback
-from callbacks.run_record import RunRecord, truncate_history
-from callbacks.tracking import TrackingCallback, start_tracking
-from callbacks.verification import VerificationCallback
+from callbacks.atomic import save_model
+from callbacks.checkpoints import list_checkpoints, restore_latest
+from callbacks.context import RunContext, TrainingState
+from callbacks.lr_schedules import build_schedule
+from callbacks.run_folder import RunFolder
+from callbacks.run_record import truncate_history
+from callbacks.tracking import git_commit, project_version
+from callbacks.verification import bin_name
 from data.pipeline import SkippedFiles, train_dataset
-from data.sources import load_training_data
+from data.sources import expand_bin_patterns, load_training_data
 from losses.combined import find_center_loss
 from recipes.distribution import is_chief, make_strategy, mixed_precision_policy, per_worker_datasets
 from recipes.face_model import FaceTrainingModel
-from registry import HEADS
+from recipes.optimizers import build_optimizer
+from recipes.recipe import RecipeError
+from registry import CALLBACKS, HEADS
 
 
 class TrainingStopped(RuntimeError):
-    """Training ended early (diverged or interrupted); `exit_code` is what the CLI exits with."""
+    """Training ended early (diverged, interrupted, disk full, a worker lost); `exit_code` is what the CLI exits with."""
 
     def __init__(self, message, exit_code):
         super().__init__(message)
         self.exit_code = exit_code
 
 
-def build_training_model(recipe, num_classes):
-    """The `FaceTrainingModel` (embedding model + head + loss) that `recipe` describes, for `num_classes`."""
+class RunRefused(RecipeError):
+    """The run cannot start as asked (bad files, changed data, nothing to train); nothing was written."""
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    """A run ready to fit: its strategy, data pipeline, steps, callbacks' context and skipped-file log."""
+
+    recipe: object
+    strategy: object
+    context: RunContext
+    dataset: object
+    steps_per_epoch: int
+    skipped: SkippedFiles
+    schedule_callback: object = None
+
+
+def build_training_model(recipe, num_classes, steps_per_epoch=1):
+    """The compiled `FaceTrainingModel` (embedding model + head + loss + optimizer) of `recipe`, built."""
     embedder = backbones.build_embedding_model(
         recipe.backbone, recipe.embedding_size, recipe.dropout, recipe.image_size, recipe.backbone_weights,
-        recipe.sync_batchnorm,
+        recipe.sync_batchnorm, recipe.backbone_args,
     )
     face_loss = losses.build_loss(recipe.loss, num_classes, recipe.embedding_size, **recipe.loss_args)
     if recipe.center_factor > 0:
         face_loss = losses.WithCenterLoss(num_classes, recipe.embedding_size, face_loss, factor=recipe.center_factor)
-    model = FaceTrainingModel(embedder, HEADS.build(recipe.head, num_classes=num_classes), face_loss)
+    head = HEADS.build(recipe.head, num_classes=num_classes, **recipe.head_args)
+    model = FaceTrainingModel(embedder, head, face_loss)
     model.build((None, recipe.image_size, recipe.image_size, 3))
     if recipe.centers_file:
         center = find_center_loss(face_loss)
         if center is None:
-            raise ValueError(f"--centers_file={recipe.centers_file!r} given, but loss {recipe.loss!r} has no center loss.")
+            raise RecipeError(f"--centers_file={recipe.centers_file!r} given, but loss {recipe.loss!r} has no center loss.")
         center.import_centers(recipe.centers_file)
-    model.compile(optimizer=keras.optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": recipe.lr}}),
+    learning_rate, _ = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps_per_epoch,
+                                      **recipe.schedule_args)
+    model.compile(optimizer=build_optimizer(recipe.optimizer, learning_rate, **recipe.optimizer_args),
                   jit_compile=recipe.jit_compile)
     model.optimizer.build(model.trainable_variables)
     return model
 
 
-def make_run_dir(runs_dir, name):
-    """A new folder `runs_dir/<name>-<YYYYmmdd-HHMMSS>` (with a suffix if taken)."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(runs_dir, f"{name}-{stamp}")
-    path, number = base, 1
-    while os.path.exists(path):
-        number += 1
-        path = f"{base}-{number}"
-    os.makedirs(path)
-    return path
+def check_before_data(recipe, resume_dir):
+    """Refuse, before any data is read or anything written, what can be known wrong from the recipe and files."""
+    try:
+        bins = expand_bin_patterns(recipe.eval_bins)
+    except FileNotFoundError as error:
+        raise RunRefused(str(error)) from None
+    for path in bins:
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            raise RunRefused(f"--eval_bins: {path!r} " + ("is empty" if os.path.isfile(path) else "does not exist")
+                             + "; pass verification .bin files (lfw.bin, ...).")
+    names = [bin_name(path) for path in bins]
+    if bins and recipe.eval_monitor and recipe.eval_monitor.split("/")[0] not in names:
+        raise RunRefused(f"--eval_monitor={recipe.eval_monitor!r} names no file of --eval_bins: use one of "
+                         + ", ".join(f"{name}/acc" for name in names) + ".")
+    if recipe.backbone_weights and not os.path.isfile(recipe.backbone_weights):
+        raise RunRefused(f"--backbone_weights={recipe.backbone_weights!r} does not exist; pass a local weights file.")
+    if resume_dir is not None:
+        done = max((epoch for epoch, _ in list_checkpoints(resume_dir)), default=0)
+        if done >= recipe.epochs:
+            raise RunRefused(f"{resume_dir}: {done} epochs are trained already and --epochs={recipe.epochs}: nothing "
+                             f"to train; nothing was changed. Pass --epochs=N with N > {done} to train longer.")
+        return
+    existing = os.path.abspath(recipe.runs_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
+        raise RunRefused(f"--runs_dir={recipe.runs_dir!r} cannot be created: {existing!r} is "
+                         f"{'not a folder' if not os.path.isdir(existing) else 'not writable'}; pass a writable folder.")
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+def check_same_data(run, folder):
+    """Refuse to resume `run` on data whose identities (or image count) differ from the run's `classes.json`."""
+    stored = run.read_classes()
+    if stored is not None and stored != list(folder.class_names):
+        removed = sorted(set(stored) - set(folder.class_names))
+        added = sorted(set(folder.class_names) - set(stored))
+        what = "; ".join(f"{kind} {len(names)} identities ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+                         for kind, names in (("removed", removed), ("added", added)) if names) or "the class order changed"
+        raise RunRefused(f"--resume: the data at {folder.root!r} is not the data of run {run.path!r}: {what}. Class ids "
+                         "would mean other people. Resume with the run's original data, or start a new run.")
+    stored_images = run.read_config().get("num_images")
+    if stored_images is not None and stored_images != len(folder):
+        raise RunRefused(f"--resume: the data at {folder.root!r} has {len(folder)} images, run {run.path!r} was "
+                         f"trained on {stored_images}. Resume with the run's original data, or start a new run.")
 
 
-def _start_or_resume(recipe, strategy, num_classes, resume_dir, chief):
-    """(model, run folder, checkpoint state) of a new run, or of `resume_dir` at its latest checkpoint.
-
-    Workers other than the chief get a temporary folder: only the chief writes the run folder.
-    """
-    run_dir = resume_dir if resume_dir is not None and chief else None
-    if run_dir is None:
-        run_dir = make_run_dir(recipe.runs_dir, recipe.name) if chief else tempfile.mkdtemp(prefix="worker-run-")
-    if resume_dir is None:
-        with strategy.scope():
-            return build_training_model(recipe, num_classes), run_dir, {"epoch": 0, "best": None}
-    checkpoint = latest_checkpoint(resume_dir)
-    if checkpoint is None:
-        raise FileNotFoundError(f"run folder {resume_dir!r} has no complete checkpoint to resume from; start a new run.")
-    state = read_state(checkpoint)
-    with strategy.scope():
-        model = keras.saving.load_model(os.path.join(checkpoint, "model.keras"))
-    restore_rng_states(model, state.get("rng_states", {}))
-    truncate_history(os.path.join(run_dir, "history.jsonl"), state["epoch"])
-    print(f"resuming {resume_dir} after epoch {state['epoch']} (checkpoint {checkpoint})")
-    return model, run_dir, state
+def run_facts(data, strategy, steps, global_batch):
+    """What training resolved, stored beside the recipe in `recipe.json`."""
+    commit, dirty = git_commit()
+    return {
+        "data_resolved": os.path.abspath(data.train.root), "eval_bins_resolved": list(data.bin_paths),
+        "num_classes": data.train.num_classes, "num_images": len(data.train), "steps_per_epoch_resolved": steps,
+        "strategy_resolved": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+        "global_batch_size": global_batch, "mixed_precision_policy": keras.mixed_precision.global_policy().name,
+        "skipped_at_scan": len(data.train.skipped), "project_version": project_version(), "git_commit": commit,
+        "git_dirty": dirty,
+    }
 
 
-def train(recipe, resume_dir=None):
-    """Run `recipe` (or continue the run in `resume_dir` at its next epoch); returns the run folder.
+def load_data(recipe):
+    try:
+        data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+    except ValueError as error:
+        raise RunRefused(str(error)) from None
+    if data.train.num_classes < 2:
+        raise RunRefused(f"{data.train.root!r} has {data.train.num_classes} identity after --min_images="
+                         f"{recipe.min_images} and --max_classes={recipe.max_classes}; training needs at least 2.")
+    return data
 
-    The folder gets `recipe.json` (resolved recipe + dataset facts), `classes.json` (id →
-    folder name), `history.jsonl` (one row per epoch), `checkpoints/epoch-NNNN/` (full
-    training state), `model.keras` (training model, with loss state), `embedding.keras`
-    (embedding model), `best_embedding.keras`, `centers.npy` (center-loss centres (C, d), if any) and `skipped_files.tsv` (unreadable images, with
-    the reason; only if there were any). Raises `TrainingStopped` on a non-finite
-    loss or on SIGINT/SIGTERM, after the last finished epoch is safely checkpointed.
-    """
+
+def restore_run(run, model, chief):
+    """The `TrainingState` of `run`'s newest usable checkpoint, loaded into `model`; says what it skipped."""
+    state, damaged = restore_latest(run.path, model)
+    skipped = "".join(f", skipping damaged {os.path.basename(folder)}: {reason}" for folder, reason in damaged)
+    print(f"resuming after epoch {state.epoch} from {run.path}{skipped}")
+    if chief:
+        truncate_history(run.history_path, state.epoch)
+    return state
+
+
+def prepare_run(recipe, resume_dir=None):
+    """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
+    check_before_data(recipe, resume_dir)
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
     if recipe.mixed_precision:
         keras.mixed_precision.set_global_policy(mixed_precision_policy())
     keras.utils.set_random_seed(recipe.seed)
     if recipe.deterministic:
         tf.config.experimental.enable_op_determinism()
-    data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
-    folder, bin_paths = data.train, list(data.bin_paths)
-    global_batch = recipe.batch_size * strategy.num_replicas_in_sync
-    steps = recipe.steps_per_epoch or max(1, len(folder) // global_batch)
+    data = load_data(recipe)
     chief = is_chief()
-    model, run_dir, state = _start_or_resume(recipe, strategy, folder.num_classes, resume_dir, chief)
-    facts = {
-        "data_resolved": os.path.abspath(folder.root), "eval_bins_resolved": bin_paths,
-        "num_classes": folder.num_classes, "num_images": len(folder), "steps_per_epoch_resolved": steps,
-        "strategy_resolved": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-        "global_batch_size": global_batch, "mixed_precision_policy": keras.mixed_precision.global_policy().name,
-        "skipped_at_scan": len(folder.skipped),
-    }
-    write_json(os.path.join(run_dir, "recipe.json"), {**recipe.to_dict(), **facts})
-    write_json(os.path.join(run_dir, "classes.json"), dict(enumerate(folder.class_names)))
-    print(f"run folder: {run_dir}")
-    print(f"data: {folder.root}: {len(folder)} images, {folder.num_classes} classes")
+    if resume_dir is not None and chief:
+        check_same_data(RunFolder(resume_dir), data.train)
+    global_batch = recipe.batch_size * strategy.num_replicas_in_sync
+    steps = recipe.steps_per_epoch or max(1, len(data.train) // global_batch)
+    with strategy.scope():
+        model = build_training_model(recipe, data.train.num_classes, steps)
+    if not chief:
+        run = RunFolder(tempfile.mkdtemp(prefix="worker-run-"))
+    else:
+        run = RunFolder(resume_dir) if resume_dir is not None else RunFolder.create(recipe.runs_dir, recipe.name)
+    state = restore_run(RunFolder(resume_dir), model, chief) if resume_dir is not None else TrainingState()
+    config = {**recipe.resolved(), **run_facts(data, strategy, steps, global_batch)}
+    if chief:
+        run.write_config(config)
+        run.write_classes(data.train.class_names)
+    print(f"run folder: {run.path}")
+    print(f"data: {data.train.root}: {len(data.train)} images, {data.train.num_classes} classes")
     print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); global batch "
           f"{global_batch} = {recipe.batch_size} per replica x {strategy.num_replicas_in_sync}; {steps} steps per epoch")
-
-    skipped = SkippedFiles(os.path.join(run_dir, "skipped_files.tsv"))
-    skipped.extend(folder.skipped)
+    skipped = SkippedFiles(run.skipped_path)
+    skipped.extend(data.train.skipped)
     dataset = per_worker_datasets(strategy, lambda batch, start, shard, shards: train_dataset(
-        folder.paths, folder.labels, batch, recipe.image_size, recipe.augment, recipe.seed, recipe.deterministic,
-        start_step=start, skipped=skipped, shard=shard, num_shards=shards), global_batch, state["epoch"] * steps)
-    verification = VerificationCallback(
-        bin_paths, model.embedder, recipe.eval_batch_size,
-        best_path=os.path.join(run_dir, "best_embedding.keras") if chief else None,
-        monitor=recipe.eval_monitor, image_size=recipe.image_size, evaluate_before_training=resume_dir is None,
-        every_steps=recipe.eval_every_steps,
-    )
-    if state.get("best") is not None:
-        verification.best, verification.best_epoch = state["best"], state.get("best_epoch")
-    guard = NonFiniteLossGuard()
-    checkpointer = EpochCheckpoint(
-        run_dir, state_fn=lambda epoch, logs: {"best": verification.best_or_none(), "best_epoch": verification.best_epoch,
-                                               "wandb_run_id": tracker.run_id},
-        keep=recipe.keep_checkpoints, best_epoch_fn=lambda: verification.best_epoch,
-        should_skip=lambda: guard.message is not None,
-    )
-    schedule = schedule_callback(recipe.lr_schedule, recipe.lr, recipe.epochs, **recipe.lr_schedule_args)
-    tracker = start_tracking(recipe, run_dir, facts, run_id=state.get("wandb_run_id"), enabled=chief,
-                             loss_layer=model.face_loss)
-    callback_list = [guard, verification, TrackingCallback(tracker, global_batch), schedule,
-                     RunRecord(os.path.join(run_dir, "history.jsonl")), checkpointer]
-    if not chief:
-        callback_list = [guard, schedule]
+        data.train.paths, data.train.labels, batch, recipe.image_size, recipe.augment, recipe.seed, start_step=start,
+        skipped=skipped, shard=shard, num_shards=shards), global_batch, state.epoch * steps)
+    _, schedule_callback = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps, **recipe.schedule_args)
+    context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None)
+    return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)
+
+
+def build_callbacks(recipe, context):
+    """The Keras callbacks named in `recipe.callbacks`, built from `context` with `recipe.callback_args`."""
+    built = [CALLBACKS.build(name, context=context, **recipe.callback_args.get(name, {})) for name in recipe.callbacks]
+    return [callback for callback in built if callback is not None]
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def fit_with_recovery(prepared, callback_list):
+    """`model.fit`; SIGINT/SIGTERM, a full disk and a lost worker become `TrainingStopped` with a named exit code
+    (130, 5, 4) after the last finished epoch is safely checkpointed. Returns the Keras history."""
+    recipe, context = prepared.recipe, prepared.context
+    if prepared.schedule_callback is not None:
+        callback_list = callback_list + [prepared.schedule_callback]
+    resume = f"python -m recipes run {recipe.name} --resume={context.run.path}"
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    exit_code = 1
     try:
-        history = model.fit(dataset, epochs=recipe.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps,
-                            callbacks=callback_list, shuffle=False, verbose=recipe.verbose)
-        tracker.log_best_model(verification.best_path, verification.monitor, verification.best_or_none(),
-                               verification.best_epoch)
+        history = context.model.fit(
+            prepared.dataset, epochs=recipe.epochs, initial_epoch=context.state.epoch,
+            steps_per_epoch=prepared.steps_per_epoch, callbacks=callback_list, shuffle=False,
+            verbose=recipe.verbose if recipe.verbose is not None else (1 if sys.stdout.isatty() else 2))
+        exit_code = 0 if context.state.stop_message is None else 1
+        return history
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.InternalError) as error:
-        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if not isinstance(prepared.strategy, tf.distribute.MultiWorkerMirroredStrategy):
             raise
         raise TrainingStopped(
             f"a worker of the cluster failed or became unreachable ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:300]}). The last finished epoch is checkpointed in {run_dir}; "
-            f"restart every worker with --resume={run_dir}", 4) from None
+            f"{str(error).splitlines()[0][:300]}). The last finished epoch is checkpointed in {context.run.path}; "
+            f"restart every worker with --resume={context.run.path}", 4) from None
     except KeyboardInterrupt:
-        raise TrainingStopped(
-            f"interrupted; the last finished epoch is checkpointed in {run_dir}. "
-            f"Continue with: python -m recipes run {recipe.name} --resume={run_dir}", 130) from None
+        raise TrainingStopped(f"interrupted; the last finished epoch is checkpointed in {context.run.path}. "
+                              f"Continue with: {resume}", 130) from None
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise TrainingStopped(f"the disk is full ({error.filename or context.run.path}: {error.strerror}). The last "
+                              f"complete checkpoint in {context.run.path} is intact; free space, then: {resume}",
+                              5) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-        if len(skipped):
-            print(f"{len(skipped)} unreadable image file(s) skipped ({skipped.dropped_samples} samples dropped "
-                  f"in training); listed in {skipped.log_path}")
-        tracker.finish(exit_code=0 if sys.exc_info()[0] is None and guard.message is None else 1)
-    if guard.message:
-        raise TrainingStopped(guard.message + f" Run folder: {run_dir}", 3)
-    if not chief:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _report_skipped(prepared.skipped)
+        for callback in callback_list:
+            if hasattr(callback, "close"):
+                callback.close(exit_code)
+
+
+def _report_skipped(skipped):
+    if len(skipped):
+        print(f"{len(skipped)} unreadable image file(s) skipped ({skipped.dropped_samples} samples dropped "
+              f"in training); listed in {skipped.log_path}")
+
+
+def finish(prepared, history):
+    """Save the final models (chief) and print the held-out verification summary; returns the run folder."""
+    context = prepared.context
+    if context.state.stop_message:
+        raise TrainingStopped(context.state.stop_message + f" Run folder: {context.run.path}", 3)
+    if not context.chief:
+        shutil.rmtree(context.run.path, ignore_errors=True)
         return None
-    save_model(model, os.path.join(run_dir, "model.keras"))
-    save_model(model.embedder, os.path.join(run_dir, "embedding.keras"))
-    center = find_center_loss(model.face_loss)
-    if center is not None:
-        center.export_centers(os.path.join(run_dir, "centers.npy"))
-    if verification.monitor in history.history:
-        print(f"held-out verification {verification.monitor}: "
-              f"untrained {verification.initial.get(verification.monitor, float('nan')):.4f} -> "
-              f"trained {history.history[verification.monitor][-1]:.4f} (best {verification.best:.4f})")
-    return run_dir
+    save_model(context.model, context.run.model_path)
+    save_model(context.model.embedder, context.run.embedding_path)
+    monitor = next((key for key in history.history if key.endswith("/acc")), None)
+    monitor = context.config["eval_monitor"] or monitor
+    if monitor in history.history:
+        print(f"held-out verification {monitor}: untrained {context.baseline.get(monitor, float('nan')):.4f} -> "
+              f"trained {history.history[monitor][-1]:.4f} (best {context.state.best:.4f})")
+    return context.run.path
+
+
+def train(recipe, resume_dir=None):
+    """Run `recipe` (or continue the run in `resume_dir` at its next epoch); returns the run folder
+    (None on a worker that is not the chief). The folder's files are listed in `RunFolder`.
+    Raises `RunRefused` before anything is written when the run cannot start as asked, and
+    `TrainingStopped` when it ends early, after the last finished epoch is safely checkpointed.
+    """
+    prepared = prepare_run(recipe, resume_dir)
+    history = fit_with_recovery(prepared, build_callbacks(recipe, prepared.context))
+    return finish(prepared, history)
 
 
 def find_run_to_resume(runs_dir, name):
     """The newest run folder of recipe `name` under `runs_dir` that has a checkpoint."""
     candidates = [
         os.path.join(runs_dir, entry) for entry in (os.listdir(runs_dir) if os.path.isdir(runs_dir) else [])
-        if entry.startswith(f"{name}-") and latest_checkpoint(os.path.join(runs_dir, entry))
+        if entry.startswith(f"{name}-") and list_checkpoints(os.path.join(runs_dir, entry))
     ]
     if not candidates:
         raise FileNotFoundError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
     return max(candidates, key=os.path.getmtime)
-
-
-def stored_recipe(run_dir):
-    """The recipe fields saved in `run_dir/recipe.json` (without the resolved dataset facts)."""
-    path = os.path.join(run_dir, "recipe.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path!r} does not exist: {run_dir!r} is not a run folder.")
-    with open(path) as file:
-        return json.load(file)

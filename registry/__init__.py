@@ -7,16 +7,17 @@
 
     LOSSES.build("my_loss", num_classes=10)
 """
-from registry.registry import Registry, RegistryError
+from registry.registry import Registry, RegistryError, did_you_mean, keyword_options, unknown_message
 
 BACKBONES = Registry("backbones")
 HEADS = Registry("heads")
 LOSSES = Registry("losses")
 CALLBACKS = Registry("callbacks")
+SCHEDULES = Registry("schedules")
 DATASETS = Registry("datasets")
 AUGMENTATIONS = Registry("augmentations")
 RECIPES = Registry("recipes")
 
-ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
+ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, SCHEDULES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
 
-__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES"] + [r.name.upper() for r in ALL_REGISTRIES]
+__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES", "did_you_mean", "keyword_options", "unknown_message"] + [r.name.upper() for r in ALL_REGISTRIES]

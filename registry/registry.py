@@ -10,6 +10,26 @@ class RegistryError(KeyError):
         return self.args[0]
 
 
+def did_you_mean(key, known):
+    """' Did you mean 'a', 'b'?' for the entries of `known` close to `key` (difflib), or ''."""
+    close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def unknown_message(kind, key, known):
+    """The one-sentence refusal of an unknown `key`: what it is, close matches, and every known name."""
+    return f"unknown {kind} {key!r}.{did_you_mean(key, known)} Known: {', '.join(sorted(known)) or '(none)'}."
+
+
+def keyword_options(target, skip=()):
+    """{name: default} of the keyword parameters of callable `target`, except `skip`, `self` and **/* ones."""
+    params = inspect.signature(target).parameters
+    return {
+        key: param.default for key, param in params.items()
+        if key not in {"self", *skip} and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+    }
+
+
 def _where(obj):
     """'module.qualname (file:line)' of a registered object, for error messages."""
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
@@ -61,9 +81,7 @@ class Registry:
         """The object registered as `name` (or an alias of it)."""
         found = self._lookup(name) if isinstance(name, str) else None
         if found is None:
-            known = self.names() + sorted(self._aliases)
-            close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(name, self.names() + sorted(self._aliases))
             raise RegistryError(
                 f"{self.name}: no entry named {name!r}.{hint} "
                 f"Known {self.name}: {', '.join(self.names()) or '(none)'}."
@@ -75,6 +93,10 @@ class Registry:
     def build(self, name, **kwargs):
         """Call the object registered as `name` with `kwargs`."""
         return self.get(name)(**kwargs)
+
+    def options(self, name, skip=()):
+        """{option: default} that the entry `name` accepts as keywords, except `skip` (the caller's own)."""
+        return keyword_options(self.get(name), skip)
 
     def canonical(self, name):
         """The registered name behind `name` (resolves aliases; raises if unknown)."""

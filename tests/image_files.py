@@ -4,6 +4,7 @@ Importable from any test (pytest puts this folder, the one of `conftest.py`, on 
 """
 import io
 import os
+import time
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,19 @@ def _write(path, content):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as file:
         file.write(content)
+
+
+def jpeg_bytes(seed=0, size=16):
+    """A smooth random `size` x `size` RGB picture, JPEG-encoded."""
+    return _encode(_pixels(seed, size), "JPEG")
+
+
+def backdate(root, seconds=3600):
+    """Set every identity folder's mtime `seconds` back: an old dataset, not one still being written."""
+    past = time.time() - seconds
+    for name in os.listdir(root):
+        if os.path.isdir(os.path.join(root, name)):
+            os.utime(os.path.join(root, name), (past, past))
 
 
 def write_acceptance_folder(root):

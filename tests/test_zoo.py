@@ -87,6 +87,10 @@ def test_loss_trains_saves_and_loads(loss_name, tmp_path):
     assert type(loaded.face_loss) is type(model.face_loss)
     as_json = lambda layer: json.loads(json.dumps(layer.get_config()))  # noqa: E731  (tuples → lists)
     assert as_json(loaded.face_loss) == as_json(model.face_loss)
+    outputs = model(images, training=False)
+    np.testing.assert_array_equal(
+        loaded.face_loss(labels, outputs["embedding"], outputs["logits"], training=False).numpy(),
+        model.face_loss(labels, outputs["embedding"], outputs["logits"], training=False).numpy())
 
     # Resuming: the loaded model keeps training with its restored optimizer and centres.
     history = loaded.fit(images, labels, epochs=1, batch_size=4, verbose=0)
@@ -96,9 +100,35 @@ def test_loss_trains_saves_and_loads(loss_name, tmp_path):
 @pytest.mark.parametrize("loss_name", LOSSES.names())
 def test_loss_trains_under_xla(loss_name):
     model = build_training_model(loss=loss_name)
+    state_before = [variable.numpy() for variable in model.face_loss.non_trainable_variables]
     train_one_step(model, random_images(4), np.array([0, 1, 2, 1]), batch_size=4, jit_compile=True)
     for layer in center_layers(model):
         assert np.all(np.isfinite(layer.centers.numpy())) and np.any(layer.centers.numpy() != 0)
+    for before, variable in zip(state_before, model.face_loss.non_trainable_variables, strict=True):
+        assert np.all(np.isfinite(variable.numpy())), variable.path
+        assert np.any(variable.numpy() != before), f"{variable.path} did not change in a training step"
+
+
+@pytest.mark.parametrize("loss_name", ["adaface", "curricularface"])
+def test_stateful_loss_with_center_factor_trains_saves_and_loads(loss_name, tmp_path):
+    """`--center_factor` wraps a loss in WithCenterLoss: both parts' state trains, saves and loads."""
+    keras.utils.set_random_seed(0)
+    embedder = backbones.build_embedding_model("tiny", embedding_size=EMBEDDING_SIZE, image_size=SMALL_IMAGE)
+    base = losses.build_loss(loss_name, num_classes=NUM_CLASSES, embedding_size=EMBEDDING_SIZE)
+    face_loss = losses.WithCenterLoss(NUM_CLASSES, EMBEDDING_SIZE, base, factor=0.5)
+    model = FaceTrainingModel(embedder, HEADS.build("norm_dense", num_classes=NUM_CLASSES), face_loss)
+    model.build((None, SMALL_IMAGE, SMALL_IMAGE, 3))
+    images, labels = random_images(4), np.array([0, 1, 2, 1])
+    train_one_step(model, images, labels, batch_size=4)
+    assert np.any(model.face_loss.center.centers.numpy() != 0)
+    assert len(base.non_trainable_variables) > 0
+    assert all(np.any(variable.numpy() != fresh.numpy()) for variable, fresh in zip(
+        base.non_trainable_variables, losses.build_loss(loss_name, NUM_CLASSES, EMBEDDING_SIZE).non_trainable_variables))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert_same_model(model, loaded, images)
+    assert type(loaded.face_loss.base) is type(base)
 
 
 @pytest.mark.parametrize("head_name", HEADS.names())
@@ -118,7 +148,13 @@ def test_head_trains_saves_and_loads(head_name, tmp_path):
     assert_same_model(model, loaded, images)
 
 
-@pytest.mark.parametrize("backbone_name", BACKBONES.names())
+# Deeper IResNets come from the same builder as iresnet18, which trains below; to keep the suite
+# fast they get a forward pass here, and their exact weight counts in tests/backbones.
+FORWARD_ONLY_BACKBONES = ("iresnet34", "iresnet50", "iresnet100", "iresnet200")
+TRAINED_BACKBONES = [name for name in BACKBONES.names() if name not in FORWARD_ONLY_BACKBONES]
+
+
+@pytest.mark.parametrize("backbone_name", TRAINED_BACKBONES)
 def test_backbone_trains_saves_and_loads(backbone_name, tmp_path):
     model = build_training_model(backbone=backbone_name, loss="center_softmax")
     assert model.embedder.output.shape == (None, EMBEDDING_SIZE)
@@ -128,6 +164,17 @@ def test_backbone_trains_saves_and_loads(backbone_name, tmp_path):
     path = str(tmp_path / "model.keras")
     model.save(path)
     assert_same_model(model, keras.saving.load_model(path), images)
+
+
+@pytest.mark.parametrize("backbone_name", FORWARD_ONLY_BACKBONES)
+def test_forward_only_backbone_embeds(backbone_name):
+    assert backbone_name in BACKBONES, f"{backbone_name} is no longer registered: update FORWARD_ONLY_BACKBONES"
+    embedder = backbones.build_embedding_model(backbone_name, embedding_size=EMBEDDING_SIZE, image_size=SMALL_IMAGE)
+    # Training mode (batch statistics): untrained, the deep nets' activations overflow float32 with the
+    # initial running statistics (mean 0, variance 1) under arcface_torch's N(0, 0.1) convolutions.
+    embeddings = np.asarray(embedder(random_images(2), training=True))
+    assert embeddings.shape == (2, EMBEDDING_SIZE) and np.all(np.isfinite(embeddings))
+    assert not np.allclose(embeddings[0], embeddings[1])
 
 
 def test_resnet50v2_at_face_resolution_gives_4x4x2048():

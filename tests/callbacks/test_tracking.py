@@ -14,7 +14,7 @@ import losses
 import recipes  # noqa: F401
 from callbacks.checkpoints import latest_checkpoint, read_state
 from callbacks.run_record import read_history
-from callbacks.tracking import ExperimentTracker, api_key_configured, flatten, resolve_mode, run_config
+from callbacks.tracking import ExperimentTracker, api_key_configured, flatten, resolve_mode
 from recipes.cli import resolve_recipe
 from recipes.recipe import RecipeError
 from recipes.train import train
@@ -108,8 +108,8 @@ def test_config_is_flat_with_resolved_loss_options():
     assert flatten({"a": 1, "loss_args": {"margin2": 0.5, "deeper": {"x": [1]}}}) == {
         "a": 1, "loss_args.margin2": 0.5, "loss_args.deeper.x": [1]}
     recipe = resolve_recipe("cosface", {"backbone": "tiny", "loss_args.scale": 32.0, "center_factor": 0.01})
-    built = losses.WithCenterLoss(8, 16, losses.build_loss(recipe.loss, 8, 16, **recipe.loss_args), factor=0.01)
-    config = run_config(recipe, {"num_classes": 8, "replicas": 1, "strategy_resolved": "default"}, built)
+    config = flatten({**recipe.resolved(), "num_classes": 8, "replicas": 1, "project_version": "0.2.0",
+                      "git_commit": None})
     assert config["loss"] == "arcface" and config["loss_args.preset"] == "cosface"
     assert config["loss_args.scale"] == 32.0  # given in the recipe
     assert (config["loss_args.margin1"], config["loss_args.margin2"], config["loss_args.margin3"]) == (1.0, 0.35, 0.0)
@@ -168,16 +168,22 @@ def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb
     assert config["loss"] == "softmax" and config["backbone"] == "tiny" and config["batch_size"] == 16
     assert config["num_classes"] == 8 and config["num_images"] == 64 and config["replicas"] == 1
     assert config["data_resolved"] == os.path.abspath(tiny_overrides["data"])
-    assert "lr_schedule_args.decay" in config and config["project_version"]
+    assert "schedule_args.decay" in config and config["project_version"]
 
-    assert [row["epoch"] for row in stored["history"]] == [1, 2]
-    for logged, recorded in zip(stored["history"], history):
+    epoch_rows = [row for row in stored["history"] if "epoch" in row]
+    assert [row["epoch"] for row in epoch_rows] == [0, 1, 2]
+    assert epoch_rows[0]["verify/acc"] == pytest.approx(history[0]["verify/acc"])
+    best_epoch = max(history[1:], key=lambda row: row["verify/acc"])["epoch"]
+    (roc_row,) = [row for row in stored["history"] if "verify/roc._type" in row]  # the best epoch's ROC picture
+    assert roc_row["verify/roc._type"] == "image-file" and roc_row["verify/roc.caption"] == f"best epoch {best_epoch}"
+    assert os.path.getsize(os.path.join(offline, "files", roc_row["verify/roc.path"])) > 10_000
+    for logged, recorded in zip(epoch_rows[1:], history[1:]):
         for key in ("loss", "lr", "verify/acc", "verify/acc_std", "verify/best_acc", "verify/xnorm",
                     "images_per_second"):
             assert logged[key] == pytest.approx(recorded[key]), key
-    assert all(row["images_per_second"] > 0 for row in history)
-    (artifact,) = stored["artifacts"]
-    assert artifact["type"] == "model" and "best" in artifact["aliases"]
+    assert all(row["images_per_second"] > 0 for row in history[1:])
+    assert stored["artifacts"] and all(artifact["type"] == "model" for artifact in stored["artifacts"])
+    assert "best" in stored["artifacts"][-1]["aliases"]
     assert stored["exit"]["exit_code"] == 0
 
     run_id = run["run_id"]
@@ -187,7 +193,7 @@ def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb
     assert first == offline
     continued = read_offline_run(resumed)
     assert continued["run"]["run_id"] == run_id
-    assert [row["epoch"] for row in continued["history"]] == [3]
+    assert [row["epoch"] for row in continued["history"] if "epoch" in row] == [3]
 
 
 def test_disabled_writes_nothing_wandb_related(no_wandb_key, tiny_overrides):
@@ -196,7 +202,7 @@ def test_disabled_writes_nothing_wandb_related(no_wandb_key, tiny_overrides):
         for folder, names, files in os.walk(root):
             assert not [name for name in names + files if "wandb" in name.lower()], folder
     assert read_state(latest_checkpoint(run_dir))["wandb_run_id"] is None
-    (row,) = read_history(os.path.join(run_dir, "history.jsonl"))
+    baseline, row = read_history(os.path.join(run_dir, "history.jsonl"))
     assert row["images_per_second"] > 0
 
 

@@ -7,6 +7,7 @@ import pytest
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import normalize
 
+from callbacks import roc as roc_module
 from callbacks import verification_metrics as verification_module
 from callbacks.verification_metrics import (
     DISTANCE_THRESHOLDS,
@@ -15,6 +16,7 @@ from callbacks.verification_metrics import (
     correct_counts_at_thresholds,
     kfold_accuracy,
     pair_distances,
+    roc_metrics,
     verification_metrics,
 )
 
@@ -268,7 +270,48 @@ def test_module_does_not_import_tensorflow_or_keras():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"typing", "numpy", "sklearn"}
+    assert imported <= {"typing", "numpy", "sklearn", "callbacks"}
+    roc_tree = ast.parse(inspect.getsource(roc_module))
+    assert {alias.name.split(".")[0] for node in ast.walk(roc_tree) if isinstance(node, ast.Import)
+            for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(roc_tree)
+                                        if isinstance(node, ast.ImportFrom)} <= {"numpy", "sklearn"}
+
+
+def pairs_with_cosines(cosines):
+    """(2P, 2) embeddings whose pair p has cosine similarity cosines[p] (first row (1, 0), second at that angle)."""
+    angles = np.arccos(cosines)
+    rows = np.zeros((2 * len(cosines), 2))
+    rows[0::2] = [3.0, 0.0]
+    rows[1::2] = np.stack([np.cos(angles), np.sin(angles)], axis=1) * 0.5
+    return rows
+
+
+def test_roc_auc_and_tar_at_far_of_the_cosine_scores_match_closed_forms():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    different = rng.permutation(np.arange(1000) / 1000.0 - 0.2)  # distinct, 1000 different pairs
+    ranked = np.sort(different)[::-1]
+    # A same pair just above each of the 12 highest different pairs makes a vertical ROC step at FPR k/1000,
+    # so sklearn's drop_intermediate keeps the points at FAR 1e-3 and 1e-2.
+    same = np.concatenate([rng.uniform(0.3, 0.99, size=288), ranked[:12] + 0.0005])
+    order = rng.permutation(1300)
+    cosines = np.concatenate([different, same])[order]
+    issame = np.concatenate([np.zeros(1000, bool), np.ones(300, bool)])[order]
+    metrics = verification_metrics(pairs_with_cosines(cosines), issame)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(issame, cosines), abs=1e-12)
+    # FAR k/1000 is reached after the k-th highest different pair; insightface takes the top of that vertical
+    # ROC step: every same pair above the (k+1)-th highest different pair is accepted.
+    assert metrics["tar_at_far_1e-3"] == np.mean(same > ranked[1])
+    assert metrics["tar_at_far_1e-2"] == np.mean(same > ranked[10])
+    fpr, tpr = roc_metrics(pairs_with_cosines(cosines), issame)[1]
+    assert fpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1 and 0.01 in fpr
+
+
+def test_roc_metrics_are_nan_with_only_one_class():
+    metrics = verification_metrics(np.random.default_rng(0).normal(size=(40, 4)), np.ones(20, dtype=bool))
+    assert np.isnan(metrics["roc_auc"]) and np.isnan(metrics["tar_at_far_1e-2"])
+    assert roc_metrics(np.ones((4, 2)), [False, False])[1] is None
 
 
 # --- Errors ------------------------------------------------------------------------------------

@@ -139,3 +139,14 @@ def test_load_bin_images_reports_undecodable_image(tmp_path):
     write_bin(path, [b"not an image", b"nor this"], [True])
     with pytest.raises(BinFormatError, match="broken.bin.*could not be decoded"):
         load_bin_images(path, image_size=8)
+
+
+@pytest.mark.parametrize("content", [([], []), ((), np.zeros(0, bool))])
+def test_a_bin_with_no_pairs_is_refused_naming_the_file(tmp_path, content):
+    path = tmp_path / "empty.bin"
+    path.write_bytes(pickle.dumps(content))
+    with pytest.raises(BinFormatError, match=r"empty.bin' holds 0 pairs .* make_bin"):
+        read_bin(path)
+    with pytest.raises(ValueError, match="pass at least one pair"):
+        write_bin(tmp_path / "none.bin", [], [])
+    assert not os.path.exists(tmp_path / "none.bin")

@@ -3,7 +3,6 @@ import gzip
 import io
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from PIL import Image
 
 from data import folders, index_cache
 from data.folders import IdentityFolder, scan_identity_folder
+from image_files import backdate
 
 
 def _jpeg(seed=0, size=16):
@@ -24,14 +24,6 @@ def _write(path, content):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as file:
         file.write(content)
-
-
-def _backdate(root, seconds=3600):
-    """Set every identity folder's mtime `seconds` back: an old dataset, not one still being written."""
-    past = time.time() - seconds
-    for name in os.listdir(root):
-        if os.path.isdir(os.path.join(root, name)):
-            os.utime(os.path.join(root, name), (past, past))
 
 
 @pytest.fixture
@@ -117,7 +109,7 @@ def test_index_is_reused_without_rescanning_and_rebuilt_after_a_change(tmp_path,
         for number in range(3):
             _write(tmp_path / identity / f"{number}.jpg", _jpeg(number))
     _write(tmp_path / "0" / "empty.jpg", b"")
-    _backdate(tmp_path)
+    backdate(tmp_path)
     first = scan_identity_folder(tmp_path)
     assert sorted(count_scans) == ["0", "0042", "Tom_Hanks"]
     assert os.path.isfile(index_cache.index_locations(tmp_path)[0])
@@ -133,7 +125,7 @@ def test_index_is_reused_without_rescanning_and_rebuilt_after_a_change(tmp_path,
     assert count_scans == ["0042"]
     assert str(tmp_path / "0042" / "3.jpg") in changed.paths and len(changed) == len(first) + 1
 
-    _backdate(tmp_path)
+    backdate(tmp_path)
     scan_identity_folder(tmp_path)
     count_scans.clear()
     os.rename(tmp_path / "Tom_Hanks", tmp_path / "Tom_Hanks_2")
@@ -147,7 +139,7 @@ def test_a_folder_changed_moments_ago_is_rescanned_until_it_settles(tmp_path, co
     scan_identity_folder(tmp_path)
     scan_identity_folder(tmp_path)
     assert count_scans == ["a", "a"]
-    _backdate(tmp_path)
+    backdate(tmp_path)
     scan_identity_folder(tmp_path)
     scan_identity_folder(tmp_path)
     assert count_scans == ["a", "a", "a"]
@@ -156,7 +148,7 @@ def test_a_folder_changed_moments_ago_is_rescanned_until_it_settles(tmp_path, co
 def test_index_is_gzipped_json_and_a_corrupt_one_is_rebuilt(tmp_path, count_scans):
     _write(tmp_path / "a" / "0.jpg", _jpeg())
     _write(tmp_path / "a" / "1.jpg", b"")
-    _backdate(tmp_path)
+    backdate(tmp_path)
     scan_identity_folder(tmp_path)
     with gzip.open(index_cache.index_locations(tmp_path)[0]) as file:
         content = json.load(file)
@@ -164,7 +156,7 @@ def test_index_is_gzipped_json_and_a_corrupt_one_is_rebuilt(tmp_path, count_scan
     assert content["identities"]["a"]["files"] == "0.jpg"
     assert content["identities"]["a"]["skipped"] == [["1.jpg", "empty file (0 bytes)"]]
     _write(index_cache.index_locations(tmp_path)[0], b"\x80\x04 not gzip, not json")
-    _backdate(tmp_path)
+    backdate(tmp_path)
     assert len(scan_identity_folder(tmp_path)) == 1
     assert count_scans == ["a", "a"]
 
@@ -172,7 +164,7 @@ def test_index_is_gzipped_json_and_a_corrupt_one_is_rebuilt(tmp_path, count_scan
 def test_index_goes_to_the_cache_folder_never_into_the_data_folder(tmp_path, monkeypatch, count_scans):
     data = tmp_path / "data"
     _write(data / "a" / "0.jpg", _jpeg())
-    _backdate(data)
+    backdate(data)
     monkeypatch.setenv("FACES_INDEX_DIR", str(tmp_path / "cache"))
     scan_identity_folder(data)
     assert sorted(os.listdir(data)) == ["a"] and os.listdir(data / "a") == ["0.jpg"]
@@ -185,7 +177,7 @@ def test_index_goes_to_the_cache_folder_never_into_the_data_folder(tmp_path, mon
 def test_cache_false_writes_nothing_and_cache_folder_is_used_when_given(tmp_path, count_scans):
     data = tmp_path / "data"
     _write(data / "a" / "0.jpg", _jpeg())
-    _backdate(data)
+    backdate(data)
     scan_identity_folder(data, cache=False)
     assert os.listdir(data) == ["a"]
     scan_identity_folder(data, cache=str(tmp_path / "elsewhere"))

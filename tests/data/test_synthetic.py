@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from data import synthetic
 from data.bins import read_bin
+from data.pairs import draw_pairs
 from data.synthetic import default_synthetic_root, make_synthetic_dataset, render_identity
 
 SMALL = dict(train_identities=6, images_per_identity=4, eval_identities=4, eval_images_per_identity=3, eval_pairs=12)
@@ -77,7 +78,8 @@ def test_bin_pairs_are_balanced_and_never_self_pairs(tmp_path):
 
 @pytest.mark.parametrize("identities, per_identity, pairs", [(4, 3, 12), (2, 2, 4), (24, 10, 600)])
 def test_sampled_pairs(identities, per_identity, pairs):
-    chosen = synthetic._sample_pairs(np.random.default_rng(0), identities, per_identity, pairs)
+    labels = np.repeat(np.arange(identities), per_identity)
+    chosen = draw_pairs(np.random.default_rng(0), labels, pairs, "test")
     assert len(chosen) == pairs and sum(issame for _, _, issame in chosen) == pairs // 2
     assert len({(first, second) for first, second, _ in chosen}) == pairs
     for first, second, issame in chosen:

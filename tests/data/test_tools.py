@@ -9,8 +9,8 @@ from PIL import Image
 
 from data.bins import load_bin_images, read_bin
 from data.pipeline import decode_face
-from data.tools import (_different_pairs, _draw_pairs, _same_pairs, data_stats, format_data_stats, format_make_bin,
-                        make_bin)
+from data.pairs import _different_pairs, _same_pairs, draw_pairs
+from data.tools import data_stats, format_data_stats, format_make_bin, make_bin
 
 
 def _jpeg(seed, size=112):
@@ -114,7 +114,7 @@ def test_pair_numbering_covers_every_pair_exactly_once():
     all_pairs = list(itertools.combinations(range(len(labels)), 2))
     assert sorted((a, b) for a, b, _ in same) == [(a, b) for a, b in all_pairs if labels[a] == labels[b]]
     assert sorted((a, b) for a, b, _ in different) == [(a, b) for a, b in all_pairs if labels[a] != labels[b]]
-    drawn = _draw_pairs(np.random.default_rng(0), labels, 20, "data")
+    drawn = draw_pairs(np.random.default_rng(0), labels, 20, "data")
     assert sum(issame for _, _, issame in drawn) == 10 and len({frozenset(p[:2]) for p in drawn}) == 20
 
 

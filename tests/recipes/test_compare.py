@@ -8,7 +8,7 @@ import pytest
 import recipes  # noqa: F401
 from callbacks.run_record import read_history
 from recipes.cli import main, resolve_recipe
-from recipes.compare import CompareError, best_value, compare_runs, default_metrics, load_run
+from recipes.compare import CompareError, best_value, compare_runs, default_metrics, load_run, run_labels
 from recipes.train import train
 
 
@@ -41,19 +41,34 @@ def write_run(folder, recipe, rows):
     return str(folder)
 
 
+def flip_summed_embeddings(model_path, bin_path):
+    """Image + flip embeddings of every image of a .bin, computed directly with the saved model (no project code)."""
+    import keras
+
+    from data.bins import load_bin_images
+
+    images, issame = load_bin_images(bin_path)
+    model = keras.saving.load_model(model_path, compile=False)
+    images = images.astype(np.float32)
+    return model(images, training=False).numpy() + model(images[:, :, ::-1], training=False).numpy(), issame
+
+
 def test_two_runs_with_different_losses_give_the_right_table_and_both_curves(tiny_overrides, tmp_path):
+    from sklearn.metrics import roc_curve
+    from sklearn.preprocessing import normalize
+
     overrides = {**tiny_overrides, "epochs": 2, "wandb": "disabled"}
     run_dirs = [train(resolve_recipe("softmax", overrides)), train(resolve_recipe("arcface", overrides))]
     out = str(tmp_path / "plots" / "compare.png")
-    table, figure = compare_runs(run_dirs, out=out)
+    table, figure, roc_out = compare_runs(run_dirs, out=out)
 
-    labels = [os.path.basename(run_dir) for run_dir in run_dirs]
+    folders = [os.path.basename(run_dir) for run_dir in run_dirs]
     header, rows = table_cells(table)
-    assert header == labels
+    assert header == folders
     assert rows["recipe"] == ["softmax", "arcface"] and rows["loss"] == ["softmax", "arcface"]
     assert rows["epochs run"] == ["2", "2"]
     for column, run_dir in enumerate(run_dirs):
-        history = read_history(os.path.join(run_dir, "history.jsonl"))
+        history = read_history(os.path.join(run_dir, "history.jsonl"))[1:]
         accs = [row["verify/acc"] for row in history]
         best_epoch = int(np.argmax(accs)) + 1
         assert rows["best verify/acc (max)"][column] == f"{max(accs):.4f} (epoch {best_epoch})"
@@ -63,17 +78,39 @@ def test_two_runs_with_different_losses_give_the_right_table_and_both_curves(tin
 
     assert os.path.isfile(out)
     assert [axes.get_title() for axes in figure.axes] == ["verify/acc (higher is better)", "loss (lower is better)"]
+    labels = run_labels([load_run(run_dir) for run_dir in run_dirs])
+    assert labels[0].startswith("loss=softmax") and labels[1].startswith("loss=arcface")
     for axes, metric in zip(figure.axes, ("verify/acc", "loss")):
         lines = axes.get_lines()
         assert [line.get_label() for line in lines] == labels
         for line, run_dir in zip(lines, run_dirs):
-            history = read_history(os.path.join(run_dir, "history.jsonl"))
-            assert list(line.get_xdata()) == [1, 2]
-            np.testing.assert_allclose(line.get_ydata(), [row[metric] for row in history])
+            expected = [row[metric] for row in read_history(os.path.join(run_dir, "history.jsonl")) if metric in row]
+            assert list(line.get_xdata()) == ([0, 1, 2] if metric == "verify/acc" else [1, 2])
+            np.testing.assert_allclose(line.get_ydata(), expected)
     colours = [line.get_color() for line in figure.axes[0].get_lines()]
     assert colours[0] != colours[1]
     for colour in colours:
         assert colour_pixels(out, colour) > 500, colour  # a legend swatch alone is ~60 pixels
+    # ± acc_std bands on the accuracy panel only.
+    assert len(figure.axes[0].collections) == 2 and not figure.axes[1].collections
+    history = read_history(os.path.join(run_dirs[0], "history.jsonl"))[1:]
+    band_y = figure.axes[0].collections[0].get_paths()[0].vertices
+    at_epoch_two = sorted(band_y[band_y[:, 0] == 2][:, 1])
+    acc, std = history[1]["verify/acc"], history[1]["verify/acc_std"]
+    assert at_epoch_two[0] == pytest.approx(acc - std) and at_epoch_two[-1] == pytest.approx(acc + std)
+
+    # ROC overlay: each run's stored best-epoch curve is the ROC of the best model's cosine scores.
+    assert roc_out == str(tmp_path / "plots" / "compare_roc.png") and os.path.getsize(roc_out) > 10_000
+    for run_dir in run_dirs:
+        embeddings, issame = flip_summed_embeddings(os.path.join(run_dir, "best_embedding.keras"),
+                                                    tiny_overrides["eval_bins"][0])
+        normalized = normalize(embeddings)
+        fpr, tpr, _ = roc_curve(issame, np.sum(normalized[0::2] * normalized[1::2], axis=1))
+        curves, epoch = load_run(run_dir)["roc"]
+        history = read_history(os.path.join(run_dir, "history.jsonl"))[1:]
+        assert epoch == int(np.argmax([row["verify/acc"] for row in history])) + 1
+        np.testing.assert_allclose(curves["verify"][0], fpr, atol=1e-6)
+        np.testing.assert_allclose(curves["verify"][1], tpr, atol=1e-6)
 
 
 def test_table_shows_the_differing_config_keys_and_handles_missing_and_non_finite_values(tmp_path):
@@ -92,8 +129,8 @@ def test_table_shows_the_differing_config_keys_and_handles_missing_and_non_finit
     assert best_value(runs[0]["history"], "loss") == (7.0, 3)  # NaN is never the best
     assert best_value(runs[0]["history"], "center_loss") == (2.0, 2)
 
-    table, figure = compare_runs([first, second], metrics=["agedb_30/acc", "loss", "center_loss"],
-                                 out=str(tmp_path / "c.png"))
+    table, figure, roc_out = compare_runs([first, second], metrics=["agedb_30/acc", "loss", "center_loss"],
+                                          out=str(tmp_path / "c.png"))
     _, rows = table_cells(table)
     assert rows["loss_args.margin2"] == ["0.4", "0.5"] and rows["lr"] == ["0.1", "0.2"]
     assert "seed" not in rows and "loss" not in rows  # equal in both runs
@@ -102,6 +139,9 @@ def test_table_shows_the_differing_config_keys_and_handles_missing_and_non_finit
     assert rows["epochs run"] == ["3", "1"]
     assert rows["images/s (median)"] == ["110.0", "-"]  # the first epoch (tracing) is left out
     assert len(figure.axes) == 3 and len(figure.axes[2].get_lines()) == 2
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["loss_args.margin2=0.4, lr=0.1",
+                                                                          "loss_args.margin2=0.5, lr=0.2"]
+    assert roc_out is None and not os.path.exists(tmp_path / "c_roc.png")  # no run has ROC curves
 
 
 def test_compare_command_prints_the_table_and_rejects_an_unknown_metric(tmp_path, capsys):

@@ -52,7 +52,7 @@ def test_two_workers_write_one_run_folder_and_recover_after_a_worker_dies(tiny_f
     assert "global batch 16 = 8 per replica x 2" in results[0][1]
     (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1, 2]
-    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [1, 2]
+    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1, 2]
     with open(os.path.join(run_dir, "recipe.json")) as file:
         assert json.load(file)["replicas"] == 2
 
@@ -74,4 +74,4 @@ def test_two_workers_write_one_run_folder_and_recover_after_a_worker_dies(tiny_f
         assert code == 0, err[-3000:]
     assert list_checkpoints(crashed_run)[-1][0] == done + 1
     assert [row["epoch"] for row in read_history(os.path.join(crashed_run, "history.jsonl"))] == list(
-        range(1, done + 2))
+        range(0, done + 2))

@@ -57,26 +57,48 @@ def test_loss_args_are_checked_against_the_loss_signature():
         Recipe().replace(loss="softmax", **{"loss_args.margin1": 0.5})
 
 
-def test_schedule_args_are_checked_and_typed():
+def test_schedule_args_are_checked_and_typed_and_the_old_name_is_accepted():
     recipe = Recipe().replace(lr_schedule="step", **{"lr_schedule_args.step_epochs": 5.0})
-    assert recipe.lr_schedule_args == {"step_epochs": 5} and isinstance(recipe.lr_schedule_args["step_epochs"], int)
+    assert recipe.schedule_args == {"step_epochs": 5} and isinstance(recipe.schedule_args["step_epochs"], int)
     with pytest.raises(RecipeError, match="warmup"):
-        Recipe().replace(lr_schedule="step", **{"lr_schedule_args.warmup_epochs": 1})
+        Recipe().replace(lr_schedule="step", **{"schedule_args.warmup_epochs": 1})
 
 
-def test_schedules_follow_their_formulas():
-    import math
+def test_every_part_args_field_is_checked_against_the_parts_signature():
+    recipe = Recipe().replace(optimizer="sgd", **{"optimizer_args.momentum": 0.9, "optimizer_args.nesterov": "true",
+                                                  "backbone_args.widths": [8, 8, 8, 8], "backbone": "tiny"})
+    assert recipe.optimizer_args == {"momentum": 0.9, "nesterov": True}
+    for key, message in (("optimizer_args.momentun", "momentum"), ("head_args.k", "option of head"),
+                         ("backbone_args.depth", "option of backbone"), ("callback_args.checkpoint.every", "option")):
+        with pytest.raises(RecipeError, match=message):
+            Recipe().replace(**{key: 1})
+    with pytest.raises(RecipeError, match="Did you mean 'adamax'"):
+        Recipe().replace(optimizer="adamx")
+    with pytest.raises(RecipeError, match="augmentation 'blur'"):
+        Recipe().replace(augment="[flip,blur]")
+    with pytest.raises(RecipeError, match="keep_checkpoints"):
+        Recipe().replace(keep_checkpoints=0)
+    with pytest.raises(RecipeError, match="BIN/acc"):
+        Recipe().replace(eval_monitor="lfw/accuracy")
 
-    from registry import CALLBACKS
 
-    spec = CALLBACKS.build("constant_then_exponential", base_lr=0.001, epochs=20)
-    assert spec(0) == spec(9) == 0.001
-    assert spec(12) == pytest.approx(0.001 * math.exp(0.2 * (10 - 12)))
-    cosine = CALLBACKS.build("cosine", base_lr=1.0, epochs=12, warmup_epochs=1)
-    assert cosine(0) == 1.0 and cosine(1) == pytest.approx(1.0) and cosine(11) == pytest.approx(0.0, abs=1e-12)
-    assert cosine(6) == pytest.approx(0.5)
-    step = CALLBACKS.build("step", base_lr=1.0, epochs=30, step_epochs=10, factor=0.1)
-    assert (step(9), step(10), step(25)) == (1.0, pytest.approx(0.1), pytest.approx(0.01))
+def test_callbacks_can_be_replaced_or_added_to():
+    assert Recipe().replace(callbacks="+early_stopping").callbacks[-1] == "early_stopping"
+    assert Recipe().replace(callbacks="[nan_guard]").callbacks == ["nan_guard"]
+    with pytest.raises(RecipeError, match="callback 'erly_stopping'.*Did you mean 'early_stopping'"):
+        Recipe().replace(callbacks="+erly_stopping")
+    recipe = Recipe().replace(callbacks="+early_stopping", **{"callback_args.early_stopping.patience": "3"})
+    assert recipe.callback_args == {"early_stopping": {"patience": 3}}
+
+
+def test_center_factor_with_a_center_loss_is_refused_and_validation_does_not_mutate():
+    with pytest.raises(RecipeError, match="center loss already"):
+        Recipe().replace(loss="center_softmax", center_factor=0.5)
+    recipe = Recipe(loss_args={"scale": "32"}, loss="arcface")
+    with pytest.raises(RecipeError):
+        Recipe(keep_checkpoints=0).validate()
+    recipe.validate()
+    assert recipe.loss_args == {"scale": "32"}
 
 
 def test_changing_the_loss_drops_the_old_loss_args():

@@ -87,7 +87,7 @@ def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(
     process.wait()
     assert process.returncode == 0, process.stderr.read()[-3000:]
     weights, run_dir = final_weights(runs_dir)
-    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == list(range(1, EPOCHS + 1))
+    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == list(range(0, EPOCHS + 1))
     for got, want in zip(weights, reference):
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
@@ -95,8 +95,8 @@ def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(
 def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_faces, tmp_path):
     runs_dir = str(tmp_path / "runs")
     result = subprocess.run(
-        command(tiny_faces, runs_dir, "--lr_schedule=step", "--lr_schedule_args.step_epochs=1",
-                "--lr_schedule_args.factor=1e30"),
+        command(tiny_faces, runs_dir, "--lr_schedule=step", "--schedule_args.step_epochs=1",
+                "--schedule_args.factor=1e30"),
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 3, result.stderr[-3000:]

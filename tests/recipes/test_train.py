@@ -24,7 +24,8 @@ def test_one_epoch_of_softmax_writes_a_complete_run_folder(tiny_overrides, tiny_
     assert stored["loss"] == "softmax" and stored["num_classes"] == 8 and stored["num_images"] == 64
     with open(os.path.join(run_dir, "classes.json")) as file:
         assert sorted(json.load(file).values()) == sorted(n for n in os.listdir(tiny_faces.train_dir) if n[0] != ".")
-    (row,) = read_history(os.path.join(run_dir, "history.jsonl"))
+    baseline, row = read_history(os.path.join(run_dir, "history.jsonl"))
+    assert baseline["epoch"] == 0 and 0.0 <= baseline["verify/acc"] <= 1.0 and "loss" not in baseline
     assert row["epoch"] == 1 and np.isfinite(row["loss"]) and row["lr"] == pytest.approx(0.001)
     assert 0.0 <= row["verify/acc"] <= 1.0 and "verify/acc_std" in row and "verify/best_acc" in row
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
@@ -80,9 +81,9 @@ def test_eval_command_prints_a_table_for_a_saved_model(tiny_overrides, tiny_face
 def test_reduce_on_plateau_lowers_the_lr_when_the_metric_stalls(tiny_overrides):
     run_dir = train(resolve_recipe("softmax", {
         **tiny_overrides, "epochs": 3, "lr_schedule": "reduce_on_plateau",
-        "lr_schedule_args.monitor": "verify/acc", "lr_schedule_args.patience": 0, "lr_schedule_args.factor": 0.5,
+        "schedule_args.monitor": "verify/acc", "schedule_args.patience": 0, "schedule_args.factor": 0.5,
         "steps_per_epoch": 1}))
-    rows = read_history(os.path.join(run_dir, "history.jsonl"))
+    rows = read_history(os.path.join(run_dir, "history.jsonl"))[1:]
     accs = [row["verify/acc"] for row in rows]
     lrs = [row["lr"] for row in rows]
     assert lrs[0] == pytest.approx(0.001)
@@ -105,4 +106,4 @@ def test_a_folder_with_bad_files_trains_an_epoch_and_lists_them(tiny_faces, tmp_
         assert sorted(json.load(file).values()) == ["0", "0042", "Tom_Hanks"]
     with open(os.path.join(run_dir, "skipped_files.tsv")) as file:
         assert {line.split("\t")[0] for line in file} == bad
-    assert len(read_history(os.path.join(run_dir, "history.jsonl"))) == 1
+    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1]

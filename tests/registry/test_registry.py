@@ -1,6 +1,7 @@
 import pytest
 
-from registry import ALL_REGISTRIES, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, RECIPES, Registry, RegistryError
+from registry import (ALL_REGISTRIES, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, RECIPES, SCHEDULES, Registry,
+                      RegistryError)
 
 
 def test_register_by_decorator_and_call():
@@ -94,5 +95,16 @@ def test_project_registries_are_populated():
     assert "norm_dense" in HEADS
     assert {"softmax", "arcface", "center", "center_softmax", "center_arcface"} <= set(LOSSES.names())
     assert {"softmax", "arcface", "cosface", "center_softmax", "center_arcface"} <= set(RECIPES.names())
-    assert "constant_then_exponential" in CALLBACKS
+    assert {"constant_then_exponential", "polynomial", "cosine", "step"} <= set(SCHEDULES.names())
+    assert {"verification", "checkpoint", "tracking", "run_record", "nan_guard", "centers_export", "throughput",
+            "early_stopping"} <= set(CALLBACKS.names())
     assert {"synthetic", "folder"} <= set(DATASETS.names())
+
+
+def test_did_you_mean_and_unknown_message_are_the_one_suggestion_helper():
+    from registry import did_you_mean, unknown_message
+
+    assert did_you_mean("arcfase", ["arcface", "cosface", "softmax"]) == " Did you mean 'arcface', 'cosface'?"
+    assert did_you_mean("zzz", ["arcface"]) == ""
+    assert unknown_message("loss", "sofmax", {"softmax", "center"}) == (
+        "unknown loss 'sofmax'. Did you mean 'softmax'? Known: center, softmax.")

@@ -1,0 +1,137 @@
+"""ONNX graphs of arcface_torch's IResNet and MobileFaceNet as PyTorch's exporter writes them, built without PyTorch.
+
+Written from insightface's `recognition/arcface_torch/backbones/{iresnet,mobilefacenet}.py` and
+what `torch.onnx.export(..., opset_version=11, do_constant_folding=True)` makes of them: NCHW,
+Conv with symmetric `pads`, PRelu slopes (C, 1, 1), Flatten, Gemm(transB=1) (or MatMul for a
+Linear without bias), BatchNormalization nodes; with `fold=True` every BatchNorm that follows a
+convolution is folded into it (the Conv gets a bias), as the exporter does. Tensor names are
+opaque, like the released files'. Weights, BN statistics and PReLU slopes are random and
+non-trivial, so that any mapping error shows in the embeddings.
+"""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+EPSILON = 1e-5
+
+
+class GraphWriter:
+    """Appends nodes and random initializers; `model()` returns the `onnx.ModelProto`."""
+
+    def __init__(self, seed=0, fold=False, image_size=32):
+        self.rng = np.random.default_rng(seed)
+        self.fold, self.image_size = fold, image_size
+        self.nodes, self.initializers, self.count = [], [], 0
+
+    def name(self, op_type):
+        self.count += 1
+        return f"onnx::{op_type}_{self.count}"
+
+    def constant(self, array):
+        name = self.name("Constant")
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
+        return name
+
+    def node(self, op_type, inputs, **attributes):
+        output = self.name(op_type)
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=f"{op_type}_{self.count}", **attributes))
+        return output
+
+    def batchnorm_parameters(self, channels):
+        """Random γ, β, running mean, running variance (C,) each."""
+        return (self.rng.uniform(0.5, 1.5, channels), self.rng.normal(0, 0.2, channels),
+                self.rng.normal(0, 0.2, channels), self.rng.uniform(0.5, 1.5, channels))
+
+    def batchnorm(self, inputs, channels):
+        return self.node("BatchNormalization", [inputs, *map(self.constant, self.batchnorm_parameters(channels))],
+                         epsilon=EPSILON)
+
+    def conv_bn(self, inputs, channels_in, channels_out, kernel, stride=1, pad=0, groups=1):
+        """Conv (no bias) → BN, or one Conv with the BN folded in (bias) when `fold`."""
+        weight = self.rng.normal(0, np.sqrt(2.0 / (kernel * kernel * channels_in / groups)),
+                                 (channels_out, channels_in // groups, kernel, kernel))
+        attributes = dict(kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4, group=groups)
+        if not self.fold:
+            return self.batchnorm(self.node("Conv", [inputs, self.constant(weight)], **attributes), channels_out)
+        gamma, beta, mean, variance = self.batchnorm_parameters(channels_out)
+        factor = gamma / np.sqrt(variance + EPSILON)
+        bias = beta - mean * factor
+        return self.node("Conv", [inputs, self.constant(weight * factor[:, None, None, None]), self.constant(bias)],
+                         **attributes)
+
+    def prelu(self, inputs, channels):
+        return self.node("PRelu", [inputs, self.constant(self.rng.uniform(0.05, 0.4, (channels, 1, 1)))])
+
+    def dense(self, inputs, channels_in, units, bias=True):
+        weight = self.rng.normal(0, 1.0 / np.sqrt(channels_in), (units, channels_in))
+        if bias:
+            return self.node("Gemm", [inputs, self.constant(weight), self.constant(self.rng.normal(0, 0.1, units))],
+                             alpha=1.0, beta=1.0, transB=1)
+        return self.node("MatMul", [inputs, self.constant(weight.T)])
+
+    def model(self, output, units):
+        size = self.image_size
+        graph = helper.make_graph(
+            self.nodes, "face", [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["None", 3, size, size])],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["None", units])], self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+        model.ir_version = 7
+        onnx.checker.check_model(model)
+        return model
+
+
+def normalised_input(writer, normalise_inside):
+    """The graph input, through `Sub 127.5, Mul 1/128` when the graph normalises raw pixels itself."""
+    if not normalise_inside:
+        return "data"
+    return writer.node("Mul", [writer.node("Sub", ["data", writer.constant(127.5)]), writer.constant(1 / 128)])
+
+
+def iresnet_graph(blocks_per_stage=(2, 2, 2, 2), units=16, image_size=32, fold=False, normalise_inside=False,
+                  seed=0):
+    """arcface_torch `IResNet(IBasicBlock, blocks_per_stage, num_features=units)` in eval mode, as ONNX."""
+    writer = GraphWriter(seed, fold, image_size)
+    x = writer.prelu(writer.conv_bn(normalised_input(writer, normalise_inside), 3, 64, 3, pad=1), 64)
+    inplanes = 64
+    for planes, blocks in zip((64, 128, 256, 512), blocks_per_stage):
+        for index in range(blocks):
+            stride = 2 if index == 0 else 1
+            out = writer.conv_bn(writer.batchnorm(x, inplanes), inplanes, planes, 3, pad=1)
+            out = writer.conv_bn(writer.prelu(out, planes), planes, planes, 3, stride, pad=1)
+            identity = writer.conv_bn(x, inplanes, planes, 1, stride) if index == 0 else x
+            x, inplanes = writer.node("Add", [out, identity]), planes
+    side = image_size // 16
+    x = writer.node("Flatten", [writer.batchnorm(x, 512)], axis=1)
+    x = writer.batchnorm(writer.dense(x, 512 * side * side, units), units)
+    return writer.model(x, units)
+
+
+def mobilefacenet_graph(units=16, image_size=32, fold=False, normalise_inside=False, seed=0):
+    """arcface_torch `get_mbf(False, units)` (blocks (1, 4, 6, 2), scale 2) in eval mode, as ONNX."""
+    writer = GraphWriter(seed, fold, image_size)
+
+    def conv_block(x, channels_in, channels_out, kernel, stride=1, pad=0, groups=1, activation=True):
+        x = writer.conv_bn(x, channels_in, channels_out, kernel, stride, pad, groups)
+        return writer.prelu(x, channels_out) if activation else x
+
+    def depthwise(x, channels_in, channels_out, groups, stride, residual):
+        out = conv_block(x, channels_in, groups, 1)
+        out = conv_block(out, groups, groups, 3, stride, 1, groups)
+        out = conv_block(out, groups, channels_out, 1, activation=False)
+        return writer.node("Add", [x, out]) if residual else out
+
+    def residual(x, channels, blocks, groups):
+        for _ in range(blocks):
+            x = depthwise(x, channels, channels, groups, 1, True)
+        return x
+
+    x = conv_block(normalised_input(writer, normalise_inside), 3, 128, 3, 2, 1)
+    x = conv_block(x, 128, 128, 3, 1, 1, groups=64)
+    x = residual(depthwise(x, 128, 128, 128, 2, False), 128, 4, 128)
+    x = residual(depthwise(x, 128, 256, 256, 2, False), 256, 6, 256)
+    x = residual(depthwise(x, 256, 256, 512, 2, False), 256, 2, 256)
+    x = conv_block(x, 256, 512, 1)
+    side = image_size // 16
+    x = writer.node("Flatten", [conv_block(x, 512, 512, side, groups=512, activation=False)], axis=1)
+    x = writer.batchnorm(writer.dense(x, 512, units, bias=False), units)
+    return writer.model(x, units)

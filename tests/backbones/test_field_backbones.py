@@ -1,0 +1,102 @@
+"""IResNet-18…200 and MobileFaceNet: exact weight counts and MACs of arcface_torch, PyTorch padding, own embedding blocks."""
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import backbones
+from backbones.embedding import embedding_block_of, pooled_embedding_block
+from backbones.torch_like import conv2d, depthwise_conv2d
+from benchmarks.macs import model_macs
+
+# PyTorch parameters + BatchNorm running statistics of arcface_torch's models at 112×112, 512-d,
+# counted from insightface's recognition/arcface_torch/backbones/{iresnet,mobilefacenet}.py.
+ARCFACE_TORCH_WEIGHTS = {
+    "iresnet18": 24_040_320,
+    "iresnet34": 34_165_184,
+    "iresnet50": 43_628_992,
+    "iresnet100": 65_225_792,
+    "iresnet200": 118_969_984,
+    "mobilefacenet": 2_083_328,
+}
+ARCFACE_TORCH_GMACS = {"iresnet50": 6.31, "iresnet100": 12.09, "mobilefacenet": 0.44}
+
+
+def frozen_unit_scales(model):
+    """Entries of BatchNorms built with scale=False: PyTorch holds them as a weight frozen at 1, Keras holds none."""
+    return sum(layer.moving_mean.shape[-1] for layer in model._flatten_layers()
+               if isinstance(layer, layers.BatchNormalization) and not layer.scale)
+
+
+@pytest.mark.parametrize("name", sorted(ARCFACE_TORCH_WEIGHTS))
+def test_weight_count_equals_arcface_torch(name):
+    model = backbones.build_embedding_model(name, embedding_size=512, image_size=112)
+    assert model.output.shape == (None, 512)
+    # iresnet's `features` BN has its weight fixed at 1 (requires_grad=False): 512 of the weights
+    # PyTorch counts, which Keras expresses as scale=False. MobileFaceNet's BNs all train their scale.
+    assert frozen_unit_scales(model) == (512 if name.startswith("iresnet") else 0)
+    assert model.count_params() + frozen_unit_scales(model) == ARCFACE_TORCH_WEIGHTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(ARCFACE_TORCH_GMACS))
+def test_macs_agree_with_arcface_torch_within_two_percent(name):
+    macs = model_macs(backbones.build_embedding_model(name, embedding_size=512, image_size=112))
+    assert macs / 1e9 == pytest.approx(ARCFACE_TORCH_GMACS[name], rel=0.02)
+
+
+def test_mac_counter_against_closed_form():
+    inputs = keras.Input((10, 10, 4))
+    conv = layers.Conv2D(6, 3, strides=2, padding="same", groups=2)(inputs)  # 5·5·9·2·6
+    depthwise = layers.DepthwiseConv2D(5, padding="valid")(conv)  # 1·1·25·6
+    dense = layers.Dense(7)(layers.Flatten()(depthwise))  # 6·7
+    assert model_macs(keras.Model(inputs, dense)) == 5 * 5 * 9 * 2 * 6 + 25 * 6 + 6 * 7
+
+
+def numpy_conv(images, kernel, stride, padding, depthwise=False):
+    """PyTorch's Conv2d by definition: symmetric zero padding, then correlation. (B, H, W, C) NHWC, kernel HWIO."""
+    padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    size = kernel.shape[0]
+    out_h = (padded.shape[1] - size) // stride + 1
+    out_w = (padded.shape[2] - size) // stride + 1
+    channels_out = images.shape[-1] if depthwise else kernel.shape[-1]
+    out = np.zeros((images.shape[0], out_h, out_w, channels_out))
+    for row in range(out_h):
+        for col in range(out_w):
+            patch = padded[:, row * stride:row * stride + size, col * stride:col * stride + size, :]
+            if depthwise:
+                out[:, row, col, :] = np.einsum("bhwc,hwc->bc", patch, kernel[:, :, :, 0])
+            else:
+                out[:, row, col, :] = np.einsum("bhwc,hwco->bo", patch, kernel)
+    return out
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_torch_like_convolution_pads_symmetrically(stride, depthwise):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+    inputs = keras.Input((8, 8, 3))
+    if depthwise:
+        outputs = depthwise_conv2d(inputs, 3, "conv", strides=stride, padding=1)
+    else:
+        outputs = conv2d(inputs, 5, 3, "conv", strides=stride, padding=1)
+    model = keras.Model(inputs, outputs)
+    kernel = model.get_layer("conv").get_weights()[0]
+    expected = numpy_conv(images, kernel, stride, 1, depthwise)
+    np.testing.assert_allclose(np.asarray(model(images)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_field_backbones_bring_their_own_embedding_block():
+    assert embedding_block_of("resnet50v2") is pooled_embedding_block
+    iresnet = backbones.build_embedding_model("iresnet18", embedding_size=8, image_size=112)
+    assert iresnet.get_layer("fc").input.shape == (None, 7 * 7 * 512)
+    assert iresnet.get_layer("features").scale is False
+    mobile = backbones.build_embedding_model("mobilefacenet", embedding_size=8, image_size=112)
+    assert mobile.get_layer("gdc_conv").kernel_size == (7, 7)
+    assert mobile.get_layer("gdc_fc").use_bias is False
+    for model in (iresnet, mobile):
+        norms = [layer for layer in model._flatten_layers() if isinstance(layer, layers.BatchNormalization)]
+        assert {(layer.epsilon, layer.momentum) for layer in norms} == {(1e-5, 0.9)}
+        slopes = [layer for layer in model._flatten_layers() if isinstance(layer, layers.PReLU)]
+        assert slopes and all(np.all(layer.alpha.numpy() == 0.25) and layer.alpha.shape == (1, 1, layer.alpha.shape[-1])
+                              for layer in slopes)
