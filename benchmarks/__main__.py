@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--real=DIR] [--out=benchmarks/REPORT.md]`: every benchmark, one report.
+"""`python -m benchmarks [--quick] [--real=DIR] [--out=benchmarks/REPORT.md]`: every benchmark, one report
+(`python -m benchmarks --gpu`: the GPU benchmark, `benchmarks/gpu.py`).
 
 Sections: peak FLOP/s of a large matmul; `.bin` evaluation and data pipeline; training
 throughput ours vs reference (tiny, mobilenetv2, resnet50v2; softmax, center_arcface);
@@ -24,6 +25,11 @@ REAL_BATCH_SIZE = 32
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--gpu" in argv:
+        from benchmarks.gpu import main as gpu_main
+
+        return gpu_main([arg for arg in argv if arg != "--gpu"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few steps of everything: a smoke test, not numbers")
     parser.add_argument("--real", metavar="DIR",

@@ -90,7 +90,7 @@ class Cosine(StepSchedule):
     """Per step t, with W = warmup_epochs · steps_per_epoch and T the total steps:
     t < W: base · t / W; then min_lr + ½ (base − min_lr)(1 + cos(π · (t − W) / (T − W)))."""
 
-    def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0, min_lr=0.0):
+    def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0.0, min_lr=0.0):
         super().__init__(base_lr, epochs, steps_per_epoch)
         self.warmup_epochs = float(warmup_epochs)
         self.min_lr = float(min_lr)
@@ -112,7 +112,7 @@ class Polynomial(StepSchedule):
     t ≤ W: base · t / W; else base · (1 − (min(T, t) − W) / (T − W))^power, with W = warmup_epochs ·
     steps_per_epoch, T the total steps. power 1 (the default) decays linearly to 0 at the last step."""
 
-    def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0, power=1.0):
+    def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0.0, power=1.0):
         super().__init__(base_lr, epochs, steps_per_epoch)
         self.warmup_epochs = float(warmup_epochs)
         self.power = float(power)

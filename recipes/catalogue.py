@@ -1,4 +1,6 @@
 """The built-in recipes, registered in `registry.RECIPES`: each returns a `Recipe`."""
+import dataclasses
+
 from recipes.recipe import Recipe
 from registry import RECIPES
 
@@ -62,3 +64,48 @@ def subcenter_arcface():
     """Sub-center ArcFace (insightface): the subcenter head (k = 3) with ArcFace (1, 0, 0.5), s 64."""
     return Recipe(name="subcenter_arcface", head="subcenter", head_args={"k": 3}, loss="arcface",
                   loss_args={"preset": "arcface"})
+
+
+# arcface_torch's published configurations (deepinsight/insightface, recognition/arcface_torch/configs/).
+# Their lr is for their global batch: 8 GPUs x 128 = 1024. With another global batch, scale --lr linearly.
+# Margins: arcface_torch's `margin_list (m1, m2, m3)` = (angle scale, angle add, cosine subtract) is
+# (margin1, margin3, margin2) in our (spec's) order.
+
+def _arcface_torch(name, backbone, epochs, lr, weight_decay, preset, warmup_epochs=0.0):
+    """A recipe with arcface_torch's training setup: SGD momentum 0.9, decoupled weight decay, batch 128 per
+    replica, per-step polynomial decay (power 1) with linear warm-up, 512-d, mixed precision, no dropout."""
+    return Recipe(name=name, backbone=backbone, embedding_size=512, dropout=0.0, loss="arcface",
+                  loss_args={"preset": preset, "scale": 64.0}, optimizer="sgd",
+                  optimizer_args={"momentum": 0.9, "weight_decay": weight_decay}, lr=lr, lr_schedule="polynomial",
+                  schedule_args={"warmup_epochs": warmup_epochs, "power": 1.0}, epochs=epochs, batch_size=128,
+                  mixed_precision="true")
+
+
+@RECIPES.register("ms1mv3_r50")
+def ms1mv3_r50():
+    """arcface_torch `configs/ms1mv3_r50.py` (commit d9cb10e): iresnet50, ArcFace (1, 0, 0.5) s 64, SGD lr 0.1
+    (global batch 1024) momentum 0.9 wd 5e-4, 20 epochs, no warm-up, fp16. (Its later revision 5ef9804 uses
+    lr 0.2, 25 epochs and 2 warm-up epochs: `--lr=0.2 --epochs=25 --schedule_args.warmup_epochs=2`.)"""
+    return _arcface_torch("ms1mv3_r50", "iresnet50", epochs=20, lr=0.1, weight_decay=5e-4, preset="arcface")
+
+
+@RECIPES.register("ms1mv3_r100")
+def ms1mv3_r100():
+    """arcface_torch `configs/ms1mv3_r100.py` (commit fe116a4): iresnet100, ArcFace (1, 0, 0.5) s 64, SGD lr 0.2
+    (global batch 1024) momentum 0.9 wd 5e-4, 25 epochs, no warm-up, fp16."""
+    return _arcface_torch("ms1mv3_r100", "iresnet100", epochs=25, lr=0.2, weight_decay=5e-4, preset="arcface")
+
+
+@RECIPES.register("glint360k_r50")
+def glint360k_r50():
+    """arcface_torch `configs/glint360k_r50.py` (commit d9cb10e): iresnet50, CosFace (margin_list (1.0, 0.0, 0.4),
+    i.e. (1, 0.4, 0) in our order) s 64, SGD lr 0.1 (global batch 1024) momentum 0.9 wd 1e-4, 20 epochs, fp16."""
+    recipe = _arcface_torch("glint360k_r50", "iresnet50", epochs=20, lr=0.1, weight_decay=1e-4, preset="cosface")
+    return dataclasses.replace(recipe, loss_args={"preset": "cosface", "margin2": 0.4, "scale": 64.0})
+
+
+@RECIPES.register("ms1mv3_mbf")
+def ms1mv3_mbf():
+    """arcface_torch `configs/ms1mv3_mbf.py` (commit d9cb10e): mobilefacenet, ArcFace (1, 0, 0.5) s 64, SGD lr 0.1
+    (global batch 1024) momentum 0.9 wd 1e-4, 40 epochs, no warm-up, fp16."""
+    return _arcface_torch("ms1mv3_mbf", "mobilefacenet", epochs=40, lr=0.1, weight_decay=1e-4, preset="arcface")

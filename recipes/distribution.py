@@ -56,12 +56,54 @@ def is_chief():
                                                      and "chief" not in config.get("cluster", {}))
 
 
-def mixed_precision_policy():
-    """"mixed_float16" on GPU (Keras adds loss scaling), "mixed_bfloat16" elsewhere.
+# Training speed in bfloat16 mixed precision relative to float32, on a CPU with AVX512_BF16 / AMX, measured
+# side by side in one process (arcface recipe, batch 32, 1,000 classes, 112x112; benchmarks/REPORT.md).
+CPU_BFLOAT16_SPEEDUP = {"resnet50v2": 1.31, "mobilenetv2": 0.76}
+# Mixed float16 relative to float32 on a GPU, measured by `python -m benchmarks --gpu`: none measured yet.
+GPU_FLOAT16_SPEEDUP = {}
+WORTH_IT = 1.05  # mixed precision is chosen only when it measured at least this much faster
 
-    Heads, losses and the embedding BatchNorm compute in float32 either way.
+
+def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU has bfloat16 arithmetic (AVX512_BF16 or AMX-BF16 flags in `cpuinfo`)."""
+    try:
+        with open(cpuinfo) as file:
+            flags = set(file.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def precision_choice(mixed_precision, backbone, gpu=None, bfloat16_cpu=None):
+    """(Keras dtype policy name, reason) for `--mixed_precision` ('auto', 'true' or 'false') and `backbone`.
+
+    true: mixed_float16 on a GPU (Keras adds loss scaling), mixed_bfloat16 on a CPU. auto: mixed
+    precision only where it measured at least WORTH_IT faster for this backbone on this kind of
+    device (`GPU_FLOAT16_SPEEDUP`, `CPU_BFLOAT16_SPEEDUP` on a CPU with bfloat16); anything not
+    measured trains in float32. Heads, losses and the embedding BatchNorm stay float32 either way.
     """
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    gpu = bool(tf.config.list_physical_devices("GPU")) if gpu is None else gpu
+    mixed = "mixed_float16" if gpu else "mixed_bfloat16"
+    if mixed_precision == "false":
+        return "float32", "--mixed_precision=false"
+    if mixed_precision == "true":
+        return mixed, "--mixed_precision=true"
+    table = GPU_FLOAT16_SPEEDUP if gpu else CPU_BFLOAT16_SPEEDUP
+    device = "GPU" if gpu else "CPU"
+    if not gpu and not (cpu_has_bfloat16() if bfloat16_cpu is None else bfloat16_cpu):
+        return "float32", "auto: this CPU has no bfloat16 arithmetic (AVX512_BF16/AMX)"
+    speedup = table.get(backbone)
+    if speedup is None:
+        return "float32", (f"auto: {mixed} is not measured for {backbone} on a {device} "
+                           f"(--mixed_precision=true to use it anyway)")
+    if speedup < WORTH_IT:
+        return "float32", f"auto: {mixed} measured {speedup:.2f}x float32 for {backbone} on this kind of {device}"
+    return mixed, f"auto: {mixed} measured {speedup:.2f}x float32 for {backbone} on this kind of {device}"
+
+
+def resolve_precision(recipe):
+    """The Keras dtype policy name `recipe` trains with (see `precision_choice`)."""
+    return precision_choice(recipe.mixed_precision, recipe.backbone)[0]
 
 
 def per_worker_datasets(strategy, make_dataset, global_batch, start_step):

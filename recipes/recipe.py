@@ -58,8 +58,8 @@ class Recipe:
     strategy: str = option("auto", "tf.distribute strategy: auto, default, mirrored, multi_worker", "distribution")
     cpu_replicas: int = option(0, "split the CPU into N replicas (tests, trying mirrored without GPUs)", "distribution")
     sync_batchnorm: bool = option(False, "BatchNorm statistics over the global batch", "distribution")
-    mixed_precision: bool = option(False, "bfloat16 (CPU) or float16 (GPU) compute, float32 head and loss",
-                                   "distribution")
+    mixed_precision: str = option("auto", "true: bfloat16 (CPU) or float16 (GPU) compute, float32 head and loss; "
+                                  "auto: where measured faster for the backbone; false", "distribution")
     # data
     dataset: str = option("auto", "dataset (see `list`); auto: folder with --data, else the synthetic faces", "data")
     data: Optional[str] = option(None, "folder of identity sub-folders of aligned faces", "data")
@@ -108,6 +108,7 @@ class Recipe:
                 values[field] = values[field] + [name for name in parse_list(value[1:]) if name not in values[field]]
             else:
                 values[field] = _coerce(field, _FIELD_TYPES[field], value)
+        values["mixed_precision"] = str(values["mixed_precision"]).lower()
         for part, args in PART_ARGS.items():
             changed = values[part] != getattr(self, part)
             if changed and not any(FIELD_ALIASES.get(key.split(".")[0], key.split(".")[0]) == args for key in overrides):
@@ -165,6 +166,9 @@ class Recipe:
         if self.center_factor > 0 and _has_center_loss(self.loss, self.loss_args):
             raise RecipeError(f"--center_factor={self.center_factor} with --loss={self.loss!r}, which has a center "
                               "loss already: set its weight with --loss_args.center_factor, or pick a loss without one.")
+        if self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise RecipeError(f"--mixed_precision={self.mixed_precision!r}: " + unknown_message(
+                "choice", self.mixed_precision, MIXED_PRECISION_CHOICES))
         if self.wandb not in WANDB_MODES:
             raise RecipeError(f"--wandb={self.wandb!r}: " + unknown_message("wandb mode", self.wandb, WANDB_MODES))
         if self.eval_monitor is not None and not self.eval_monitor.endswith(("/acc", "/best_acc")):

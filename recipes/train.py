@@ -29,7 +29,7 @@ from callbacks.verification import bin_name
 from data.pipeline import SkippedFiles, train_dataset
 from data.sources import expand_bin_patterns, load_training_data
 from losses.combined import find_center_loss
-from recipes.distribution import is_chief, make_strategy, mixed_precision_policy, per_worker_datasets
+from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
@@ -170,8 +170,9 @@ def prepare_run(recipe, resume_dir=None):
     """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
     check_before_data(recipe, resume_dir)
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
-    if recipe.mixed_precision:
-        keras.mixed_precision.set_global_policy(mixed_precision_policy())
+    policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
+    keras.mixed_precision.set_global_policy(policy)
+    print(f"precision: {policy} ({reason})")
     keras.utils.set_random_seed(recipe.seed)
     if recipe.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -94,7 +94,7 @@ def test_mixed_precision_trains_with_float32_heads_and_losses(tiny_overrides):
     from recipes.cli import resolve_recipe
     from recipes.train import build_training_model
 
-    recipe = resolve_recipe("center_arcface", {**tiny_overrides, "mixed_precision": True})
+    recipe = resolve_recipe("center_arcface", {**tiny_overrides, "mixed_precision": "true"})
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         model = build_training_model(recipe, 8)

@@ -106,3 +106,20 @@ def test_changing_the_loss_drops_the_old_loss_args():
     assert cosface.loss_args == {"preset": "cosface"}
     assert cosface.replace(loss="softmax").loss_args == {}
     assert cosface.replace(**{"loss_args.margin2": 0.2}).loss_args == {"preset": "cosface", "margin2": 0.2}
+
+
+@pytest.mark.parametrize("name, backbone, lr, weight_decay, epochs, margins", [
+    ("ms1mv3_r50", "iresnet50", 0.1, 5e-4, 20, (1.0, 0.0, 0.5)),
+    ("ms1mv3_r100", "iresnet100", 0.2, 5e-4, 25, (1.0, 0.0, 0.5)),
+    ("glint360k_r50", "iresnet50", 0.1, 1e-4, 20, (1.0, 0.4, 0.0)),
+    ("ms1mv3_mbf", "mobilefacenet", 0.1, 1e-4, 40, (1.0, 0.0, 0.5)),
+])
+def test_arcface_torch_recipes_carry_their_configs(name, backbone, lr, weight_decay, epochs, margins):
+    resolved = resolve_recipe(name, {}).resolved()
+    assert (resolved["backbone"], resolved["lr"], resolved["epochs"], resolved["batch_size"]) == (backbone, lr, epochs, 128)
+    assert resolved["optimizer"] == "sgd" and resolved["optimizer_args"]["momentum"] == 0.9
+    assert resolved["optimizer_args"]["weight_decay"] == weight_decay
+    assert resolved["lr_schedule"] == "polynomial" and resolved["schedule_args"]["power"] == 1.0
+    loss = resolved["loss_args"]
+    assert (loss["margin1"], loss["margin2"], loss["margin3"], loss["scale"]) == (*margins, 64.0)
+    assert resolved["embedding_size"] == 512 and resolved["mixed_precision"] == "true"
