@@ -56,7 +56,7 @@ def write_rec_copy(folder, out):
 
 
 def run_rec_vs_folder(train_dir, batch_size=128, batches=12, repeats=2, quick=False):
-    """{folder, rec: (images/s, CPU µs/image), ratio, images}: train_dataset on a folder vs the same images in a .rec."""
+    """{folder, rec: (images/s, CPU µs/image), ratio, images}: train_dataset on a folder vs the same .rec."""
     from benchmarks.pipeline_throughput import best_rate_and_cost, timed_batches
     from data.folders import scan_identity_folder
     from data.pipeline import train_dataset

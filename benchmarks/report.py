@@ -236,7 +236,8 @@ def notes_section(results):
     if recordio and recordio["throughput"]["ratio"] < RECORDIO_GOAL:
         notes.append(
             f"- RecordIO: `train.rec` fed {recordio['throughput']['ratio']:.2f}x the folder's images/s (goal "
-            f"{RECORDIO_GOAL}x). The extra cost is the batched `os.pread` call (one Python call per `data.pipeline.READ_BATCH` records) "
+            f"{RECORDIO_GOAL}x). The extra cost is the batched `os.pread` call (one Python call per "
+            "`data.pipeline.READ_BATCH` records) "
             "and the unbatch before decoding; a larger READ_BATCH lowers the first.")
     head = results.get("head_scaling")
     if head:

@@ -145,7 +145,7 @@ def read_image(paths, index):
 
 
 def image_problem(paths, index):
-    """Why image `index` of `paths` (file paths, or a `data.record_folder.RecordImages`) cannot be used; None if fine."""
+    """Why image `index` of `paths` (file paths or a `data.record_folder.RecordImages`) is unusable; None if fine."""
     if hasattr(paths, "problem"):
         return paths.problem(index)
     return file_problem(os.fspath(paths[index]))
@@ -192,7 +192,7 @@ def _op_message(error):
 
 
 def _file_index(position, seed, count):
-    """File index of stream position(s) `position` (int64 scalar or (R,)): pass `position // count` is its own permutation.
+    """File index of stream position(s) `position` (int64, scalar or (R,)); pass `position // count` is a permutation.
 
     `tf.random.experimental.index_shuffle(position % count, (seed, position // count), count - 1)`,
     calling the raw op the way that function does (its seed padded in front with 498247692),
@@ -337,6 +337,7 @@ def find_undecodable(paths, progress=True):
     """
     if not len(paths):
         return []
+
     def decoded_index(index, _, encoded):
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
         return index, tf.shape(image)[0]

@@ -27,10 +27,10 @@ import os
 import struct
 import sys
 import time
+import warnings
 
 import numpy as np
 
-from callbacks.atomic import atomic_write
 from data import index_cache
 from data.folders import header_problem
 
@@ -50,8 +50,8 @@ class RecordIOError(ValueError):
 
 
 def is_recordio_folder(folder):
-    """True if `folder` holds `train.rec` and `train.idx`."""
-    return all(os.path.isfile(os.path.join(os.fspath(folder), name)) for name in (REC_NAME, IDX_NAME))
+    """True if `folder` holds `train.rec` or `train.idx` (reading it then needs both)."""
+    return any(os.path.isfile(os.path.join(os.fspath(folder), name)) for name in (REC_NAME, IDX_NAME))
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -221,12 +221,15 @@ def read_index(folder, cache=True):
     index = _build_index(rec_path, idx_path)
     if cache_path:
         try:
+            from callbacks.atomic import write_bytes  # here: `callbacks` imports `data`
+
             os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-            atomic_write(cache_path, lambda temporary: _save(temporary, index, stamp))
+            write_bytes(cache_path, _encoded_index(index, stamp))
         except OSError:
             cache_path = None
     print(f"indexed {rec_path}: {len(index.keys)} image records ({index.layout} layout, {len(index.skipped)} "
-          f"unusable) in {time.perf_counter() - clock:.1f} s; index {'at ' + cache_path if cache_path else 'not saved'}",
+          f"unusable) in {time.perf_counter() - clock:.1f} s; "
+          f"index {'at ' + cache_path if cache_path else 'not saved'}",
           file=sys.stderr)
     return index
 
@@ -245,24 +248,23 @@ def _parse_idx(idx_path):
     """(keys int64 (M,), offsets int64 (M,)) of `train.idx`; RecordIOError naming the line if one is malformed."""
     with open(idx_path, "rb") as file:
         content = file.read()
-    tokens = content.split()
-    try:
-        if len(tokens) % 2:
-            raise ValueError
-        pairs = np.array(tokens, dtype=np.bytes_).astype(np.int64).reshape(-1, 2)
-    except (ValueError, OverflowError):
-        pairs = None
-    lines = content.splitlines()
-    if pairs is None or len(pairs) != sum(1 for line in lines if line.strip()):
-        for number, line in enumerate(lines, 1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns (here: raises) where a token is not an integer
+        try:
+            values = np.fromstring(content, dtype=np.int64, sep=" ")  # any whitespace separates; flat and fast
+        except (ValueError, DeprecationWarning):
+            values = None
+    lines = content.count(b"\n") + (not content.endswith(b"\n") and bool(content))
+    if values is None or len(values) != 2 * lines:
+        for number, line in enumerate(content.splitlines(), 1):
             fields = line.split()
-            if fields and (len(fields) != 2 or not all(field.lstrip(b"-").isdigit() for field in fields)):
+            if len(fields) != 2 or not all(field.lstrip(b"-").isdigit() for field in fields):
                 raise RecordIOError(f"{idx_path!r} line {number} is not 'key<TAB>offset': {line[:80]!r}; "
                                     f"the index is damaged: rebuild it or download it again.")
         raise RecordIOError(f"{idx_path!r} is not a list of 'key<TAB>offset' lines.")
-    if not len(pairs):
-        raise RecordIOError(f"{idx_path!r} is empty: no records are indexed.")
-    return pairs[:, 0], pairs[:, 1]
+    if not len(values):
+        raise RecordIOError(f"{idx_path!r} is empty: no records are indexed; download it again.")
+    return values[0::2].copy(), values[1::2].copy()
 
 
 def _build_index(rec_path, idx_path):
@@ -382,15 +384,15 @@ def _choose_records(rec_path, idx_path, file, size, keys, offsets):
     return "insightface", positions, skipped
 
 
-def _save(path, index, stamp):
+def _encoded_index(index, stamp):
+    """The `.npz` bytes of `index` (arrays plus JSON metadata: no pickle) for files at `stamp`."""
     meta = {"format": CACHE_FORMAT, "rec_path": index.rec_path, "stamp": stamp, "layout": index.layout,
             "skipped": [list(item) for item in index.skipped]}
     buffer = io.BytesIO()
     np.savez(buffer, keys=index.keys, offsets=index.offsets, image_starts=index.image_starts,
              image_lengths=index.image_lengths, labels=index.labels,
              meta=np.array(json.dumps(meta, ensure_ascii=False)))
-    with open(path, "wb") as file:
-        file.write(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _load_cached(path, rec_path, stamp):

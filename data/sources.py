@@ -26,7 +26,7 @@ def folder(data, eval_bins=(), min_images=1, max_classes=None):
 
 @DATASETS.register("recordio")
 def recordio(data, eval_bins=(), min_images=1, max_classes=None):
-    """An insightface RecordIO folder at `data` (train.rec, train.idx, property); its `*.bin` files unless `eval_bins`."""
+    """An insightface RecordIO folder `data` (train.rec, train.idx, property); its `*.bin` files unless `eval_bins`."""
     from data.record_folder import folder_bins, scan_record_folder
 
     if data is None:
@@ -47,7 +47,7 @@ def synthetic(data=None, eval_bins=(), min_images=1, max_classes=None):
 def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_classes=None):
     """The `TrainingData` of the dataset registered as `dataset`.
 
-    "auto" = "recordio" if --data holds train.rec and train.idx, "folder" for another --data,
+    "auto" = "recordio" if --data holds train.rec or train.idx, "folder" for another --data,
     else "synthetic". Identities with fewer than `min_images` images are left out;
     `max_classes` keeps the first that many. Fewer than MIN_IDENTITIES identities left is
     refused (ValueError): one class trains to a meaningless loss 0 / accuracy 1. `eval_bins`

@@ -24,7 +24,7 @@ LISTED_FILES = 50
 
 
 def make_bin(data, pairs=3000, out="my.bin", seed=0, image_size=112):
-    """Write `pairs` verification pairs drawn from `data` (identity or RecordIO folder) as an insightface `.bin` at `out`.
+    """Write `pairs` verification pairs drawn from `data` (identity or RecordIO folder) as a `.bin` at `out`.
 
     Half the pairs are two different images of one identity, half are images of two
     identities; every pair is distinct and never an image with itself, each drawn uniformly
@@ -151,7 +151,10 @@ def _flag(name, value):
 
 
 def _prepare_images(paths, indices, image_size, prepared):
-    """Fill `prepared[index] = (bytes for the .bin, resized?)` for images `indices` of `paths`; {index: reason} of failures."""
+    """Fill `prepared[index] = (bytes for the .bin, resized?)` for images `indices` of `paths`.
+
+    Returns {index: reason} of the images that fail to read or decode.
+    """
     failed = {}
     for index in tqdm(indices, desc="checking images", unit="image", disable=None, mininterval=0.5, file=sys.stderr):
         try:

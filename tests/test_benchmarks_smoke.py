@@ -98,3 +98,17 @@ def test_report_renders_and_readme_section_is_replaced(tmp_path):
     report.update_readme(str(readme), report.readme_section(text.replace("90.0", "95.0")))
     content = readme.read_text()
     assert content.count("## Benchmarks") == 1 and "95.0" in content and "## Usage\n\ntext" in content
+
+
+def test_recordio_rows_render_with_their_goals():
+    base = {"machine": {"cpu": "Test CPU", "cores": 2, "tensorflow": "x", "keras": "y", "python": "z",
+                        "load_start": 1.0, "load_end": 1.0}, "seconds": 60.0, "peak_flops": 1e11}
+    index = {"records": 1_000_000, "build_seconds": 2.5, "load_seconds": 0.5, "extra_rss_bytes": 53 * 2**20,
+             "first_batch_seconds": 4.0}
+    speed = {"folder": (1000.0, 200.0), "rec": (700.0, 250.0), "ratio": 0.7, "images": 1536, "batch_size": 128}
+    text = report.build_report({**base, "recordio": {"throughput": speed, "index": index}})
+    assert "| `train_dataset` on the same images in `train.rec` | 700 | 250 | 0.70x | ≥ 0.8x | **no** |" in text
+    assert "| 1,000,000 | 2.50 | 0.50 | 53 | 4.00 | load < 2 s and < 100 MiB | yes |" in text
+    assert "- RecordIO: `train.rec` fed 0.70x" in text
+    faster = report.build_report({**base, "recordio": {"throughput": {**speed, "ratio": 0.9}, "index": index}})
+    assert "0.90x | ≥ 0.8x | yes |" in faster and "- RecordIO:" not in faster

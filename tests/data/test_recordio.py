@@ -192,20 +192,18 @@ def test_index_is_cached_and_rebuilt_when_the_files_change(tmp_path, capsys):
     assert len(read_index(data, cache=str(cache)).keys) == 6
 
 
-def test_auto_dataset_picks_recordio_and_its_bins_and_eval_bins_take_globs(tmp_path, tiny_faces):
+def test_auto_dataset_picks_recordio_and_its_bins_unless_eval_bins_are_given(tmp_path, tiny_faces):
     write_insightface_folder(tmp_path / "emore", [jpeg(seed) for seed in range(4)], [3, 3, 8, 8])
     for name in ("lfw.bin", "agedb_30.bin"):
         shutil.copy(tiny_faces.bin_path, tmp_path / "emore" / name)
     data = load_training_data("auto", str(tmp_path / "emore"))
     assert data.train.num_classes == 2 and len(data.train) == 4
     assert [os.path.basename(path) for path in data.bin_paths] == ["agedb_30.bin", "lfw.bin"]
-    nested = tmp_path / "bins" / "a" / "b"
-    nested.mkdir(parents=True)
-    shutil.copy(tiny_faces.bin_path, nested / "cfp_fp.bin")
-    chosen = load_training_data("auto", str(tmp_path / "emore"), [str(tmp_path / "bins" / "**" / "*.bin")])
-    assert chosen.bin_paths == (str(nested / "cfp_fp.bin"),)
-    with pytest.raises(FileNotFoundError, match="matches no file"):
-        load_training_data("auto", str(tmp_path / "emore"), [str(tmp_path / "none" / "*.bin")])
+    chosen = load_training_data("auto", str(tmp_path / "emore"), [tiny_faces.bin_path])
+    assert chosen.bin_paths == (tiny_faces.bin_path,)
+    os.remove(tmp_path / "emore" / "train.idx")
+    with pytest.raises(FileNotFoundError, match=r"train\.idx' is missing"):
+        load_training_data("auto", str(tmp_path / "emore"))
 
 
 def test_one_epoch_from_a_recordio_folder_records_its_classes(tiny_overrides, tiny_faces, tmp_path):
@@ -223,11 +221,15 @@ def test_one_epoch_from_a_recordio_folder_records_its_classes(tiny_overrides, ti
     images.append(b"\xff\xd8\xff broken")
     labels.append(100)
     write_insightface_folder(folder, images, labels)
+    corrupt(folder / "train.rec", offsets_of(folder)[3], b"\0\0\0\0")
     shutil.copy(tiny_faces.bin_path, folder / "lfw.bin")
     run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "data": str(folder), "eval_bins": []}))
     with open(os.path.join(run_dir, "recipe.json")) as file:
         stored = json.load(file)
-    assert stored["num_classes"] == 8 and stored["num_images"] == 65
+    assert stored["num_classes"] == 8 and stored["num_images"] == 64  # 65 records, one with a wrong magic
+    with open(os.path.join(run_dir, "skipped_files.tsv")) as file:
+        name, reason = file.readline().rstrip("\n").split("\t")
+    assert name == f"{folder / 'train.rec'}:key=3:offset={offsets_of(folder)[3]}" and "wrong magic" in reason
     assert stored["eval_bins_resolved"] == [str(folder / "lfw.bin")]
     with open(os.path.join(run_dir, "classes.json")) as file:
         assert list(json.load(file).values()) == [str(100 + 7 * number) for number in range(8)]

@@ -24,7 +24,7 @@ def free_ports(count):
     return ports
 
 
-def launch_workers(tiny_faces, runs_dir, epochs, *extra):
+def launch_workers(tiny_faces, runs_dir, epochs, *extra, data=None):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
@@ -33,7 +33,7 @@ def launch_workers(tiny_faces, runs_dir, epochs, *extra):
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "recipes", "run", "center_softmax", "--backbone=tiny", "--embedding_size=16",
-             "--batch_size=8", f"--epochs={epochs}", f"--data={tiny_faces.train_dir}",
+             "--batch_size=8", f"--epochs={epochs}", f"--data={data or tiny_faces.train_dir}",
              f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={runs_dir}", "--strategy=multi_worker",
              "--verbose=0", *extra],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -75,3 +75,20 @@ def test_two_workers_write_one_run_folder_and_recover_after_a_worker_dies(tiny_f
     assert list_checkpoints(crashed_run)[-1][0] == done + 1
     assert [row["epoch"] for row in read_history(os.path.join(crashed_run, "history.jsonl"))] == list(
         range(0, done + 2))
+
+
+def test_two_workers_train_from_a_recordio_folder(tiny_faces, tmp_path):
+    from benchmarks.recordio import write_rec_copy
+    from data.folders import scan_identity_folder
+
+    write_rec_copy(scan_identity_folder(tiny_faces.train_dir), str(tmp_path / "rec"))
+    runs_dir = str(tmp_path / "runs")
+    results = finish(launch_workers(tiny_faces, runs_dir, 1, data=str(tmp_path / "rec")))
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+    assert "global batch 16 = 8 per replica x 2" in results[0][1]
+    (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
+    with open(os.path.join(run_dir, "recipe.json")) as file:
+        stored = json.load(file)
+    assert (stored["num_images"], stored["num_classes"], stored["replicas"]) == (64, 8, 2)
+    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
