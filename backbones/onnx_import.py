@@ -52,7 +52,8 @@ class Step:
         self.depth = 1 + max((step.depth for step in self.inputs), default=-1)
 
     def describe(self):
-        shown = {key: value for key, value in self.details.items() if not isinstance(value, np.ndarray)}
+        shown = {key: value for key, value in self.details.items()
+                 if key != "layer" and value is not None and not isinstance(value, np.ndarray)}
         return f"{self.kind} {shown}" if shown else self.kind
 
 
@@ -273,7 +274,7 @@ def match_steps(keras_sequence, onnx_sequence):
         if ours.kind != theirs.kind or expected != found:
             raise OnnxImportError(
                 f"first mismatch at {ours.source} (step {index + 1}): expected {ours.kind} {expected}, the ONNX "
-                f"graph has {theirs.kind} {found if theirs.kind == ours.kind else theirs.describe()} at "
+                f"graph has {f'{theirs.kind} {found}' if theirs.kind == ours.kind else theirs.describe()} at "
                 f"{theirs.source}. The file is not this backbone (depth, widths or embedding size differ).")
         pairs.append((ours, theirs))
         position += 1

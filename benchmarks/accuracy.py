@@ -6,8 +6,8 @@ subcenter_arcface) runs through
 tiny backbone, the same seed, epochs, batch, learning rate and schedule, in a temporary
 runs folder. The number reported is the held-out `.bin`'s 10-fold accuracy after the last
 epoch (insightface protocol), with its std over folds and the optimistic whole-set
-best-threshold accuracy the spec prints. The first row is the untrained model (same backbone,
-settings and seed), so each recipe's gain over it shows that it trains.
+best-threshold accuracy the spec prints, and the run's untrained accuracy (history row 0), so the
+gain over it shows that the recipe trains.
 
 `real_split` turns a folder of real aligned faces (`DIR/<identity>/<image>`) into a
 training folder of some identities (symbolic links in a temporary folder, nothing copied)
@@ -28,20 +28,22 @@ from registry import RECIPES
 
 ACCURACY_RECIPES = ("softmax", "arcface", "center_softmax", "center_arcface", "adaface", "magface", "curricularface",
                     "elasticface", "subcenter_arcface")
-UNTRAINED = "untrained (baseline)"
 TRAINING_SETTINGS = {  # the `make demo` settings: small enough for a CPU, the same for every recipe
     "backbone": "tiny", "embedding_size": 128, "batch_size": 64, "lr_schedule": "constant", "lr": 0.002, "seed": 0,
 }
 
 
 def last_epoch_metrics(run_dir, bin_name):
-    """{'acc', 'acc_std', 'best_acc', 'loss', 'accuracy', 'epochs'} from the run's history.jsonl (last row)."""
-    rows = [row for row in read_history(RunFolder(run_dir).history_path) if row["epoch"] > 0]
+    """{'acc', 'acc_std', 'best_acc', 'loss', 'accuracy', 'epochs', 'untrained_acc'} from the run's history.jsonl:
+    the last row, and row 0 (the untrained model's verification; None if the run has none)."""
+    history = read_history(RunFolder(run_dir).history_path)
+    rows = [row for row in history if row["epoch"] > 0]
+    untrained = next((row for row in history if row["epoch"] == 0), {})
     last = rows[-1]
     return {
         "acc": last.get(f"{bin_name}/acc"), "acc_std": last.get(f"{bin_name}/acc_std"),
         "best_acc": last.get(f"{bin_name}/best_acc"), "loss": last.get("loss"), "accuracy": last.get("accuracy"),
-        "epochs": len(rows),
+        "epochs": len(rows), "untrained_acc": untrained.get(f"{bin_name}/acc"),
     }
 
 
@@ -60,29 +62,6 @@ def train_recipe(name, epochs, work_dir, data=None, eval_bins=(), batch_size=Non
         run_dir = train(recipe)
     bin_name = os.path.splitext(os.path.basename(eval_bins[0]))[0] if eval_bins else "verify"
     return {**last_epoch_metrics(run_dir, bin_name), "seconds": time.perf_counter() - started}
-
-
-def untrained_metrics(data=None, eval_bins=()):
-    """`last_epoch_metrics`-style row of the untrained embedding model built as `train_recipe` builds it."""
-    import keras
-
-    import backbones
-    import recipes  # noqa: F401  (registers the recipes)
-    from callbacks.verification import VerificationCallback
-    from data.sources import load_training_data
-
-    overrides = {**TRAINING_SETTINGS, **({"data": data, "eval_bins": list(eval_bins)} if data is not None else {})}
-    recipe = RECIPES.build("softmax").replace(**overrides)
-    training = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
-    keras.utils.set_random_seed(recipe.seed)
-    embedder = backbones.build_embedding_model(recipe.backbone, recipe.embedding_size, recipe.dropout,
-                                               recipe.image_size)
-    verification = VerificationCallback(list(training.bin_paths), embedder, recipe.eval_batch_size,
-                                        image_size=recipe.image_size, evaluate_before_training=False)
-    started = time.perf_counter()
-    metrics = list(verification.evaluate().values())[-1]
-    return {"acc": metrics["acc"], "acc_std": metrics["acc_std"], "best_acc": metrics["best_acc"], "loss": None,
-            "accuracy": None, "epochs": 0, "seconds": time.perf_counter() - started}
 
 
 def real_split(root, work_dir, held_out_fraction=1 / 3, pairs=300, seed=0):
@@ -130,16 +109,16 @@ def real_split(root, work_dir, held_out_fraction=1 / 3, pairs=300, seed=0):
 
 def run_accuracy(epochs, data=None, eval_bins=(), batch_size=None, recipes=ACCURACY_RECIPES, progress=print,
                  label="synthetic"):
-    """Rows {recipe, acc, acc_std, best_acc, loss, accuracy, epochs, seconds}: the untrained model, then one per recipe."""
-    rows = [{"recipe": UNTRAINED, **untrained_metrics(data, eval_bins)}]
-    progress(f"  accuracy ({label}) {UNTRAINED}: 10-fold acc {rows[0]['acc']:.4f} ± {rows[0]['acc_std']:.4f}")
+    """Rows {recipe, acc, acc_std, best_acc, loss, accuracy, epochs, untrained_acc, seconds}, one per recipe."""
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as work_dir:
         for name in recipes:
             row = {"recipe": name, **train_recipe(name, epochs, work_dir, data, eval_bins, batch_size,
                                                   os.path.join(work_dir, "train.log"))}
             rows.append(row)
+            untrained = "n/a" if row["untrained_acc"] is None else f"{row['untrained_acc']:.4f}"
             progress(f"  accuracy ({label}) {name}: 10-fold acc {row['acc']:.4f} ± {row['acc_std']:.4f} after "
-                     f"{row['epochs']} epochs ({row['seconds']:.0f} s)")
+                     f"{row['epochs']} epochs, untrained {untrained} ({row['seconds']:.0f} s)")
     return rows
 
 

@@ -19,10 +19,12 @@ import time
 
 BACKBONES = ("iresnet50", "resnet50v2")
 BATCHES = (128, 512)
+PROXY_BATCHES = (128,)
 CLASSES = 1000
 HEAD_CLASSES = 1_000_000
 WARMUP_STEPS = 3
 TIMED_STEPS = 15
+PEAK_SIZE = 8192  # matrix side of the matmul that measures the peak FLOP/s
 
 
 def step_seconds(step, warmup=WARMUP_STEPS, timed=TIMED_STEPS):
@@ -62,9 +64,9 @@ def run_tensorflow(progress):
     from registry import HEADS, RECIPES
 
     def peak(dtype):
-        matrix = tf.random.uniform((8192, 8192), dtype=dtype)
+        matrix = tf.random.uniform((PEAK_SIZE, PEAK_SIZE), dtype=dtype)
         seconds = step_seconds(lambda: tf.matmul(matrix, matrix).numpy()[:1, :1], warmup=2, timed=5)
-        return 2 * 8192 ** 3 / seconds
+        return 2 * PEAK_SIZE ** 3 / seconds
 
     peaks = {"float32": peak(tf.float32), "float16": peak(tf.float16)}
     progress(f"matmul peak: float32 {peaks['float32'] / 1e12:.0f}, float16 {peaks['float16'] / 1e12:.0f} TFLOP/s")
@@ -120,16 +122,16 @@ def run_keras_jax(progress):
     from benchmarks.macs import model_macs
 
     def peak(dtype):
-        matrix = jnp.ones((8192, 8192), dtype)
+        matrix = jnp.ones((PEAK_SIZE, PEAK_SIZE), dtype)
         product = jax.jit(lambda a: a @ a)
-        return 2 * 8192 ** 3 / step_seconds(lambda: product(matrix).block_until_ready(), warmup=2, timed=5)
+        return 2 * PEAK_SIZE ** 3 / step_seconds(lambda: product(matrix).block_until_ready(), warmup=2, timed=5)
 
     peaks = {"float32": peak(jnp.float32), "float16": peak(jnp.float16), "bfloat16": peak(jnp.bfloat16)}
     progress("matmul peak TFLOP/s: " + ", ".join(f"{k} {v / 1e12:.0f}" for k, v in peaks.items()))
     rows = []
     for backbone in BACKBONES:
         macs = model_macs(backbones.build_embedding_model(backbone, 512, 0.0, 112))
-        for batch in BATCHES:
+        for batch in PROXY_BATCHES:
             images = jax.random.uniform(jax.random.PRNGKey(0), (batch, 112, 112, 3), minval=0, maxval=255)
             labels = jax.random.randint(jax.random.PRNGKey(1), (batch,), 0, CLASSES)
             for policy in ("float32", "mixed_float16", "mixed_bfloat16"):

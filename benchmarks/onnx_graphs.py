@@ -4,7 +4,9 @@ Written from insightface's `recognition/arcface_torch/backbones/{iresnet,mobilef
 what `torch.onnx.export(..., opset_version=11, do_constant_folding=True)` makes of them: NCHW,
 Conv with symmetric `pads`, PRelu slopes (C, 1, 1), Flatten, Gemm(transB=1) (or MatMul for a
 Linear without bias), BatchNormalization nodes; with `fold=True` every BatchNorm that follows a
-convolution is folded into it (the Conv gets a bias), as the exporter does. Tensor names are
+convolution is folded into it (the Conv gets a bias), as the exporter does. MobileFaceNet's
+`Flatten` module (`x.view(x.size(0), -1)`) becomes the Shape/Gather/Unsqueeze/Concat/Reshape
+chain the exporter writes for it. Tensor names are
 opaque, like the released files'. Weights, BN statistics and PReLU slopes are random and
 non-trivial, so that any mapping error shows in the embeddings.
 """
@@ -27,10 +29,16 @@ class GraphWriter:
         self.count += 1
         return f"onnx::{op_type}_{self.count}"
 
-    def constant(self, array):
+    def constant(self, array, dtype=np.float32):
         name = self.name("Constant")
-        self.initializers.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, dtype), name))
         return name
+
+    def view_as_batch_by_rest(self, inputs):
+        """`x.view(x.size(0), -1)` as PyTorch exports it at opset 11: Shape → Gather → Unsqueeze → Concat → Reshape."""
+        batch = self.node("Gather", [self.node("Shape", [inputs]), self.constant(0, np.int64)], axis=0)
+        shape = self.node("Concat", [self.node("Unsqueeze", [batch], axes=[0]), self.constant([-1], np.int64)], axis=0)
+        return self.node("Reshape", [inputs, shape])
 
     def node(self, op_type, inputs, **attributes):
         output = self.name(op_type)
@@ -132,6 +140,6 @@ def mobilefacenet_graph(units=16, image_size=32, fold=False, normalise_inside=Fa
     x = residual(depthwise(x, 256, 256, 512, 2, False), 256, 2, 256)
     x = conv_block(x, 256, 512, 1)
     side = image_size // 16
-    x = writer.node("Flatten", [conv_block(x, 512, 512, side, groups=512, activation=False)], axis=1)
+    x = writer.view_as_batch_by_rest(conv_block(x, 512, 512, side, groups=512, activation=False))  # `Flatten`
     x = writer.batchnorm(writer.dense(x, 512, units, bias=False), units)
     return writer.model(x, units)

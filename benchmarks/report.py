@@ -178,25 +178,21 @@ def recordio_section(result):
 
 
 def accuracy_section(rows, title, note):
-    """The accuracy table; with an untrained baseline row, each recipe's change over it and whether it rose."""
-    baseline = next((row for row in rows if row["epochs"] == 0), None)
+    """The accuracy table; where a row has its run's untrained accuracy, the change over it and whether it rose."""
 
     def change(row):
-        if baseline is None or row is baseline:
+        if row.get("untrained_acc") is None:
             return ""
-        difference = row["acc"] - baseline["acc"]
-        return f"{difference:+.4f} ({'rises' if difference > 0 else 'does not rise'})"
-
-    def number(value, digits):
-        return "" if value is None else f"{value:.{digits}f}"
+        difference = row["acc"] - row["untrained_acc"]
+        return f"{row['untrained_acc']:.4f} → {difference:+.4f} ({'rises' if difference > 0 else 'does not rise'})"
 
     return "\n".join([
         f"### {title}",
         "",
-        _table(["recipe", "10-fold acc", "± std", "vs untrained", "best-threshold acc (optimistic)",
+        _table(["recipe", "10-fold acc", "± std", "untrained → change", "best-threshold acc (optimistic)",
                 "final train loss", "final train accuracy", "epochs", "seconds"],
                [[row["recipe"], f"{row['acc']:.4f}", f"{row['acc_std']:.4f}", change(row), f"{row['best_acc']:.4f}",
-                 number(row["loss"], 3), number(row["accuracy"], 3), row["epochs"], f"{row['seconds']:.0f}"]
+                 f"{row['loss']:.3f}", f"{row['accuracy']:.3f}", row["epochs"], f"{row['seconds']:.0f}"]
                 for row in rows]),
         "",
         note,

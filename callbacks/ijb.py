@@ -20,22 +20,33 @@ image and of its horizontal flip (insightface's "F2 add"):
 Vectorised with grouped sums instead of insightface's per-template loop; same arithmetic in float64.
 """
 import numpy as np
+import scipy.sparse
 
 from callbacks.roc import IJB_FARS, roc_summary
 from callbacks.verification_metrics import l2_normalize_rows
 
-PAIR_CHUNK = 16384
-"""Pairs scored per step: two (PAIR_CHUNK, d) float64 gathers, 64 MiB each at d = 512."""
+PAIR_CHUNK = 2048
+"""Pairs scored per step: two (PAIR_CHUNK, d) float64 gathers, 8 MiB each at d = 512 (cache-friendly: 2048 pairs
+per step scored 2.3x faster than 16384 in `benchmarks/ijb_protocol.py`'s setting)."""
+
+
+def _group_sums(values, groups, count):
+    """(count, d) sums of the rows of `values` (N, d) per group id in `groups` (N,) in 0..count-1.
+
+    A sparse (count, N) 0/1 matrix times `values`, in one pass (measured on (50k, 512) float64 features:
+    1.3 s, against 9.1 s for `np.add.reduceat` of the sorted rows; `np.add.at` was slower still).
+    """
+    membership = scipy.sparse.csr_matrix((np.ones(groups.size), (groups, np.arange(groups.size))),
+                                         shape=(count, groups.size))
+    return np.asarray(membership @ values)
 
 
 def _group_means(features, keys):
     """(unique key rows (G, k), mean feature of each group (G, d)) of the rows of `features` sharing a key row."""
     unique_keys, inverse = np.unique(keys, axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    sums = np.zeros((unique_keys.shape[0], features.shape[1]))
-    np.add.at(sums, inverse, features)
     counts = np.bincount(inverse, minlength=unique_keys.shape[0])
-    return unique_keys, sums / counts[:, None]
+    return unique_keys, _group_sums(features, inverse, unique_keys.shape[0]) / counts[:, None]
 
 
 def template_features(features, templates, medias):
@@ -49,8 +60,7 @@ def template_features(features, templates, medias):
     keys = np.stack([np.asarray(templates, np.int64), np.asarray(medias, np.int64)], axis=1)
     media_keys, media_means = _group_means(features, keys)
     unique_templates, owner = np.unique(media_keys[:, 0], return_inverse=True)
-    sums = np.zeros((unique_templates.size, features.shape[1]))
-    np.add.at(sums, owner.ravel(), media_means)
+    sums = _group_sums(media_means, owner.ravel(), unique_templates.size)
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return unique_templates, sums / np.where(norms == 0, 1.0, norms)
 

@@ -92,10 +92,6 @@ class SkippedFiles:
     def __contains__(self, path):
         return path in self._reasons
 
-    def paths(self):
-        """The recorded paths, in the order found."""
-        return [path for path, _ in self]
-
 
 def decode_face(encoded, image_size):
     """Encoded JPEG/PNG bytes → uint8 (image_size, image_size, 3).

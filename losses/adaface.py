@@ -74,16 +74,15 @@ class AdaFaceLoss(FaceLoss):
                                          trainable=False, aggregation="only_first_replica")
         self.built = True
 
-    def call(self, labels, embeddings, logits, training=False):
+    def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, norms = cosine_and_norms(embeddings, logits)
         if training:
             (all_norms,) = global_batch(tf.stop_gradient(norms))
             mean, std = norm_statistics(all_norms)
             self.batch_mean.assign(self.t_alpha * mean + (1.0 - self.t_alpha) * self.batch_mean)
             self.batch_std.assign(self.t_alpha * std + (1.0 - self.t_alpha) * self.batch_std)
-        margined = adaface_logits(cosine, norms, labels, tf.convert_to_tensor(self.batch_mean),
-                                  tf.convert_to_tensor(self.batch_std), self.margin, self.h, self.scale)
-        return keras.ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
+        return adaface_logits(cosine, norms, labels, tf.convert_to_tensor(self.batch_mean),
+                              tf.convert_to_tensor(self.batch_std), self.margin, self.h, self.scale)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "h": self.h, "scale": self.scale,

@@ -12,6 +12,11 @@ class FaceLoss(keras.layers.Layer):
 
     `call(labels, embeddings, logits, training)`: labels int (B,), embeddings (B, d),
     logits (B, num_classes) from the head → per-sample loss (B,) float32.
+
+    A loss made of a softmax cross-entropy and per-sample terms defines its two parts,
+    `margin_logits` and `sample_terms`, and inherits `call` = cross-entropy + terms. Only such
+    a loss runs on a class-sharded head (`partial_fc`), which computes the cross-entropy across
+    shards itself (heads/sharded_softmax.py). A loss may instead override `call` alone.
     """
 
     def __init__(self, num_classes, embedding_size, **kwargs):
@@ -20,8 +25,29 @@ class FaceLoss(keras.layers.Layer):
         self.num_classes = int(num_classes)
         self.embedding_size = int(embedding_size)
 
+    def margin_logits(self, labels, embeddings, logits, training=False):
+        """Logits (B, K) whose softmax cross-entropy against `labels` is this loss's class term, or None.
+
+        `logits` (B, K) are x·w/‖w‖ for K columns (all classes, or a class-sharded head's
+        columns plus one column holding each row's target logit); `labels` int (B,) index those
+        columns. Row i may change only column `labels[i]` and scale the row.
+        """
+        raise NotImplementedError(
+            f"loss {self.name!r} ({type(self).__name__}) does not define margin_logits/sample_terms, so it cannot "
+            "run on a class-sharded head (partial_fc); use --head=norm_dense or split the loss into those two parts."
+        )
+
+    def sample_terms(self, labels, embeddings, training=False):
+        """Per-sample terms (B,) added to the cross-entropy that do not use the classifier, or None."""
+        return None
+
     def call(self, labels, embeddings, logits, training=False):
-        raise NotImplementedError
+        margined = self.margin_logits(labels, embeddings, logits, training=training)
+        terms = self.sample_terms(labels, embeddings, training=training)
+        if margined is None:
+            return terms
+        loss = ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
+        return loss if terms is None else loss + terms
 
     def get_config(self):
         config = super().get_config()

@@ -1,4 +1,6 @@
 """Center loss: pull each embedding towards a running centre of its class."""
+import contextlib
+import contextvars
 import os
 
 import keras
@@ -26,10 +28,26 @@ def center_update(centers, embeddings, labels, alpha):
     return tf.tensor_scatter_nd_sub(centers, labels[:, None], steps)
 
 
+_BATCH_IS_GLOBAL = contextvars.ContextVar("batch_is_global", default=False)
+
+
+@contextlib.contextmanager
+def batch_is_global():
+    """Within this block `global_batch` returns its tensors unchanged: they already hold the global batch.
+
+    A class-sharded head gathers embeddings and labels once and hands the losses the global batch.
+    """
+    token = _BATCH_IS_GLOBAL.set(True)
+    try:
+        yield
+    finally:
+        _BATCH_IS_GLOBAL.reset(token)
+
+
 def global_batch(*tensors):
-    """Each tensor gathered along axis 0 over all replicas (unchanged on one replica)."""
+    """Each tensor gathered along axis 0 over all replicas (unchanged on one replica or in `batch_is_global`)."""
     context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
+    if context is None or context.num_replicas_in_sync == 1 or _BATCH_IS_GLOBAL.get():
         return tensors
     return tuple(context.all_gather(tensor, axis=0) for tensor in tensors)
 
@@ -53,7 +71,10 @@ class CenterLoss(FaceLoss):
         )
         self.built = True
 
-    def call(self, labels, embeddings, logits, training=False):
+    def margin_logits(self, labels, embeddings, logits, training=False):
+        return None
+
+    def sample_terms(self, labels, embeddings, training=False):
         labels = ops.cast(ops.reshape(labels, (-1,)), "int32")
         embeddings = ops.cast(embeddings, "float32")
         loss = ops.mean(ops.square(embeddings - ops.take(self.centers, labels, axis=0)), axis=-1)

@@ -18,9 +18,18 @@ class WithCenterLoss(FaceLoss):
         self.factor = float(factor)
         self.center = CenterLoss(num_classes, embedding_size, alpha=alpha, name="center")
 
+    def margin_logits(self, labels, embeddings, logits, training=False):
+        return self.base.margin_logits(labels, embeddings, logits, training=training)
+
+    def sample_terms(self, labels, embeddings, training=False):
+        center = self.factor * self.center.sample_terms(labels, embeddings, training=training)
+        base_terms = self.base.sample_terms(labels, embeddings, training=training)
+        return center if base_terms is None else base_terms + center
+
     def call(self, labels, embeddings, logits, training=False):
+        """The base loss's own `call` (which may not split into parts) + factor × center loss."""
         base_loss = self.base(labels, embeddings, logits, training=training)
-        return base_loss + self.factor * self.center(labels, embeddings, logits, training=training)
+        return base_loss + self.factor * self.center.sample_terms(labels, embeddings, training=training)
 
     def get_config(self):
         return {

@@ -55,15 +55,14 @@ class CurricularFaceLoss(FaceLoss):
                                  aggregation="only_first_replica")
         self.built = True
 
-    def call(self, labels, embeddings, logits, training=False):
+    def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)
         if training:
             indices = tf.cast(tf.reshape(labels, [-1]), tf.int32)
             target_cosine = tf.clip_by_value(tf.gather(cosine, indices, axis=1, batch_dims=1), -1.0, 1.0)
             (all_targets,) = global_batch(tf.stop_gradient(target_cosine))
             self.t.assign(T_MOMENTUM * tf.reduce_mean(all_targets) + (1.0 - T_MOMENTUM) * self.t)
-        margined = curricular_logits(cosine, labels, tf.convert_to_tensor(self.t), self.margin, self.scale)
-        return keras.ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
+        return curricular_logits(cosine, labels, tf.convert_to_tensor(self.t), self.margin, self.scale)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "scale": self.scale}

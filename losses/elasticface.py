@@ -74,7 +74,7 @@ class ElasticFaceLoss(FaceLoss):
         self.seed_generator = keras.random.SeedGenerator(self.seed, name="margin_seed")
         self.built = True
 
-    def call(self, labels, embeddings, logits, training=False):
+    def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)
         count = tf.shape(tf.reshape(labels, [-1]))
         if training:
@@ -85,8 +85,7 @@ class ElasticFaceLoss(FaceLoss):
                 margins = plus_order(margins, tf.stop_gradient(target_cosine))
         else:
             margins = tf.fill(count, self.margin)
-        margined = elastic_logits(cosine, labels, margins, self.variant, self.scale)
-        return keras.ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
+        return elastic_logits(cosine, labels, margins, self.variant, self.scale)
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "margin": self.margin, "sigma": self.sigma,

@@ -61,12 +61,14 @@ class MagFaceLoss(FaceLoss):
         if not 0.0 < self.lower_norm < self.upper_norm:
             raise ValueError(f"magface needs 0 < lower_norm < upper_norm; got {lower_norm!r}, {upper_norm!r}.")
 
-    def call(self, labels, embeddings, logits, training=False):
+    def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, norms = cosine_and_norms(embeddings, logits)
-        margined = magface_logits(cosine, norms, labels, self.lower_norm, self.upper_norm, self.lower_margin,
-                                  self.upper_margin, self.scale)
-        identity = keras.ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
-        return identity + self.lambda_g * magface_regulariser(norms, self.lower_norm, self.upper_norm)
+        return magface_logits(cosine, norms, labels, self.lower_norm, self.upper_norm, self.lower_margin,
+                              self.upper_margin, self.scale)
+
+    def sample_terms(self, labels, embeddings, training=False):
+        _, norms = cosine_and_norms(embeddings, keras.ops.zeros_like(embeddings[:, :1]))
+        return self.lambda_g * magface_regulariser(norms, self.lower_norm, self.upper_norm)
 
     def get_config(self):
         return {

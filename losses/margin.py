@@ -3,7 +3,6 @@ import math
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 from losses.base import FaceLoss, cosine_and_norms
 from registry import LOSSES
@@ -70,10 +69,9 @@ class MarginLoss(FaceLoss):
         )
         self.scale = float(scale)
 
-    def call(self, labels, embeddings, logits, training=False):
+    def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)
-        margined = combined_margin_logits(cosine, labels, self.margin1, self.margin2, self.margin3, self.scale)
-        return ops.sparse_categorical_crossentropy(labels, margined, from_logits=True)
+        return combined_margin_logits(cosine, labels, self.margin1, self.margin2, self.margin3, self.scale)
 
     def get_config(self):
         return {

@@ -11,5 +11,5 @@ from registry import LOSSES
 class SoftmaxLoss(FaceLoss):
     """-log softmax(logits)[y]: the NormDense logits `x · w_y / ||w_y||`, unscaled (the spec's)."""
 
-    def call(self, labels, embeddings, logits, training=False):
-        return ops.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"), from_logits=True)
+    def margin_logits(self, labels, embeddings, logits, training=False):
+        return ops.cast(logits, "float32")

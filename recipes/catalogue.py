@@ -99,9 +99,12 @@ def ms1mv3_r100():
 @RECIPES.register("glint360k_r50")
 def glint360k_r50():
     """arcface_torch `configs/glint360k_r50.py` (commit d9cb10e): iresnet50, CosFace (margin_list (1.0, 0.0, 0.4),
-    i.e. (1, 0.4, 0) in our order) s 64, SGD lr 0.1 (global batch 1024) momentum 0.9 wd 1e-4, 20 epochs, fp16."""
+    i.e. (1, 0.4, 0) in our order) s 64, SGD lr 0.1 (global batch 1024) momentum 0.9 wd 1e-4, 20 epochs, Partial FC
+    at sample rate 1.0 (its `sample_rate`). arcface_torch trains it in fp16; our `partial_fc` head does not take
+    float16 loss scaling yet, so precision is `auto` (bfloat16 where measured faster)."""
     recipe = _arcface_torch("glint360k_r50", "iresnet50", epochs=20, lr=0.1, weight_decay=1e-4, preset="cosface")
-    return dataclasses.replace(recipe, loss_args={"preset": "cosface", "margin2": 0.4, "scale": 64.0})
+    return dataclasses.replace(recipe, loss_args={"preset": "cosface", "margin2": 0.4, "scale": 64.0},
+                               head="partial_fc", head_args={"sample_rate": 1.0}, mixed_precision="auto")
 
 
 @RECIPES.register("ms1mv3_mbf")

@@ -122,15 +122,16 @@ class CommandLine:
               "best_acc/best_threshold: best cosine threshold on the whole set (optimistic); roc_auc, tar_at_far: "
               "ROC of the cosine scores over all pairs.")
 
-    def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=()):
+    def eval_ijb(self, model, ijb, subset="IJBC", batch_size=128, out=".", plugins=(), backbone=None):
         """IJB-B/C 1:1 verification (insightface protocol) of a saved model on --ijb (insightface's IJB folder).
 
         Prints TAR@FAR for the N/D/F variants; writes <subset>_scores.npy, _roc.png, _tar_at_far.json to --out.
+        An .onnx --model needs --backbone (imported on the fly).
         """
         load_plugins(plugins)
         from recipes.evaluate_ijb import evaluate_ijb, tar_table
 
-        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out))
+        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out), backbone=backbone)
         print(format_table(*tar_table(results)))
         print("TAR (%) at FAR; N1: feature norm kept, D1: detector score weight, F1: flip embedding added "
               f"(insightface's default: N1D1F1). Written to {out}.")

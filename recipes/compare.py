@@ -21,6 +21,8 @@ from registry import did_you_mean
 _IGNORED_KEYS = {"run_name"}
 LABEL_KEYS = 3
 """At most this many differing settings make a run's legend label."""
+PROVENANCE_KEYS = {"git_commit", "git_dirty", "project_version"}
+"""recipe.json keys that say which code ran, not how: shown in the table, never in a legend label."""
 
 
 class CompareError(ValueError):
@@ -147,10 +149,11 @@ def comparison_rows(runs, metrics):
 def run_labels(runs):
     """Legend label of each run from the settings that differ between the runs, e.g. 'loss=arcface, lr=0.1'.
 
-    At most LABEL_KEYS settings (then '…'); the recipe `name` only when nothing else differs; the
-    folder names when no setting differs; a folder name is appended to labels that would repeat.
+    At most LABEL_KEYS settings (then '…'), never the PROVENANCE_KEYS; the recipe `name` only when
+    nothing else differs; the folder names when no setting differs; a folder name is appended to
+    labels that would repeat.
     """
-    differing = differing_config(runs)
+    differing = {key: values for key, values in differing_config(runs).items() if key not in PROVENANCE_KEYS}
     if len(differing) > 1:
         differing.pop("name", None)
     keys = list(differing)[:LABEL_KEYS]

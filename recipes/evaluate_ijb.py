@@ -188,8 +188,9 @@ def tar_table(results, fars=IJB_FARS):
     return header, rows
 
 
-def evaluate_ijb(model_path, ijb_dir, subset="IJBC", batch_size=128, out_dir=".", variants=VARIANTS):
-    """IJB 1:1 verification of the model at `model_path`; writes scores, ROC and the table into `out_dir`.
+def evaluate_ijb(model_path, ijb_dir, subset="IJBC", batch_size=128, out_dir=".", variants=VARIANTS, backbone=None):
+    """IJB 1:1 verification of the model at `model_path` (an `.onnx` file needs its registered `backbone`);
+    writes scores, ROC and the table into `out_dir`.
 
     Writes `<subset>_scores.npy` ((P,) float64, variant N1D1F1, insightface's default),
     `<subset>_roc.png` (every variant) and `<subset>_tar_at_far.json` ({variant: {far: TAR}}).
@@ -200,7 +201,7 @@ def evaluate_ijb(model_path, ijb_dir, subset="IJBC", batch_size=128, out_dir="."
     subset = str(subset).upper()
     meta = read_ijb_meta(ijb_dir, subset)
     paths = image_paths(ijb_dir, meta["names"])
-    embedder = load_embedding_model(model_path)
+    embedder = load_embedding_model(model_path, backbone)
     size = int(embedder.input_shape[1])
     parameters = alignment_parameters(meta["landmarks"], meta["names"], size)
     summed, plain = embed_images(embedder, paths, parameters, int(batch_size))

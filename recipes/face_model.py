@@ -3,6 +3,13 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from heads.sharded_softmax import sharded_accuracy, sharded_face_loss
+
+
+def is_class_sharded(head):
+    """True for a head whose classes are sharded across replicas (partial_fc): it trains through its own path."""
+    return getattr(head, "class_sharded", False)
+
 
 @keras.saving.register_keras_serializable(package="faces")
 class FaceTrainingModel(keras.Model):
@@ -11,6 +18,10 @@ class FaceTrainingModel(keras.Model):
     `fit` on (images, labels int (B,)) minimises mean(face_loss(labels, embedding, logits)).
     The loss is a layer of this model, so its state (center-loss centres) is saved with it.
     `embedder` alone is the deployable embedding model.
+
+    With a class-sharded head (partial_fc) a training step gathers the global batch, computes
+    the loss across shards and updates the head's shard with the head's own optimizer
+    (`_sharded_train_step`); accuracy is then the arg-max over the (kept) classes of all shards.
     """
 
     def __init__(self, embedder, head, face_loss, **kwargs):
@@ -18,7 +29,8 @@ class FaceTrainingModel(keras.Model):
         self.embedder = embedder
         self.head = head
         self.face_loss = face_loss
-        self.accuracy_metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.accuracy_metric = (keras.metrics.Mean(name="accuracy") if is_class_sharded(head)
+                                else keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
 
     def build(self, input_shape):
         if not self.head.built:
@@ -38,18 +50,59 @@ class FaceTrainingModel(keras.Model):
         embedding = self.embedder(images, training=training)
         return {"embedding": embedding, "logits": self.head(embedding)}
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Mean per-sample face loss (+ layer losses), divided by the replica count for summed gradients."""
-        per_sample = self.face_loss(y, y_pred["embedding"], y_pred["logits"], training=training)
-        loss = ops.mean(checked_per_sample(self.face_loss, per_sample, y))
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        if is_class_sharded(self.head):
+            self.head.attach_optimizer(self.optimizer)
+
+    def compile_from_config(self, config):
+        """As Keras' (which skips a custom `compile`): compile, then build the optimizer's variables."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data):
+        if not is_class_sharded(self.head):
+            return super().train_step(data)
+        return self._sharded_train_step(*data[:2])
+
+    def _sharded_train_step(self, images, labels):
+        """One step with a class-sharded head: dense weights by the model's optimizer (gradients summed
+        over replicas), the head's shard by the head's optimizer (each replica's own gradient)."""
+        kernel = self.head.kernel
+        with tf.GradientTape() as tape:
+            tape.watch(kernel.value)
+            embedding = self.embedder(images, training=True)
+            sharded = self.head.sharded_logits(embedding, labels, training=True)
+            loss = self._replica_loss(sharded_face_loss(self.face_loss, sharded, training=True))
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            self._loss_tracker.update_state(loss * replicas, sample_weight=tf.shape(images)[0])
+        dense = self.trainable_weights
+        gradients = tape.gradient(loss, dense + [kernel.value])
+        self.optimizer.apply(gradients[:-1], dense)
+        self.head.apply_gradient(gradients[-1])
+        self.accuracy_metric.update_state(sharded_accuracy(sharded))
+        return self._metric_results()
+
+    def _replica_loss(self, per_sample):
+        """Mean per-sample loss (+ layer losses), divided by the replica count: the replicas' gradients are summed."""
+        loss = ops.mean(per_sample)
         if self.losses:
             loss = loss + ops.sum(self.losses)
         return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Mean per-sample face loss (+ layer losses), divided by the replica count for summed gradients."""
+        per_sample = self.face_loss(y, y_pred["embedding"], y_pred["logits"], training=training)
+        return self._replica_loss(checked_per_sample(self.face_loss, per_sample, y))
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.accuracy_metric.update_state(y, y_pred["logits"])
+        return self._metric_results()
+
+    def _metric_results(self):
         """Step logs. Under MultiWorkerMirroredStrategy each value is shaped (1,): Keras 3.15
         reduces worker logs with `strategy.reduce(MEAN, axis=0)`, which rejects scalars."""
-        self.accuracy_metric.update_state(y, y_pred["logits"])
         results = {metric.name: metric.result() for metric in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}

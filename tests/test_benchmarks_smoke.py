@@ -112,3 +112,21 @@ def test_recordio_rows_render_with_their_goals():
     assert "- RecordIO: `train.rec` fed 0.70x" in text
     faster = report.build_report({**base, "recordio": {"throughput": {**speed, "ratio": 0.9}, "index": index}})
     assert "0.90x | ≥ 0.8x | yes |" in faster and "- RecordIO:" not in faster
+
+
+def test_field_backbones_benchmark_measures_both_trainers():
+    from benchmarks import field_backbones
+
+    row = field_backbones.measure("tiny", batch_size=2, warmup=1, turns=2, peak=1e12, progress=lambda message: None)
+    assert row["weights"] == backbones.build_embedding_model("tiny", 512).count_params()
+    assert row["ours"] > 0 and row["reference"] > 0 and row["ratio_low"] <= row["ratio"] <= row["ratio_high"]
+    assert "| tiny |" in field_backbones.format_rows([row], 2, 1e12)
+
+
+def test_onnx_import_time_benchmark_imports_mobilefacenet():
+    pytest.importorskip("onnx")
+    from benchmarks import onnx_import_time
+
+    seconds, size, weights = onnx_import_time.measure("mobilefacenet")
+    assert seconds > 0 and size > 0
+    assert weights == 2_083_328  # the imported Keras model (arcface_torch's get_mbf at 112×112, 512-d)

@@ -121,7 +121,7 @@ def test_table_shows_the_differing_config_keys_and_handles_missing_and_non_finit
         {"epoch": 2, "loss": "nan", "agedb_30/acc": 0.7, "center_loss": 2.0, "images_per_second": 100.0},
         {"epoch": 3, "loss": 7.0, "agedb_30/acc": 0.65, "center_loss": 2.5, "images_per_second": 120.0},
     ])
-    second = write_run(tmp_path / "b", {**base, "loss_args": {"margin2": 0.5}, "lr": 0.2}, [
+    second = write_run(tmp_path / "b", {**base, "loss_args": {"margin2": 0.5}, "lr": 0.2, "git_dirty": True}, [
         {"epoch": 1, "loss": 8.0, "agedb_30/acc": 0.62},
     ])
     runs = [load_run(first), load_run(second)]
@@ -134,6 +134,7 @@ def test_table_shows_the_differing_config_keys_and_handles_missing_and_non_finit
     _, rows = table_cells(table)
     assert rows["loss_args.margin2"] == ["0.4", "0.5"] and rows["lr"] == ["0.1", "0.2"]
     assert "seed" not in rows and "loss" not in rows  # equal in both runs
+    assert rows["git_dirty"] == ["-", "True"]  # in the table, but not in the legend labels below
     assert rows["best agedb_30/acc (max)"] == ["0.7000 (epoch 2)", "0.6200 (epoch 1)"]
     assert rows["best center_loss (min)"] == ["2.0000 (epoch 2)", "-"]
     assert rows["epochs run"] == ["3", "1"]

@@ -101,3 +101,36 @@ def test_unusable_landmarks_are_named_with_their_line(ijb_setup, tmp_path, line,
         file.writelines(lines)
     with pytest.raises(IjbFormatError, match=message):
         evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("11 12 x\n", r"ijbc_template_pair_label.txt, line 2: cannot read the numbers in '11 12 x'"),
+    ("11 12 2\n", r"labels must be 0 or 1, found \[0, 1, 2\]"),
+])
+def test_a_bad_pair_line_is_named(ijb_setup, tmp_path, line, message):
+    ijb_dir = broken_copy(ijb_setup[0], tmp_path)
+    path = os.path.join(ijb_dir, "meta", "ijbc_template_pair_label.txt")
+    with open(path) as file:
+        lines = file.readlines()
+    lines[1] = line
+    with open(path, "w") as file:
+        file.writelines(lines)
+    with pytest.raises(IjbFormatError, match=message):
+        evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
+
+
+def test_eval_ijb_accepts_an_onnx_file_with_its_backbone(ijb_setup, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from backbones.onnx_import import import_onnx_model
+    from benchmarks.onnx_graphs import mobilefacenet_graph
+
+    ijb_dir, _, _, (faces, faceness, templates, medias, pairs) = ijb_setup
+    onnx_path = str(tmp_path / "mbf.onnx")
+    onnx.save(mobilefacenet_graph(image_size=112, fold=True), onnx_path)
+    out = str(tmp_path / "out")
+    main(["eval_ijb", f"--model={onnx_path}", "--backbone=mobilefacenet", f"--ijb={ijb_dir}", f"--out={out}"])
+    imported = import_onnx_model(onnx_path, "mobilefacenet")
+    plain = imported(faces.astype(np.float32), training=False).numpy()
+    flipped = imported(faces[:, :, ::-1].astype(np.float32), training=False).numpy()
+    expected = ijb_verification(plain + flipped, faceness, templates, medias, *pairs)
+    np.testing.assert_allclose(np.load(os.path.join(out, "ijbc_scores.npy")), expected["scores"], atol=1e-5)

@@ -23,10 +23,17 @@ def test_recipe_builds_its_loss_and_head_with_official_defaults(name):
     assert recipe.head == head_name
     config = build_loss(recipe.loss, 10, 16, **recipe.loss_args).get_config()
     assert {key: config[key] for key in expected} == expected
-    head = HEADS.build(recipe.head, num_classes=10)
+    head = HEADS.build(recipe.head, num_classes=10, **recipe.head_args)
     head.build((None, 16))
     assert head.kernel.shape == (16, 10 * getattr(head, "k", 1))
     assert getattr(head, "k", 3) == 3
+
+
+def test_subcenter_k_from_the_command_line():
+    recipe = RECIPES.build("subcenter_arcface").replace(**{"head_args.k": "5"})
+    head = HEADS.build(recipe.head, num_classes=4, **recipe.head_args)
+    head.build((None, 8))
+    assert recipe.head_args == {"k": 5} and head.kernel.shape == (8, 20)
 
 
 @pytest.mark.parametrize("overrides, expected", [

@@ -1,7 +1,6 @@
 """Mistakes a user makes on the command line end in one sentence naming the value and what to do, not a traceback."""
 import io
 import json
-import os
 import sys
 import textwrap
 import uuid
