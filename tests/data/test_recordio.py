@@ -160,7 +160,7 @@ def test_undecodable_image_is_dropped_in_training_and_listed(tmp_path):
     dataset = train_dataset(folder.paths, folder.labels, 5, augment=(), skipped=skipped)
     for _ in dataset.take(3):
         pass
-    assert [path for path, _ in skipped] == [bad] and skipped.dropped_samples >= 1
+    assert len(skipped) == 1 and skipped.dropped_samples >= 1
     assert (tmp_path / "skipped.tsv").read_text().startswith(bad + "\t")
 
 
