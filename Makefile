@@ -21,4 +21,4 @@ demo: install
 		--lr_schedule=constant --lr=0.002
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2  # two test processes: the suite's heavy tests are mostly subprocesses and waits
