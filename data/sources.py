@@ -1,5 +1,6 @@
 """Training data sources, by name in `registry.DATASETS`: each returns a `TrainingData`."""
 import dataclasses
+import os
 
 from data.folders import IdentityFolder, scan_identity_folder
 from registry import DATASETS
@@ -49,19 +50,39 @@ def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_class
     "auto" = "recordio" if --data holds train.rec or train.idx, "folder" for another --data,
     else "synthetic". Identities with fewer than `min_images` images are left out;
     `max_classes` keeps the first that many. Fewer than MIN_IDENTITIES identities left is
-    refused (ValueError): one class trains to a meaningless loss 0 / accuracy 1.
+    refused (ValueError): one class trains to a meaningless loss 0 / accuracy 1. `eval_bins`
+    may hold glob patterns (`**` too), see `expand_bin_patterns`.
     """
     from data.recordio import is_recordio_folder
 
     if dataset == "auto":
         dataset = "synthetic" if data is None else "recordio" if is_recordio_folder(data) else "folder"
-    loaded = DATASETS.build(dataset, data=data, eval_bins=list(eval_bins), min_images=min_images,
+    loaded = DATASETS.build(dataset, data=data, eval_bins=expand_bin_patterns(eval_bins), min_images=min_images,
                             max_classes=max_classes)
     if loaded.train.num_classes < MIN_IDENTITIES:
         names = ", ".join(repr(name) for name in loaded.train.class_names)
         raise ValueError(
             f"data folder {loaded.train.root!r} gives {loaded.train.num_classes} identity ({names}) with "
             f"--min_images={min_images} and --max_classes={max_classes}; training needs at least "
-            f"{MIN_IDENTITIES} identities. Add identity folders, lower --min_images or raise --max_classes."
+            f"{MIN_IDENTITIES} identities. Add identities, lower --min_images or raise --max_classes."
         )
     return loaded
+
+
+def expand_bin_patterns(patterns):
+    """Paths of `patterns` in order, each once: each glob pattern (`*`, `?`, `[..]`, `**` for any depth, by glob2)
+    becomes its sorted matches, a plain path stays as it is (checked later); a pattern matching nothing is an error
+    (FileNotFoundError)."""
+    import glob2
+
+    paths = []
+    for pattern in patterns:
+        pattern = os.fspath(pattern)
+        matches = [pattern]
+        if glob2.has_magic(pattern):
+            matches = sorted(glob2.glob(pattern))
+            if not matches:
+                raise FileNotFoundError(
+                    f"--eval_bins pattern {pattern!r} matches no file; check the folder and the pattern.")
+        paths += [path for path in matches if path not in paths]
+    return paths

@@ -180,7 +180,10 @@ class CommandLine:
             print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
 
     def data_stats(self, data, decode=True):
-        """Identities, images, images per identity (min/median/max) and unreadable files of --data."""
+        """Identities, images, images per identity (min/median/max) and unreadable files of --data.
+
+        --data is an identity folder or a RecordIO folder (train.rec + train.idx).
+        """
         from data.tools import data_stats, format_data_stats
 
         with data_errors_as_user_errors():

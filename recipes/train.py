@@ -5,14 +5,12 @@ its next epoch from its newest usable checkpoint, after checking that the data i
 """
 import dataclasses
 import errno
-import glob
 import os
 import shutil
 import signal
 import sys
 import tempfile
 
-import glob2
 import keras
 import tensorflow as tf
 
@@ -29,7 +27,7 @@ from callbacks.run_record import truncate_history
 from callbacks.tracking import git_commit, project_version
 from callbacks.verification import bin_name
 from data.pipeline import SkippedFiles, train_dataset
-from data.sources import load_training_data
+from data.sources import expand_bin_patterns, load_training_data
 from losses.combined import find_center_loss
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel
@@ -88,20 +86,12 @@ def build_training_model(recipe, num_classes, steps_per_epoch=1):
     return model
 
 
-def expand_bins(patterns):
-    """The `.bin` files matched by `patterns` (paths or glob patterns, `**` included), in order, each once."""
-    found = []
-    for pattern in patterns:
-        matches = sorted(glob2.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not matches:
-            raise RunRefused(f"--eval_bins: no file matches {pattern!r}.")
-        found += [path for path in matches if path not in found]
-    return found
-
-
 def check_before_data(recipe, resume_dir):
     """Refuse, before any data is read or anything written, what can be known wrong from the recipe and files."""
-    bins = expand_bins(recipe.eval_bins)
+    try:
+        bins = expand_bin_patterns(recipe.eval_bins)
+    except FileNotFoundError as error:
+        raise RunRefused(str(error)) from None
     for path in bins:
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise RunRefused(f"--eval_bins: {path!r} " + ("is empty" if os.path.isfile(path) else "does not exist")
@@ -157,8 +147,7 @@ def run_facts(data, strategy, steps, global_batch):
 
 def load_data(recipe):
     try:
-        data = load_training_data(recipe.dataset, recipe.data, expand_bins(recipe.eval_bins), recipe.min_images,
-                                  recipe.max_classes)
+        data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
     except ValueError as error:
         raise RunRefused(str(error)) from None
     if data.train.num_classes < 2:

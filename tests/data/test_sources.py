@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.sources import load_training_data
+from data.sources import expand_bin_patterns, load_training_data
 
 
 def _people(root, counts):
@@ -38,3 +38,16 @@ def test_two_identities_are_enough(tmp_path):
     _people(data, {"ann": 2, "bob": 1})
     loaded = load_training_data("folder", data)
     assert loaded.train.class_names == ("ann", "bob") and len(loaded.train) == 3
+
+
+def test_eval_bin_patterns_expand_in_order_each_once_and_a_pattern_matching_nothing_is_an_error(tmp_path):
+    for relative in ("a/lfw.bin", "a/b/c/cfp_fp.bin", "a/b/agedb_30.bin", "a/notes.txt"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"x")
+    plain = str(tmp_path / "elsewhere" / "calfw.bin")
+    deep = str(tmp_path / "a" / "**" / "*.bin")
+    paths = expand_bin_patterns([plain, deep, str(tmp_path / "a" / "lfw.bin")])
+    found = sorted(str(path) for path in tmp_path.glob("a/**/*.bin"))
+    assert paths == [plain] + found and len(found) == 3
+    with pytest.raises(FileNotFoundError, match=r"'.*none/\*\.bin' matches no file"):
+        expand_bin_patterns([plain, str(tmp_path / "none" / "*.bin")])

@@ -82,6 +82,7 @@ def test_simultaneous_starts_get_distinct_run_folders(tmp_path):
     ({"eval_monitor": "lfw/acc"}, "lfw/acc.*verify"),
     ({"eval_bins": ["missing.bin"]}, "missing.bin.*does not exist"),
     ({"eval_bins": ["empty.bin"]}, "empty.bin.*is empty"),
+    ({"eval_bins": ["bins/**/*.bin"]}, r"bins/\*\*/\*\.bin' matches no file"),
 ])
 def test_everything_checkable_without_data_is_refused_before_any_folder_exists(tiny_overrides, tmp_path, overrides,
                                                                                message, monkeypatch):
