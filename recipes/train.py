@@ -146,14 +146,11 @@ def run_facts(data, strategy, steps, global_batch):
 
 
 def load_data(recipe):
+    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities) as `RunRefused`."""
     try:
-        data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+        return load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
     except ValueError as error:
         raise RunRefused(str(error)) from None
-    if data.train.num_classes < 2:
-        raise RunRefused(f"{data.train.root!r} has {data.train.num_classes} identity after --min_images="
-                         f"{recipe.min_images} and --max_classes={recipe.max_classes}; training needs at least 2.")
-    return data
 
 
 def restore_run(run, model, chief):
