@@ -294,13 +294,15 @@ class TrackingCallback(keras.callbacks.Callback):
         return _number(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_begin(self, logs=None):
+        self._step = int(self.model.optimizer.iterations.numpy())
         self.state.wandb_run_id = self.tracker.run_id
         if self.baseline:
             self.tracker.log({"epoch": 0, **self.baseline})
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        step = int(self.model.optimizer.iterations.numpy())
+        self._step += 1
+        step = self._step
         verified = {key: value for key, value in logs.items() if "/" in key}
         if verified or (self.log_every_steps and step % self.log_every_steps == 0):
             row = {f"step/{key}": logs[key] for key in ("loss", "accuracy", "images_per_second") if key in logs}
