@@ -86,14 +86,10 @@ def test_an_undecodable_image_is_named(ijb_setup, tmp_path):
         evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", batch_size=4, out_dir=str(tmp_path / "out"))
 
 
-@pytest.mark.parametrize("line, message", [
-    ("1.png 1 2 3 4 5 6 7 8 nine 10 0.9\n", r"line 2: cannot read the numbers"),
-    ("1.png 1 2 3 0.9\n", r"line 2: expected 12 fields, got 5"),
-    ("1.png 5 5 5 5 5 5 5 5 5 5 0.9\n", r"image '1.png' \(line 2 of the 5-point file\).*coincide"),
-])
-def test_unusable_landmarks_are_named_with_their_line(ijb_setup, tmp_path, line, message):
+def assert_second_line_refused(ijb_setup, tmp_path, meta_name, line, message):
+    """Replace line 2 of meta file `meta_name` in a copy of the IJB folder; evaluation must refuse it with `message`."""
     ijb_dir = broken_copy(ijb_setup[0], tmp_path)
-    path = os.path.join(ijb_dir, "meta", "ijbc_name_5pts_score.txt")
+    path = os.path.join(ijb_dir, "meta", meta_name)
     with open(path) as file:
         lines = file.readlines()
     lines[1] = line
@@ -101,6 +97,15 @@ def test_unusable_landmarks_are_named_with_their_line(ijb_setup, tmp_path, line,
         file.writelines(lines)
     with pytest.raises(IjbFormatError, match=message):
         evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("line, message", [
+    ("1.png 1 2 3 4 5 6 7 8 nine 10 0.9\n", r"line 2: cannot read the numbers"),
+    ("1.png 1 2 3 0.9\n", r"line 2: expected 12 fields, got 5"),
+    ("1.png 5 5 5 5 5 5 5 5 5 5 0.9\n", r"image '1.png' \(line 2 of the 5-point file\).*coincide"),
+])
+def test_unusable_landmarks_are_named_with_their_line(ijb_setup, tmp_path, line, message):
+    assert_second_line_refused(ijb_setup, tmp_path, "ijbc_name_5pts_score.txt", line, message)
 
 
 @pytest.mark.parametrize("line, message", [
@@ -108,15 +113,7 @@ def test_unusable_landmarks_are_named_with_their_line(ijb_setup, tmp_path, line,
     ("11 12 2\n", r"labels must be 0 or 1, found \[0, 1, 2\]"),
 ])
 def test_a_bad_pair_line_is_named(ijb_setup, tmp_path, line, message):
-    ijb_dir = broken_copy(ijb_setup[0], tmp_path)
-    path = os.path.join(ijb_dir, "meta", "ijbc_template_pair_label.txt")
-    with open(path) as file:
-        lines = file.readlines()
-    lines[1] = line
-    with open(path, "w") as file:
-        file.writelines(lines)
-    with pytest.raises(IjbFormatError, match=message):
-        evaluate_ijb(ijb_setup[1], ijb_dir, "IJBC", out_dir=str(tmp_path / "out"))
+    assert_second_line_refused(ijb_setup, tmp_path, "ijbc_template_pair_label.txt", line, message)
 
 
 def test_eval_ijb_accepts_an_onnx_file_with_its_backbone(ijb_setup, tmp_path):
