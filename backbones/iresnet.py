@@ -8,7 +8,8 @@ channels-last built-in Keras layers (see `backbones.torch_like` for padding, Bat
   and a 1×1 conv (stride 2) + BN shortcut; a block is
   BN → 3×3 conv → BN → PReLU → 3×3 conv (stride) → BN, plus the shortcut;
 - embedding block (`iresnet_embedding_block`): BN → dropout → flatten → dense(embedding_size)
-  → BN with scale fixed at 1 (arcface_torch's `features`, whose weight is frozen at 1).
+  → BN with γ frozen at 1 (arcface_torch's `features`, whose weight is frozen at 1: a
+  non-trainable variable here too, so the weight count is arcface_torch's).
 
 At 112×112 the feature map is (7, 7, 512). Initialisation as arcface_torch: convolutions
 normal(0, 0.1), BN γ = 1, β = 0, the dense layer PyTorch's `nn.Linear` default
@@ -19,7 +20,7 @@ import math
 import keras
 from keras import initializers, layers
 
-from backbones.torch_like import batchnorm, conv2d, prelu
+from backbones.torch_like import batchnorm, conv2d, fixed_scale_batchnorm, prelu
 from registry import BACKBONES
 
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -77,7 +78,7 @@ def iresnet_embedding_block(features, embedding_size, dropout, synchronized=Fals
     out = layers.Flatten(name="flatten")(out)
     out = layers.Dense(embedding_size, kernel_initializer=initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"),
                        bias_initializer=initializers.RandomUniform(-bound, bound), name="fc", dtype="float32")(out)
-    return batchnorm("features", scale=False, synchronized=synchronized, dtype="float32")(out)
+    return fixed_scale_batchnorm(out, "features", synchronized=synchronized, dtype="float32")
 
 
 def _register(name, blocks_per_stage):

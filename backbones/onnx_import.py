@@ -11,7 +11,7 @@ Keras layer's name and the ONNX node. What the import takes care of:
   the convolution before it (the Conv gets a bias, the BN node disappears): our BN then gets
   γ = 1, β = bias, mean 0, variance 1 − ε, i.e. the identity plus the bias;
 - BatchNorms kept in the graph (a block's pre-activation `bn1`, the output BNs); a different
-  epsilon is folded into the variance; a final BN with fixed scale (`scale=False`) takes the
+  epsilon is folded into the variance; a final BN with fixed scale (γ frozen at 1) takes the
   graph's γ through the dense layer before it;
 - OIHW → HWIO kernels, depthwise (C, 1, k, k) → (k, k, C, 1), PReLU slopes per channel;
 - a dense layer after a flatten of an (h, w, c) map: PyTorch flattens c·h·w, Keras h·w·c, so
@@ -29,6 +29,8 @@ import os
 
 import numpy as np
 from keras import layers
+
+from backbones.torch_like import has_fixed_scale
 
 PIXEL_MEAN = 127.5
 OUR_PIXEL_SCALE = 128.0
@@ -326,7 +328,7 @@ def assign_weights(pairs, input_mean, input_scale):
                 kernel = channels_last_rows(kernel, shape)
             bias = theirs.details["bias"]
             following = pairs[index + 1] if index + 1 < len(pairs) else None
-            if following and following[0].kind == "batchnorm" and not following[0].details["layer"].scale:
+            if following and following[0].kind == "batchnorm" and has_fixed_scale(following[0].details["layer"]):
                 gamma = following[1].details["gamma"].astype(np.float64)  # a fixed-scale BN's γ, moved here
                 kernel = kernel * gamma
                 bias = None if bias is None else bias * gamma
@@ -363,11 +365,12 @@ def _assign_batchnorm(layer, theirs, previous_pair):
         variance = variance + theirs.details["epsilon"] - epsilon
         if after_biased_conv:
             mean = mean - before.details["bias"]  # a kept BN after a conv with bias: the bias shifts the mean
-    if not layer.scale and previous_pair[0] is not None and previous_pair[0].kind == "dense":
+    fixed = has_fixed_scale(layer)
+    if fixed and previous_pair[0] is not None and previous_pair[0].kind == "dense":
         mean = mean * gamma  # γ went into the dense layer before (assign_weights)
-    elif not layer.scale and not np.allclose(gamma, 1.0):
+    elif fixed and not np.allclose(gamma, 1.0):
         raise OnnxImportError(f"layer {layer.name!r} has its scale fixed at 1, the graph's BN has γ ≠ 1.")
-    elif layer.scale:
+    elif not fixed:
         layer.gamma.assign(gamma.astype(np.float32))
     if layer.center:
         layer.beta.assign(beta.astype(np.float32))

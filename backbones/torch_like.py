@@ -24,6 +24,23 @@ def batchnorm(name, scale=True, synchronized=False, dtype=None):
                                      synchronized=synchronized, name=name, dtype=dtype)
 
 
+def fixed_scale_batchnorm(inputs, name, synchronized=False, dtype=None):
+    """PyTorch's `BatchNorm` with its weight frozen at 1 (`weight.requires_grad = False`) on `inputs`.
+
+    γ is a real variable, held at 1 and left out of the trainable weights, so the weight count
+    equals PyTorch's; the layer still normalises with batch statistics in training.
+    """
+    layer = batchnorm(name, synchronized=synchronized, dtype=dtype)
+    outputs = layer(inputs)
+    layer.gamma.trainable = False
+    return outputs
+
+
+def has_fixed_scale(layer):
+    """True when a `BatchNormalization`'s γ is not trained: built with scale=False or frozen at 1."""
+    return not layer.scale or not layer.gamma.trainable
+
+
 def prelu(name):
     """`PReLU` with one slope per channel, slopes start at 0.25 (PyTorch's `nn.PReLU(C)`)."""
     return layers.PReLU(alpha_initializer=initializers.Constant(PRELU_INIT), shared_axes=[1, 2], name=name)

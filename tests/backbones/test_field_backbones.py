@@ -22,20 +22,25 @@ ARCFACE_TORCH_WEIGHTS = {
 ARCFACE_TORCH_GMACS = {"iresnet50": 6.31, "iresnet100": 12.09, "mobilefacenet": 0.44}
 
 
-def frozen_unit_scales(model):
-    """Entries of BatchNorms built with scale=False: PyTorch holds them as a weight frozen at 1, Keras holds none."""
-    return sum(layer.moving_mean.shape[-1] for layer in model._flatten_layers()
-               if isinstance(layer, layers.BatchNormalization) and not layer.scale)
-
-
 @pytest.mark.parametrize("name", sorted(ARCFACE_TORCH_WEIGHTS))
 def test_weight_count_equals_arcface_torch(name):
     model = backbones.build_embedding_model(name, embedding_size=512, image_size=112)
     assert model.output.shape == (None, 512)
-    # iresnet's `features` BN has its weight fixed at 1 (requires_grad=False): 512 of the weights
-    # PyTorch counts, which Keras expresses as scale=False. MobileFaceNet's BNs all train their scale.
-    assert frozen_unit_scales(model) == (512 if name.startswith("iresnet") else 0)
-    assert model.count_params() + frozen_unit_scales(model) == ARCFACE_TORCH_WEIGHTS[name]
+    assert model.count_params() == ARCFACE_TORCH_WEIGHTS[name]
+
+
+def test_iresnet_output_scale_is_frozen_at_one():
+    """arcface_torch's `features.weight.requires_grad = False`: γ stays 1 while β and the rest train."""
+    model = backbones.build_embedding_model("iresnet18", embedding_size=8, image_size=32)
+    features = model.get_layer("features")
+    trainable = {variable.path for variable in model.trainable_weights}
+    assert features.gamma.path not in trainable and features.beta.path in trainable
+    assert [layer.name for layer in model.layers if isinstance(layer, layers.BatchNormalization)
+            and not layer.gamma.trainable] == ["features"]
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    model.fit(np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)), np.ones((4, 8)), verbose=0)
+    np.testing.assert_array_equal(features.gamma.numpy(), np.ones(8, np.float32))
+    assert not np.allclose(features.beta.numpy(), 0.0)
 
 
 @pytest.mark.parametrize("name", sorted(ARCFACE_TORCH_GMACS))
@@ -90,7 +95,6 @@ def test_field_backbones_bring_their_own_embedding_block():
     assert embedding_block_of("resnet50v2") is pooled_embedding_block
     iresnet = backbones.build_embedding_model("iresnet18", embedding_size=8, image_size=112)
     assert iresnet.get_layer("fc").input.shape == (None, 7 * 7 * 512)
-    assert iresnet.get_layer("features").scale is False
     mobile = backbones.build_embedding_model("mobilefacenet", embedding_size=8, image_size=112)
     assert mobile.get_layer("gdc_conv").kernel_size == (7, 7)
     assert mobile.get_layer("gdc_fc").use_bias is False
