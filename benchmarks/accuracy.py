@@ -47,11 +47,13 @@ def last_epoch_metrics(run_dir, bin_name):
     }
 
 
-def train_recipe(name, epochs, work_dir, data=None, eval_bins=(), batch_size=None, log_path=None):
-    """Train recipe `name` with TRAINING_SETTINGS for `epochs`; returns `last_epoch_metrics` (+ seconds)."""
+def train_recipe(name, epochs, work_dir, data=None, eval_bins=(), batch_size=None, log_path=None, **settings):
+    """Train recipe `name` with TRAINING_SETTINGS (updated by `settings`) for `epochs`; returns
+    `last_epoch_metrics` (+ seconds)."""
     from recipes.train import train
 
-    overrides = {**TRAINING_SETTINGS, "epochs": epochs, "runs_dir": os.path.join(work_dir, "runs"), "verbose": 0}
+    overrides = {**TRAINING_SETTINGS, **settings, "epochs": epochs, "runs_dir": os.path.join(work_dir, "runs"),
+                 "verbose": 0}
     if batch_size:
         overrides["batch_size"] = batch_size
     if data is not None:

@@ -1,0 +1,142 @@
+"""What is alive at a training step's memory peak: TensorFlow's profiler trace of one step, ours vs the spec-style reference.
+
+One step of each model (after warm-up) runs under `tf.profiler.experimental` with host tracing,
+which records every allocation and deallocation of TensorFlow's CPU allocator with the op that
+made it and the tensor's shape. Replaying those events by address gives the bytes in use over
+the step; at its highest point, the live buffers are listed by the op that allocated them.
+The difference between the two lists is what one head holds at its peak that the other does not.
+
+    python -m benchmarks.step_memory_trace --classes=85742 --backbone=resnet50v2
+"""
+import argparse
+import collections
+import glob
+import os
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+Allocation = collections.namedtuple("Allocation", "time_ps allocated address bytes op shape")
+
+
+def trace_one_step(model, images, labels, log_dir):
+    """Run one training step of `model` under the profiler; returns the path of the `.xplane.pb` it wrote."""
+    import tensorflow as tf
+
+    options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=3, python_tracer_level=0,
+                                                       device_tracer_level=0)
+    tf.profiler.experimental.start(log_dir, options=options)
+    try:
+        model.train_on_batch(images, labels)
+    finally:
+        tf.profiler.experimental.stop()
+    paths = sorted(glob.glob(os.path.join(log_dir, "**", "*.xplane.pb"), recursive=True))
+    if not paths:
+        raise RuntimeError(f"the profiler wrote no .xplane.pb under {log_dir}")
+    return paths[-1]
+
+
+def allocation_events(xplane_path):
+    """Every MemoryAllocation / MemoryDeallocation event of the trace, in time order, as `Allocation`s."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    with open(xplane_path, "rb") as file:
+        space.ParseFromString(file.read())
+    events = []
+    for plane in space.planes:
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        stat_names = {key: value.name for key, value in plane.stat_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id)
+                if name not in ("MemoryAllocation", "MemoryDeallocation"):
+                    continue
+                stats = {stat_names.get(stat.metadata_id): _stat_value(stat, plane) for stat in event.stats}
+                events.append(Allocation(line.timestamp_ns * 1000 + event.offset_ps, name == "MemoryAllocation",
+                                         int(stats.get("addr", 0)), int(stats.get("allocation_bytes")
+                                                                        or stats.get("requested_bytes") or 0),
+                                         str(stats.get("tf_op", "") or "?"), str(stats.get("tensor_shape", "") or "")))
+    return sorted(events, key=lambda event: event.time_ps)
+
+
+def _stat_value(stat, plane):
+    kind = stat.WhichOneof("value")
+    if kind == "ref_value":
+        return plane.stat_metadata[stat.ref_value].name
+    return getattr(stat, kind) if kind else None
+
+
+def live_at_peak(events):
+    """(peak bytes above the step's start, [Allocation alive at that moment]) from replaying `events` by address.
+
+    Buffers allocated before the step (variables, the batch) are not in the trace and not counted;
+    a deallocation of such a buffer is ignored.
+    """
+    live, current, peak, at_peak = {}, 0, 0, {}
+    for event in events:
+        if event.allocated:
+            live[event.address] = event
+            current += event.bytes
+            if current > peak:
+                peak, at_peak = current, dict(live)
+        elif event.address in live:
+            current -= live.pop(event.address).bytes
+    return peak, list(at_peak.values())
+
+
+def by_op(allocations):
+    """{(op, shape): total bytes} of `allocations`."""
+    totals = collections.Counter()
+    for allocation in allocations:
+        totals[(allocation.op, allocation.shape)] += allocation.bytes
+    return totals
+
+
+def format_comparison(peaks, top=12):
+    """Markdown: each side's peak, its largest live buffers, and the buffers one side has at its peak that the other lacks."""
+    lines = []
+    totals = {side: by_op(allocations) for side, (_, allocations) in peaks.items()}
+    for side, (peak, _) in peaks.items():
+        lines += ["", f"{side}: {peak / 2**20:,.0f} MiB in use at the step's peak (above the step's start); largest:",
+                  "", "| MiB | op | shape |", "|---:|---|---|"]
+        lines += [f"| {size / 2**20:,.1f} | {op} | {shape} |" for (op, shape), size in totals[side].most_common(top)]
+    sides = list(peaks)
+    if len(sides) == 2:
+        first, second = sides
+        difference = totals[first].copy()
+        difference.subtract(totals[second])
+        lines += ["", f"live at the peak: {first} minus {second} (op, shape), largest differences:", "",
+                  "| MiB | op | shape |", "|---:|---|---|"]
+        ranked = sorted(difference.items(), key=lambda item: -abs(item[1]))[:top]
+        lines += [f"| {size / 2**20:+,.1f} | {op} | {shape} |" for (op, shape), size in ranked if size]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.step_memory_trace", description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=85742)
+    parser.add_argument("--backbone", default="resnet50v2")
+    parser.add_argument("--loss", default="softmax")
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from benchmarks.reference import one_hot
+    from benchmarks.throughput import build_ours, build_spec_reference, random_batch, train_steps
+
+    images, labels = random_batch(args.classes)
+    peaks = {}
+    with tempfile.TemporaryDirectory(prefix="step-trace-") as log_root:
+        for side, build, side_labels in (("ours", build_ours, labels),
+                                         ("reference", build_spec_reference, one_hot(labels, args.classes))):
+            model = build(args.backbone, args.loss, args.classes)
+            train_steps(model, images, side_labels, args.warmup)
+            path = trace_one_step(model, images, side_labels, os.path.join(log_root, side))
+            peaks[side] = live_at_peak(allocation_events(path))
+            print(f"{side}: peak {peaks[side][0] / 2**20:,.0f} MiB over the step", flush=True)
+    print(f"{args.backbone}, {args.loss}, {args.classes:,} classes, batch {len(labels)}")
+    print(format_comparison(peaks))
+
+
+if __name__ == "__main__":
+    main()
