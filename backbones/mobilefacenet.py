@@ -7,7 +7,7 @@ Exact port of deepinsight/insightface `recognition/arcface_torch/backbones/mobil
 - `DepthWise(in, out, groups=g)` = ConvBlock 1×1 in→g → depthwise 3×3 ConvBlock (stride) →
   LinearBlock 1×1 g→out, plus the input when residual;
 - stem: ConvBlock 3×3 stride 2 → 128, then ConvBlock 3×3 128→128 with groups=64 (grouped, not
-  depthwise: 2 channels per group); then DepthWise 128→128 (g 128, stride 2), 4 residual
+  depthwise: 2 channels per group; held as `torch_like.grouped_conv2d`, fast on CPUs too); then DepthWise 128→128 (g 128, stride 2), 4 residual
   (g 128), DepthWise 128→256 (g 256, stride 2), 6 residual (g 256), DepthWise 256→256 (g 512,
   stride 2), 2 residual (g 256); `conv_sep` ConvBlock 1×1 → 512: (112, 112, 3) → (7, 7, 512);
 - embedding block `gdc_embedding_block` (GDC): 7×7 depthwise LinearBlock (valid) → flatten →
@@ -21,7 +21,7 @@ import math
 import keras
 from keras import initializers, layers
 
-from backbones.torch_like import batchnorm, conv2d, depthwise_conv2d, prelu
+from backbones.torch_like import batchnorm, conv2d, depthwise_conv2d, grouped_conv2d, prelu
 from registry import BACKBONES
 
 KAIMING_FAN_OUT = initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
@@ -38,6 +38,8 @@ def conv_block(inputs, filters, kernel_size, name, strides=1, padding=0, groups=
     if groups > 1 and groups == channels == filters:
         out = depthwise_conv2d(inputs, kernel_size, f"{name}_conv", strides, padding,
                                depthwise_kaiming_fan_out(channels, kernel_size))
+    elif groups > 1:
+        out = grouped_conv2d(inputs, filters, kernel_size, f"{name}_conv", strides, padding, groups)
     else:
         out = conv2d(inputs, filters, kernel_size, f"{name}_conv", strides, padding, groups, KAIMING_FAN_OUT)
     out = batchnorm(f"{name}_bn")(out)

@@ -30,7 +30,7 @@ import os
 import numpy as np
 from keras import layers
 
-from backbones.torch_like import has_fixed_scale
+from backbones.torch_like import grouped_inputs, has_fixed_scale
 
 PIXEL_MEAN = 127.5
 OUR_PIXEL_SCALE = 128.0
@@ -39,6 +39,7 @@ PASS_THROUGH_OPS = {"Flatten", "Reshape", "Dropout", "Identity", "Cast"}
 SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Constant", "ConstantOfShape", "Slice"}
 INPUT_AFFINE_OPS = {"Sub", "Mul", "Div", "Add"}
 PASS_THROUGH_LAYERS = (layers.InputLayer, layers.ZeroPadding2D, layers.Dropout, layers.Flatten, layers.Rescaling)
+GROUP_SUM_LAYERS = (layers.Reshape, layers.AveragePooling2D)  # the sum of a `torch_like.grouped_conv2d`
 WEIGHT_LAYERS = (layers.Conv2D, layers.DepthwiseConv2D, layers.BatchNormalization, layers.PReLU, layers.Dense)
 
 
@@ -205,7 +206,7 @@ def keras_steps(model):
             inputs = [steps[id(tensor)] for tensor in node.input_tensors]
             if hasattr(layer, "layers") and hasattr(layer, "inputs"):
                 outputs = walk(layer, inputs)
-            elif isinstance(layer, PASS_THROUGH_LAYERS):
+            elif isinstance(layer, PASS_THROUGH_LAYERS) or _sums_a_group(layer):
                 outputs = inputs[:1]
             elif isinstance(layer, layers.Add):
                 outputs = [Step("add", inputs, f"layer {layer.name!r}")]
@@ -220,6 +221,12 @@ def keras_steps(model):
     return canonical_order(walk(model, [start])[0])
 
 
+def _sums_a_group(layer):
+    """True for the Reshape/AveragePooling2D layers that `torch_like.grouped_conv2d` puts after its kernel."""
+    return isinstance(layer, GROUP_SUM_LAYERS) and any(layer.name.endswith(suffix)
+                                                       for suffix in ("_split", "_sum", "_merge"))
+
+
 def _keras_padding(layer):
     """(top, left, bottom, right) of the ZeroPadding2D feeding `layer`, or zeros."""
     source = layer._inbound_nodes[-1].input_tensors[0]._keras_history.operation
@@ -232,9 +239,10 @@ def _keras_padding(layer):
 def _keras_step(layer, inputs):
     where = f"layer {layer.name!r}"
     if isinstance(layer, layers.DepthwiseConv2D):
-        channels = layer.kernel.shape[2]
-        return Step("conv", inputs, where, layer=layer, out=channels, per_group_in=1, kernel=tuple(layer.kernel_size),
-                    strides=tuple(layer.strides), pads=_keras_padding(layer), groups=channels)
+        channels, per_group_in = layer.kernel.shape[2], grouped_inputs(layer)
+        return Step("conv", inputs, where, layer=layer, out=channels // per_group_in * layer.depth_multiplier,
+                    per_group_in=per_group_in, kernel=tuple(layer.kernel_size), strides=tuple(layer.strides),
+                    pads=_keras_padding(layer), groups=channels // per_group_in)
     if isinstance(layer, layers.Conv2D):
         return Step("conv", inputs, where, layer=layer, out=layer.filters, per_group_in=layer.kernel.shape[2],
                     kernel=tuple(layer.kernel_size), strides=tuple(layer.strides), pads=_keras_padding(layer),
@@ -304,6 +312,17 @@ def channels_last_rows(weight, shape):
     return weight.reshape(channels, height, width, -1).transpose(1, 2, 0, 3).reshape(height * width * channels, -1)
 
 
+def depthwise_kernel(kernel, groups):
+    """Grouped HWIO kernel (k, k, a, groups·b) → DepthwiseConv2D kernel (k, k, groups·a, b), K[.., g·a + j, m] = W[.., j, g·b + m].
+
+    a = 1, b = 1 is a plain depthwise convolution; otherwise `torch_like.grouped_conv2d`'s layout.
+    """
+    height, width, per_group_in, out = kernel.shape
+    per_group_out = out // groups
+    return (kernel.reshape(height, width, per_group_in, groups, per_group_out).transpose(0, 1, 3, 2, 4)
+            .reshape(height, width, groups * per_group_in, per_group_out))
+
+
 def assign_weights(pairs, input_mean, input_scale):
     """Copy every matched ONNX step's weights into its Keras layer (see the module docstring)."""
     first_conv = True
@@ -312,7 +331,7 @@ def assign_weights(pairs, input_mean, input_scale):
         if ours.kind == "conv":
             kernel = theirs.details["weight"].astype(np.float64).transpose(2, 3, 1, 0)  # OIHW → HWIO
             if isinstance(layer, layers.DepthwiseConv2D):
-                kernel = kernel.transpose(0, 1, 3, 2)  # (k, k, 1, C) → (k, k, C, 1)
+                kernel = depthwise_kernel(kernel, ours.details["groups"])
             if first_conv:
                 kernel = kernel * _first_conv_factor(input_mean, input_scale, kernel.shape[2], theirs.source)
                 first_conv = False

@@ -3,6 +3,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from backbones.torch_like import freeze_scales, frozen_scale_layers
 from heads.sharded_softmax import sharded_accuracy, sharded_face_loss
 from recipes.recipe import RecipeError
 
@@ -151,11 +152,13 @@ class FaceTrainingModel(keras.Model):
             "embedder": keras.saving.serialize_keras_object(self.embedder),
             "head": keras.saving.serialize_keras_object(self.head),
             "face_loss": keras.saving.serialize_keras_object(self.face_loss),
+            "frozen_scales": frozen_scale_layers(self.embedder),
         }
 
     @classmethod
     def from_config(cls, config):
         parts = {key: keras.saving.deserialize_keras_object(config.pop(key)) for key in ("embedder", "head", "face_loss")}
+        freeze_scales(parts["embedder"], config.pop("frozen_scales", []))
         return cls(**parts, **config)
 
 

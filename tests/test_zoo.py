@@ -163,7 +163,9 @@ def test_backbone_trains_saves_and_loads(backbone_name, tmp_path):
     assert np.any(center_layers(model)[0].centers.numpy() != 0)
     path = str(tmp_path / "model.keras")
     model.save(path)
-    assert_same_model(model, keras.saving.load_model(path), images)
+    loaded = keras.saving.load_model(path)
+    assert_same_model(model, loaded, images)
+    assert len(loaded.trainable_variables) == len(model.trainable_variables)  # iresnet's γ ≡ 1 stays frozen
 
 
 @pytest.mark.parametrize("backbone_name", FORWARD_ONLY_BACKBONES)

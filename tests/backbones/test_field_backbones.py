@@ -6,7 +6,8 @@ from keras import layers
 
 import backbones
 from backbones.embedding import embedding_block_of, pooled_embedding_block
-from backbones.torch_like import conv2d, depthwise_conv2d
+from backbones.onnx_import import depthwise_kernel
+from backbones.torch_like import conv2d, depthwise_conv2d, grouped_conv2d
 from benchmarks.macs import model_macs
 
 # PyTorch parameters + BatchNorm running statistics of arcface_torch's models at 112×112, 512-d,
@@ -104,3 +105,19 @@ def test_field_backbones_bring_their_own_embedding_block():
         slopes = [layer for layer in model._flatten_layers() if isinstance(layer, layers.PReLU)]
         assert slopes and all(np.all(layer.alpha.numpy() == 0.25) and layer.alpha.shape == (1, 1, layer.alpha.shape[-1])
                               for layer in slopes)
+
+
+@pytest.mark.parametrize("channels, filters, groups, stride", [(8, 8, 4, 1), (6, 9, 3, 2), (4, 4, 2, 1)])
+def test_grouped_convolution_equals_pytorchs_grouped_conv(channels, filters, groups, stride):
+    """grouped_conv2d vs PyTorch's grouped Conv2d by definition: group g convolves its a inputs into its b outputs."""
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(2, 7, 7, channels)).astype(np.float32)
+    weight = rng.normal(size=(filters, channels // groups, 3, 3))  # PyTorch's OIHW, I = channels per group
+    inputs = keras.Input((7, 7, channels))
+    model = keras.Model(inputs, grouped_conv2d(inputs, filters, 3, "conv", strides=stride, padding=1, groups=groups))
+    model.get_layer("conv").kernel.assign(depthwise_kernel(weight.transpose(2, 3, 1, 0), groups).astype(np.float32))
+    a, b = channels // groups, filters // groups
+    expected = np.concatenate([numpy_conv(images[..., g * a:(g + 1) * a], weight[g * b:(g + 1) * b].transpose(2, 3, 1, 0),
+                                          stride, 1) for g in range(groups)], axis=-1)
+    np.testing.assert_allclose(np.asarray(model(images)), expected, rtol=1e-4, atol=1e-4)
+    assert model.count_params() == weight.size
