@@ -105,8 +105,8 @@ def main(argv=None):
     for backbone in args.backbones:
         for batch_size in (int(size) for size in args.batch_sizes.split(",")):
             rows.append(measure(backbone, batch_size, args.warmup, args.turns))
-            print(f"  {backbone} batch {batch_size}: auto = {rows[-1]['auto']} ({rows[-1]['auto_reason']}), "
-                  f"{_ratio(rows[-1]['auto_vs_reference'])} the reference", flush=True)
+            print(f"  auto = {rows[-1]['auto']} ({rows[-1]['auto_reason']}); row:", flush=True)
+            print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
             keras.backend.clear_session()
     print(format_rows(rows))
 
