@@ -135,6 +135,9 @@ def _publish(report, text, out, root, skip_readme, progress):
     print(text, flush=True)
     if not out:
         return
+    if os.path.exists(out):
+        with open(out) as file:
+            text = report.with_separate_sections(text, file.read())
     with open(out, "w") as file:
         file.write(text)
     progress(f"report written to {os.path.relpath(out)}")

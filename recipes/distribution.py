@@ -56,9 +56,10 @@ def is_chief():
                                                      and "chief" not in config.get("cluster", {}))
 
 
-# Training speed in bfloat16 mixed precision relative to float32, on a CPU with AVX512_BF16 / AMX, measured
-# side by side in one process (arcface recipe, batch 32, 1,000 classes, 112x112; benchmarks/REPORT.md).
-CPU_BFLOAT16_SPEEDUP = {"resnet50v2": 1.31, "mobilenetv2": 0.76}
+# Training speed in bfloat16 mixed precision relative to float32 on a CPU with AVX512_BF16 / AMX, measured side by side
+# in one process by `python -m benchmarks.precision` (arcface recipe, 1,000 classes, 112x112; batch 128, iresnet50 32;
+# Intel Xeon with AMX, 2 cores; benchmarks/REPORT.md, "Measured separately").
+CPU_BFLOAT16_SPEEDUP = {"resnet50v2": 1.20, "mobilenetv2": 0.67, "iresnet50": 1.67, "mobilefacenet": 0.82}
 # Mixed float16 relative to float32 on a GPU, measured by `python -m benchmarks --gpu`: none measured yet.
 GPU_FLOAT16_SPEEDUP = {}
 WORTH_IT = 1.05  # mixed precision is chosen only when it measured at least this much faster

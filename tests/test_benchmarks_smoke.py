@@ -130,3 +130,46 @@ def test_onnx_import_time_benchmark_imports_mobilefacenet():
     seconds, size, weights = onnx_import_time.measure("mobilefacenet")
     assert seconds > 0 and size > 0
     assert weights == 2_083_328  # the imported Keras model (arcface_torch's get_mbf at 112×112, 512-d)
+
+
+def test_report_keeps_the_separately_measured_sections():
+    previous = "# Benchmarks\n\nold tables\n\n### Measured separately\n\n#### Precision\n\nkept\n"
+    text = report.with_separate_sections("# Benchmarks\n\nnew tables\n", previous)
+    assert text == "# Benchmarks\n\nnew tables\n\n### Measured separately\n\n#### Precision\n\nkept\n"
+    assert report.with_separate_sections("# new\n", "# old\n") == "# new\n"
+
+
+def test_precision_benchmark_times_reference_float32_and_mixed():
+    from benchmarks import precision
+
+    row = precision.measure("tiny", batch_size=2, warmup=1, turns=2, progress=lambda message: None)
+    assert row["mixed"] == "mixed_bfloat16" and row["auto"] in ("float32", "mixed_bfloat16")
+    assert row["auto_vs_reference"] == row[f"{row['auto']}_vs_reference"]
+    for name in ("reference", "float32", "mixed_bfloat16"):
+        assert row[f"{name}_images_per_second"] > 0
+    assert "| tiny | 2 |" in precision.format_rows([row])
+
+
+def test_precision_parity_verdict_compares_the_difference_with_the_float32_spread():
+    from benchmarks.precision_parity import summarise
+
+    rows = [{"recipe": "softmax", "backbone": "tiny", "precision": precision, "seed": seed, "acc": acc}
+            for precision, accs in (("false", [0.70, 0.72, 0.74]), ("true", [0.71, 0.73, 0.75])) for seed, acc in
+            enumerate(accs)]
+    (summary,) = summarise(rows)
+    assert summary["float32_spread"] == pytest.approx(0.02) and summary["difference"] == pytest.approx(0.01)
+    assert summary["at_parity"]
+    shifted = [{**row, "acc": row["acc"] + 0.05} if row["precision"] == "true" else row for row in rows]
+    assert not summarise(shifted)[0]["at_parity"]
+
+
+def test_step_memory_trace_replays_allocations_by_address():
+    from benchmarks.step_memory_trace import Allocation, by_op, live_at_peak
+
+    events = [Allocation(1, True, 10, 100, "a", "", 100), Allocation(2, True, 20, 50, "b", "", 40),
+              Allocation(3, False, 10, 0, "", "", 0), Allocation(4, True, 30, 120, "c", "", 60),
+              Allocation(5, False, 99, 0, "", "", 0)]  # 99: a buffer from before the step
+    peak, live = live_at_peak(events)
+    assert peak == 170 and {allocation.op for allocation in live} == {"b", "c"}
+    assert live_at_peak(events, "requested") == (140, events[:2])  # a + b (100 + 40) beat b + c (40 + 60)
+    assert by_op(live) == {("b", "0.0"): 50, ("c", "0.0"): 120}
