@@ -7,7 +7,8 @@ mixed_float16 on a GPU); the head, the losses and the embedding BatchNorm stay f
 The reported number is the held-out `verify.bin`'s 10-fold accuracy after the last epoch.
 Mixed precision is at parity when the difference of the two means lies within the float32
 runs' own seed-to-seed spread (their sample standard deviation): the change it makes is then
-no larger than what changing the seed does.
+no larger than what changing the seed does. The Welch t-test p-value beside it says how likely
+a difference this large is when both precisions have one mean.
 
     python -m benchmarks.precision_parity --seeds=0,1,2 softmax arcface
 """
@@ -40,29 +41,34 @@ def run_parity(recipes, seeds, epochs, backbone="tiny", progress=print):
 
 
 def summarise(rows):
-    """One summary per (recipe, backbone): accuracies per precision, means, float32 spread, difference, verdict."""
+    """One summary per (recipe, backbone): accuracies per precision, means, spreads, difference, its Welch t-test
+    p-value (could the two precisions share one mean?) and the verdict."""
+    import scipy.stats
+
     summaries = []
     for key in dict.fromkeys((row["recipe"], row["backbone"]) for row in rows):
         accs = {precision: [row["acc"] for row in rows if (row["recipe"], row["backbone"]) == key
                             and row["precision"] == precision] for precision in PRECISIONS}
         spread = statistics.stdev(accs["false"]) if len(accs["false"]) > 1 else float("nan")
         difference = statistics.mean(accs["true"]) - statistics.mean(accs["false"])
+        p_value = float(scipy.stats.ttest_ind(accs["true"], accs["false"], equal_var=False).pvalue)
         summaries.append({"recipe": key[0], "backbone": key[1], "float32": accs["false"], "mixed": accs["true"],
                           "float32_mean": statistics.mean(accs["false"]), "mixed_mean": statistics.mean(accs["true"]),
-                          "float32_spread": spread, "difference": difference,
-                          "at_parity": abs(difference) <= spread})
+                          "float32_spread": spread, "mixed_spread": statistics.stdev(accs["true"]),
+                          "difference": difference, "p_value": p_value, "at_parity": abs(difference) <= spread})
     return summaries
 
 
 def format_summaries(summaries, mixed="mixed_bfloat16"):
     """A markdown table of `summarise`'s output."""
     lines = [f"| recipe | backbone | float32 acc per seed | {mixed} acc per seed | float32 mean ± std | {mixed} mean "
-             f"| difference | within float32's seed spread? |", "|---|---|---|---|---|---|---|---|"]
+             f"± std | difference | Welch p | within float32's seed spread? |", "|---|---|---|---|---|---|---|---|---|"]
     for item in summaries:
         per_seed = {name: ", ".join(f"{acc:.4f}" for acc in item[name]) for name in ("float32", "mixed")}
         lines.append(f"| {item['recipe']} | {item['backbone']} | {per_seed['float32']} | {per_seed['mixed']} | "
-                     f"{item['float32_mean']:.4f} ± {item['float32_spread']:.4f} | {item['mixed_mean']:.4f} | "
-                     f"{item['difference']:+.4f} | {'yes' if item['at_parity'] else '**no**'} |")
+                     f"{item['float32_mean']:.4f} ± {item['float32_spread']:.4f} | {item['mixed_mean']:.4f} ± "
+                     f"{item['mixed_spread']:.4f} | {item['difference']:+.4f} | {item['p_value']:.2f} | "
+                     f"{'yes' if item['at_parity'] else '**no**'} |")
     return "\n".join(lines)
 
 
