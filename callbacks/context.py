@@ -40,7 +40,9 @@ class RunContext:
     config: the resolved run config as written to `recipe.json` (recipe fields + data facts).
     bin_paths: verification files. global_batch: images per step. chief: this process writes
     the run folder. resumed: continuing from a checkpoint. baseline: verification metrics of the
-    untrained model (filled by the verification callback).
+    untrained model (filled by the verification callback). every_worker_saves: a save of the model
+    gathers the shards of its class-sharded head from all workers (a collective), so every worker
+    takes part in it; a worker that is not the chief saves into its temporary run folder.
     """
 
     run: RunFolder
@@ -52,3 +54,9 @@ class RunContext:
     chief: bool = True
     resumed: bool = False
     baseline: dict = dataclasses.field(default_factory=dict)
+    every_worker_saves: bool = False
+
+    @property
+    def saves_model(self):
+        """True where this process runs the model's saves: the chief, and every worker if `every_worker_saves`."""
+        return self.chief or self.every_worker_saves

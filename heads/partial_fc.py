@@ -16,8 +16,10 @@ partial_fc_v2.py`; An et al., "Killing Two Birds with One Stone", CVPR 2022):
   each replica's gradient to that replica's shard instead of summing gradients over replicas.
 
 Saved as one logical (d, C) matrix (NormDense's layout) plus the optimizer's slots in the same
-layout, so a run resumes on any replica count. At sample_rate 1 it computes what NormDense does
-on one device on the global batch, from the same initial (d, C) matrix for the same seed.
+layout, so a run resumes on any replica count. Under multi_worker a save gathers the shards of all
+workers with a collective, so every worker must save (non-chiefs into a temporary folder). At
+sample_rate 1 it computes what NormDense does on one device on the global batch, from the same
+initial (d, C) matrix for the same seed.
 """
 import keras
 import numpy as np
@@ -69,7 +71,8 @@ class PartialFC(keras.layers.Layer):
 
     Trained through `FaceTrainingModel`, which calls `sharded_logits` and `apply_gradient`.
     `call(x)` gives the (B, C) logits of all classes where the whole matrix is at hand (one
-    replica, or outside the replicas).
+    replica, or outside the replicas; under multi_worker on every worker at once, as it gathers
+    the matrix).
     """
 
     class_sharded = True
@@ -115,12 +118,27 @@ class PartialFC(keras.layers.Layer):
             shard[:count] = rows[start:start + count]
             copy.assign(shard)
 
+    def _shards(self, variable):
+        """The R shards of `variable`, each (max n_r, d) numpy, in replica order.
+
+        All replicas on this machine: read from their copies. Under multi_worker, gathered from
+        every worker by the strategy's collective all-gather (`strategy.gather`), so every worker
+        must call this at the same point, as for any collective.
+        """
+        copies = dict(zip(self.replica_ids, self._copies(variable)))
+        if len(copies) == self.replicas:
+            return [np.asarray(copies[replica].numpy()) for replica in range(self.replicas)]
+        strategy = getattr(variable, "value", variable).distribute_strategy
+        local = strategy.experimental_distribute_values_from_function(
+            lambda context: tf.convert_to_tensor(copies[context.replica_id_in_sync_group]))
+        return np.split(strategy.gather(local, axis=0).numpy(), self.replicas)  # gathered: (R · max n_r, d)
+
     def logical(self, variable):
-        """The logical (d, C) matrix assembled from the replicas' shards of `variable` (numpy)."""
-        if len(self.replica_ids) != self.replicas:
-            raise NotImplementedError("partial_fc can assemble its classifier only where all replicas are local "
-                                      "(one machine); under multi_worker each worker holds only its own shards.")
-        shards = {replica: np.asarray(copy.numpy()) for copy, replica in zip(self._copies(variable), self.replica_ids)}
+        """The logical (d, C) matrix assembled from the replicas' shards of `variable` (numpy).
+
+        Under multi_worker it is a collective: every worker must call it (see `_shards`).
+        """
+        shards = self._shards(variable)
         return np.concatenate([shards[r][:self.counts[r]] for r in range(self.replicas)], axis=0).T
 
     def _sharded_variables(self):

@@ -30,7 +30,7 @@ from data.pipeline import SkippedFiles, train_dataset
 from data.sources import expand_bin_patterns, load_training_data
 from losses.combined import find_center_loss
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
-from recipes.face_model import FaceTrainingModel
+from recipes.face_model import FaceTrainingModel, is_class_sharded
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
 from registry import CALLBACKS, HEADS
@@ -200,7 +200,8 @@ def prepare_run(recipe, resume_dir=None):
         data.train.paths, data.train.labels, batch, recipe.image_size, recipe.augment, recipe.seed, start_step=start,
         skipped=skipped, shard=shard, num_shards=shards), global_batch, state.epoch * steps)
     _, schedule_callback = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps, **recipe.schedule_args)
-    context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None)
+    context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None,
+                         every_worker_saves=is_class_sharded(model.head))
     return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)
 
 
@@ -262,14 +263,20 @@ def _report_skipped(skipped):
 
 
 def finish(prepared, history):
-    """Save the final models (chief) and print the held-out verification summary; returns the run folder."""
+    """Save the final models (chief) and print the held-out verification summary; returns the run folder.
+
+    With a class-sharded head every worker takes part in saving `model.keras` (a collective
+    gathers the head's shards); a worker that is not the chief saves into its temporary run
+    folder, then deletes it.
+    """
     context = prepared.context
     if context.state.stop_message:
         raise TrainingStopped(context.state.stop_message + f" Run folder: {context.run.path}", 3)
+    if context.saves_model:
+        save_model(context.model, context.run.model_path)
     if not context.chief:
         shutil.rmtree(context.run.path, ignore_errors=True)
         return None
-    save_model(context.model, context.run.model_path)
     save_model(context.model.embedder, context.run.embedding_path)
     monitor = next((key for key in history.history if key.endswith("/acc")), None)
     monitor = context.config["eval_monitor"] or monitor

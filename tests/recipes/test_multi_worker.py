@@ -1,5 +1,6 @@
 """Two worker processes on 127.0.0.1 train with MultiWorkerMirroredStrategy through TF_CONFIG."""
 import glob
+import io
 import json
 import os
 import signal
@@ -7,7 +8,13 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 
+import h5py
+import keras
+import numpy as np
+
+import recipes.train  # noqa: F401  (registers the training model's classes for load_model)
 from callbacks.checkpoints import list_checkpoints
 from callbacks.run_record import read_history
 
@@ -24,6 +31,13 @@ def free_ports(count):
     return ports
 
 
+def run_command(tiny_faces, runs_dir, epochs, *extra, data=None):
+    """The command line of a tiny center_softmax run on `tiny_faces` (`extra` arguments last)."""
+    return [sys.executable, "-m", "recipes", "run", "center_softmax", "--backbone=tiny", "--embedding_size=16",
+            f"--epochs={epochs}", f"--data={data or tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]",
+            f"--runs_dir={runs_dir}", "--verbose=0", *extra]
+
+
 def launch_workers(tiny_faces, runs_dir, epochs, *extra, data=None):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
@@ -32,10 +46,7 @@ def launch_workers(tiny_faces, runs_dir, epochs, *extra, data=None):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "recipes", "run", "center_softmax", "--backbone=tiny", "--embedding_size=16",
-             "--batch_size=8", f"--epochs={epochs}", f"--data={data or tiny_faces.train_dir}",
-             f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={runs_dir}", "--strategy=multi_worker",
-             "--verbose=0", *extra],
+            run_command(tiny_faces, runs_dir, epochs, "--batch_size=8", "--strategy=multi_worker", *extra, data=data),
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return workers
 
@@ -92,3 +103,58 @@ def test_two_workers_train_from_a_recordio_folder(tiny_faces, tmp_path):
         stored = json.load(file)
     assert (stored["num_images"], stored["num_classes"], stored["replicas"]) == (64, 8, 2)
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
+
+
+HEAD_ENTRY = "head/vars"  # where the FaceTrainingModel's head stores its entries in a .keras file's weights
+PARTIAL_FC = ("--head=partial_fc", "--deterministic=true")
+
+
+def stored_head(keras_file):
+    """{name: numpy array} the partial_fc head stored in `keras_file`: 'kernel' and 'optimizer_<i>'."""
+    with zipfile.ZipFile(keras_file) as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+            return {name: value[()] for name, value in weights[HEAD_ENTRY].items()}
+
+
+def run_one_process(command):
+    """Run `command` as one process outside the cluster (no TF_CONFIG); returns its CompletedProcess."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_workers_checkpoint_partial_fc_as_one_matrix_that_one_process_resumes(tiny_faces, tmp_path, monkeypatch):
+    worker_temp = tmp_path / "worker_temp"  # the workers' temporary run folders
+    worker_temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(worker_temp))
+    runs_dir = str(tmp_path / "runs")
+    for code, out, err in finish(launch_workers(tiny_faces, runs_dir, 1, *PARTIAL_FC)):
+        assert code == 0, err[-3000:]
+    assert os.listdir(worker_temp) == []
+    (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
+    ((epoch, checkpoint),) = list_checkpoints(run_dir)
+    assert epoch == 1
+    stored = stored_head(os.path.join(checkpoint, "model.keras"))
+    slots = [name for name, value in stored.items() if name != "kernel" and value.ndim == 2]
+    assert stored["kernel"].shape == (16, 8) and len(slots) == 2  # (d, C) from 4 classes per worker; adamax: m, u
+    assert all(stored[name].shape == (16, 8) for name in slots)
+
+    run_one_process(run_command(tiny_faces, str(tmp_path / "mirrored"), 1, "--batch_size=8", "--strategy=mirrored",
+                                "--cpu_replicas=2", *PARTIAL_FC))
+    (mirrored_run,) = glob.glob(str(tmp_path / "mirrored" / "*"))
+    one_machine = stored_head(os.path.join(list_checkpoints(mirrored_run)[-1][1], "model.keras"))
+    for name, value in stored.items():  # each worker's shard gathered into its place
+        np.testing.assert_allclose(value, one_machine[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+    head = keras.saving.load_model(os.path.join(checkpoint, "model.keras")).head  # one replica, as the resume
+    variables = dict(head._sharded_variables())
+    for name in ["kernel", *slots]:
+        np.testing.assert_array_equal(head.logical(variables[name]), stored[name])
+
+    resumed = run_one_process(run_command(tiny_faces, runs_dir, 2, "--batch_size=16", "--strategy=auto",
+                                          f"--resume={run_dir}", *PARTIAL_FC))
+    assert "resuming after epoch 1" in resumed.stdout and "with 1 replica(s)" in resumed.stdout
+    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1, 2]
+    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1, 2]
+    assert stored_head(os.path.join(run_dir, "model.keras"))["kernel"].shape == (16, 8)
