@@ -32,18 +32,6 @@ HEAD_CLASSES = (1000, 10000, 85742)
 WORKER_MARK = "HEAD_SCALING_RESULT "
 
 
-def _peak_rss_bytes():
-    """This process's peak resident set size (VmHWM) in bytes, or None where /proc is missing."""
-    try:
-        with open("/proc/self/status") as file:
-            for line in file:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def variable_bytes(model):
     """Bytes of all variables of `model`, its optimizer and a reference's centre loss (each once)."""
     variables = list(model.variables) + list(model.optimizer.variables)
@@ -60,7 +48,8 @@ def worker(classes, backbone, loss_name, warmup, pairs):
     import tensorflow as tf
 
     from benchmarks.reference import one_hot
-    from benchmarks.throughput import BATCH_SIZE, build_ours, build_spec_reference, random_batch, train_steps
+    from benchmarks.throughput import (BATCH_SIZE, build_ours, build_spec_reference, peak_rss_bytes, random_batch,
+                                       train_steps)
 
     contenders, state = {}, {}
     for count in classes:
@@ -86,7 +75,7 @@ def worker(classes, backbone, loss_name, warmup, pairs):
             step_peak[key] = max(step_peak[key], tf.config.experimental.get_memory_info("CPU:0")["peak"] - start)
     return {
         "classes": list(classes), "backbone": backbone, "loss": loss_name, "batch_size": BATCH_SIZE,
-        "process_peak_rss_bytes": _peak_rss_bytes(),
+        "process_peak_rss_bytes": peak_rss_bytes(),
         "rows": [{
             "side": side, "classes": count, "step_seconds": statistics.median(times[(side, count)]),
             "step_times": times[(side, count)], "state_bytes": state[(side, count)],

@@ -49,20 +49,12 @@ def classifier_state_bytes(model):
     return sum(4 * int(variable.shape[0]) * int(variable.shape[1]) for variable in [kernel] + shaped_like)
 
 
-def _peak_rss_bytes():
-    with open("/proc/self/status") as file:
-        for line in file:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
 def worker(head, rate, classes, replicas, batch_size, steps):
     """Measure one configuration in this process; returns the result dict."""
     import keras
     import tensorflow as tf
 
-    from benchmarks.throughput import random_batch, train_steps
+    from benchmarks.throughput import peak_rss_bytes, random_batch, train_steps
     from recipes.distribution import make_strategy
     from recipes.recipe import Recipe
     from recipes.train import build_training_model
@@ -87,7 +79,7 @@ def worker(head, rate, classes, replicas, batch_size, steps):
         "classifier_state_bytes": classifier_state_bytes(model), "step_seconds": statistics.median(seconds),
         "step_times": seconds, "build_seconds": build_seconds,
         "step_peak_bytes": tf.config.experimental.get_memory_info("CPU:0")["peak"] - held,
-        "process_peak_bytes": _peak_rss_bytes(),
+        "process_peak_bytes": peak_rss_bytes(),
     }
 
 

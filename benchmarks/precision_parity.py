@@ -40,6 +40,11 @@ def run_parity(recipes, seeds, epochs, backbone="tiny", progress=print):
     return rows
 
 
+def _spread(values):
+    """Sample standard deviation of `values`, nan for a single run (no spread measured)."""
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
+
+
 def summarise(rows):
     """One summary per (recipe, backbone): accuracies per precision, means, spreads, difference, its Welch t-test
     p-value (could the two precisions share one mean?) and the verdict."""
@@ -49,13 +54,15 @@ def summarise(rows):
     for key in dict.fromkeys((row["recipe"], row["backbone"]) for row in rows):
         accs = {precision: [row["acc"] for row in rows if (row["recipe"], row["backbone"]) == key
                             and row["precision"] == precision] for precision in PRECISIONS}
-        spread = statistics.stdev(accs["false"]) if len(accs["false"]) > 1 else float("nan")
-        difference = statistics.mean(accs["true"]) - statistics.mean(accs["false"])
+        means = {precision: statistics.mean(values) for precision, values in accs.items()}
+        spreads = {precision: _spread(values) for precision, values in accs.items()}
+        difference = means["true"] - means["false"]
         p_value = float(scipy.stats.ttest_ind(accs["true"], accs["false"], equal_var=False).pvalue)
         summaries.append({"recipe": key[0], "backbone": key[1], "float32": accs["false"], "mixed": accs["true"],
-                          "float32_mean": statistics.mean(accs["false"]), "mixed_mean": statistics.mean(accs["true"]),
-                          "float32_spread": spread, "mixed_spread": statistics.stdev(accs["true"]),
-                          "difference": difference, "p_value": p_value, "at_parity": abs(difference) <= spread})
+                          "float32_mean": means["false"], "mixed_mean": means["true"],
+                          "float32_spread": spreads["false"], "mixed_spread": spreads["true"],
+                          "difference": difference, "p_value": p_value,
+                          "at_parity": abs(difference) <= spreads["false"]})
     return summaries
 
 

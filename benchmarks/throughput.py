@@ -144,6 +144,18 @@ def machine_description():
             "python": platform.python_version(), "load": load_average()}
 
 
+def peak_rss_bytes():
+    """This process's peak resident set size (VmHWM) in bytes, or None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as file:
+            for line in file:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def load_average():
     """The 1-minute load average (other processes competing for the cores), or None where unknown."""
     try:

@@ -97,9 +97,8 @@ def precision_choice(mixed_precision, backbone, gpu=None, bfloat16_cpu=None):
     if speedup is None:
         return "float32", (f"auto: {mixed} is not measured for {backbone} on a {device} "
                            f"(--mixed_precision=true to use it anyway)")
-    if speedup < WORTH_IT:
-        return "float32", f"auto: {mixed} measured {speedup:.2f}x float32 for {backbone} on this kind of {device}"
-    return mixed, f"auto: {mixed} measured {speedup:.2f}x float32 for {backbone} on this kind of {device}"
+    reason = f"auto: {mixed} measured {speedup:.2f}x float32 for {backbone} on this kind of {device}"
+    return (mixed if speedup >= WORTH_IT else "float32"), reason
 
 
 def resolve_precision(recipe):
