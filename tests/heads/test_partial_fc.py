@@ -12,8 +12,8 @@ from keras import ops
 
 import backbones
 import losses
-from callbacks.checkpoints import list_checkpoints
-from callbacks.run_record import read_history
+from storage.checkpoints import list_checkpoints
+from storage.history import read_history
 from heads.partial_fc import PartialFC
 from losses import FaceLoss, SoftmaxLoss, WithCenterLoss
 from recipes.face_model import FaceTrainingModel
@@ -330,7 +330,7 @@ def test_the_loss_shape_check_covers_the_sharded_step():
 TRAIN_SAMPLED = r"""
 import json, sys
 import recipes
-from recipes.cli import resolve_recipe
+from recipes.resolve import resolve_recipe
 from recipes.train import train
 
 data, bin_path, runs_dir = sys.argv[1:4]
@@ -397,7 +397,7 @@ def test_loss_scaling_skips_the_head_step_when_the_scaled_loss_overflows():
 
 
 def test_glint360k_r50_recipe_shards_its_classifier_at_arcface_torchs_sample_rate():
-    from recipes.cli import resolve_recipe
+    from recipes.resolve import resolve_recipe
 
     resolved = resolve_recipe("glint360k_r50", {}).resolved()
     assert resolved["head"] == "partial_fc" and resolved["head_args"]["sample_rate"] == 1.0
