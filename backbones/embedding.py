@@ -1,8 +1,9 @@
-"""The embedding model: uint8-range image → normalised input → backbone → embedding neck."""
+"""The embedding model: uint8-range image → normalised input → backbone → embedding neck; also from an ONNX file."""
 import keras
 from keras import layers
 
 from backbones.applications import require_local_weights
+from backbones.onnx_import import load_onnx_weights, onnx_embedding_size, onnx_image_size, onnx_steps, read_onnx
 from registry import BACKBONES
 
 PIXEL_MEAN = 127.5
@@ -61,7 +62,19 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     embedding = embedding_block_of(backbone)(features(normalised), embedding_size, dropout, sync_batchnorm)
     model = keras.Model(images, embedding, name=f"{backbone}_embedding")
     if onnx_weights:
-        from backbones.onnx_import import load_onnx_weights
-
         load_onnx_weights(model, str(backbone_weights))
     return model
+
+
+def import_onnx_model(path, backbone, image_size=None):
+    """Our registered `backbone`'s embedding model (its own embedding block, dropout 0) with the weights of `path`.
+
+    Input: RGB images (B, S, S, 3), float 0..255, S = `image_size` or the graph's; output: the
+    embedding the ONNX model returns for the same images in insightface's convention (RGB, NCHW,
+    (x − 127.5)/127.5), or on raw pixels for a graph that normalises its input itself.
+    """
+    graph = read_onnx(path)
+    parsed = onnx_steps(graph)
+    model = build_embedding_model(backbone, onnx_embedding_size(parsed[0]), dropout=0.0,
+                                  image_size=image_size or onnx_image_size(graph))
+    return load_onnx_weights(model, str(path), parsed)

@@ -442,22 +442,6 @@ def onnx_image_size(graph, default=112):
     return int(dims[2].dim_value) if len(dims) == 4 and dims[2].dim_value > 0 else default
 
 
-def import_onnx_model(path, backbone, image_size=None):
-    """Our registered `backbone`'s embedding model (its own embedding block, dropout 0) with the weights of `path`.
-
-    Input: RGB images (B, S, S, 3), float 0..255, S = `image_size` or the graph's; output: the
-    embedding the ONNX model returns for the same images in insightface's convention (RGB, NCHW,
-    (x − 127.5)/127.5), or on raw pixels for a graph that normalises its input itself.
-    """
-    from backbones.embedding import build_embedding_model
-
-    graph = read_onnx(path)
-    parsed = onnx_steps(graph)
-    model = build_embedding_model(backbone, onnx_embedding_size(parsed[0]), dropout=0.0,
-                                  image_size=image_size or onnx_image_size(graph))
-    return load_onnx_weights(model, str(path), parsed)
-
-
 def onnx_input(graph, images):
     """What the ONNX model `graph` takes for RGB `images` (B, H, W, 3) in 0..255: NCHW, normalised by
     insightface's (x − 127.5)/127.5 unless the graph normalises its input itself."""

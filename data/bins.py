@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from data.pipeline import decode_face
 from storage.atomic import atomic_write
+from registry import UserError
 
 try:
     from numpy._core import multiarray as _multiarray
@@ -22,7 +23,7 @@ except ImportError:
     from numpy.core import numeric as _numeric
 
 
-class BinFormatError(ValueError):
+class BinFormatError(UserError, ValueError):
     """A file is not a valid verification `.bin` (wrong structure, counts or refused content)."""
 
 

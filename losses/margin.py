@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
+from losses.presets import preset_margins, resolve_margin_options
 from registry import LOSSES
 
 _ACOS_GRADIENT_FLOOR = 1e-6
@@ -42,13 +43,6 @@ def combined_margin_logits(cosine, labels, margin1, margin2, margin3, scale):
     return scale * logits
 
 
-MARGIN_PRESETS = {
-    "spec": (0.9, 0.4, 0.15),
-    "arcface": (1.0, 0.0, 0.5),
-    "cosface": (1.0, 0.35, 0.0),
-}
-
-
 @LOSSES.register("arcface")
 @keras.saving.register_keras_serializable(package="faces")
 class MarginLoss(FaceLoss):
@@ -61,13 +55,10 @@ class MarginLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, margin1=None, margin2=None, margin3=None, scale=64.0,
                  preset="spec", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
-        if preset not in MARGIN_PRESETS:
-            raise ValueError(f"unknown margin preset {preset!r}; choose one of {sorted(MARGIN_PRESETS)}.")
-        given = (margin1, margin2, margin3)
-        self.margin1, self.margin2, self.margin3 = (
-            float(value if value is not None else default) for value, default in zip(given, MARGIN_PRESETS[preset])
-        )
+        self.margin1, self.margin2, self.margin3 = preset_margins(margin1, margin2, margin3, preset)
         self.scale = float(scale)
+
+    resolve_options = staticmethod(resolve_margin_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

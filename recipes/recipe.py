@@ -4,10 +4,11 @@ import inspect
 import typing
 from typing import Optional
 
-from registry import AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, unknown_message
+from registry import AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, UserError, unknown_message
+from registry.manifest import OPTIMIZERS
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A bad recipe field or value; the message says which and what to do."""
 
 
@@ -22,6 +23,7 @@ def option(default, doc, group):
 BUILTIN_CALLBACKS = ["nan_guard", "verification", "throughput", "tracking", "run_record", "centers_export",
                      "checkpoint"]
 MIXED_PRECISION_CHOICES = ("auto", "true", "false")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 # Field renamed in round 2; the old name is still accepted on the command line and in stored recipes.
 FIELD_ALIASES = {"lr_schedule_args": "schedule_args"}
@@ -138,11 +140,8 @@ class Recipe:
         for name in self.callback_args:
             if name not in self.callbacks:
                 raise RecipeError(f"--callback_args.{name}: callback {name!r} is not in --callbacks {self.callbacks}.")
-        from recipes.optimizers import optimizer_classes
-
-        if self.optimizer not in optimizer_classes():
-            raise RecipeError(f"--optimizer={self.optimizer!r}: " + unknown_message(
-                "optimizer", self.optimizer, optimizer_classes()))
+        if self.optimizer not in OPTIMIZERS:
+            raise RecipeError(f"--optimizer={self.optimizer!r}: " + unknown_message("optimizer", self.optimizer, OPTIMIZERS))
         for field in ("embedding_size", "epochs", "batch_size", "image_size", "eval_batch_size", "keep_checkpoints"):
             if getattr(self, field) < 1:
                 raise RecipeError(f"--{field}={getattr(self, field)!r} must be a positive integer.")
@@ -157,12 +156,11 @@ class Recipe:
             raise RecipeError(f"--dropout={self.dropout!r} must be in [0, 1).")
         if self.lr <= 0:
             raise RecipeError(f"--lr={self.lr!r} must be positive.")
-        from recipes.distribution import STRATEGIES
-
         if self.strategy not in STRATEGIES:
             raise RecipeError(f"--strategy={self.strategy!r}: " + unknown_message("strategy", self.strategy, STRATEGIES))
         if self.center_factor < 0:
             raise RecipeError(f"--center_factor={self.center_factor!r} must be >= 0 (0 = no added center loss).")
+        self.resolved_loss_args()
         if self.center_factor > 0 and _has_center_loss(self.loss, self.loss_args):
             raise RecipeError(f"--center_factor={self.center_factor} with --loss={self.loss!r}, which has a center "
                               "loss already: set its weight with --loss_args.center_factor, or pick a loss without one.")
@@ -185,13 +183,19 @@ class Recipe:
         values = self.to_dict()
         for part, args in PART_ARGS.items():
             values[args] = {**_defaults(part_options(part, values[part])), **values[args]}
-        from losses import build_loss
-
-        built = build_loss(self.loss, 2, 2, **self.loss_args).get_config()
-        values["loss_args"].update({key: built[key] for key in values["loss_args"] if key in built})
+        values["loss_args"] = self.resolved_loss_args()
         values["callback_args"] = {name: {**_defaults(part_options("callbacks", name)), **self.callback_args.get(name, {})}
                                    for name in self.callbacks}
         return values
+
+    def resolved_loss_args(self):
+        """The loss's options completed by its defaults, as the loss resolves them (`resolve_options`, e.g. the
+        margins of a preset), without building it; RecipeError for a value the loss refuses."""
+        options = {**_defaults(part_options("loss", self.loss)), **self.loss_args}
+        try:
+            return LOSSES.resolve_options(self.loss, options)
+        except ValueError as error:
+            raise RecipeError(f"--loss_args of loss {self.loss!r}: {error}") from None
 
     @classmethod
     def field_names(cls):
@@ -214,14 +218,12 @@ _FIELD_TYPES = typing.get_type_hints(Recipe)
 def part_options(part, name):
     """{option: default} that part `name` of kind `part` (a PART_ARGS key or 'callbacks') accepts, besides
     the arguments the trainer itself passes; {} for an unknown name (validation names it)."""
-    from recipes.optimizers import optimizer_classes, optimizer_options
-
     registries = {"backbone": (BACKBONES, ("input_shape", "weights")), "head": (HEADS, ("num_classes",)),
                   "loss": (LOSSES, ("num_classes", "embedding_size", "name", "trainable", "dtype")),
                   "lr_schedule": (SCHEDULES, ("base_lr", "epochs", "steps_per_epoch")),
                   "callbacks": (CALLBACKS, ("context",))}
     if part == "optimizer":
-        return optimizer_options(name) if name in optimizer_classes() else {}
+        return dict(OPTIMIZERS.get(name, {}))
     registry, fixed = registries[part]
     return registry.options(name, skip=fixed) if name in registry else {}
 
@@ -232,7 +234,9 @@ def _defaults(options):
 
 
 def _has_center_loss(loss, loss_args):
-    from losses import build_loss
+    """True if loss `loss` holds a center loss already. Builds it, so imports TensorFlow (lazily: only
+    for --center_factor > 0, so that `show` and argument errors start without it)."""
+    from losses.base import build_loss
     from losses.combined import find_center_loss
 
     return find_center_loss(build_loss(loss, 2, 2, **loss_args)) is not None

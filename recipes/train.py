@@ -5,6 +5,7 @@ its next epoch from its newest usable checkpoint, after checking that the data i
 """
 import dataclasses
 import errno
+import inspect
 import os
 import shutil
 import signal
@@ -15,8 +16,6 @@ import keras
 import tensorflow as tf
 
 import backbones
-import callbacks  # noqa: F401  (registers the callbacks and schedules)
-import heads  # noqa: F401
 import losses
 from storage.atomic import save_model
 from storage.checkpoints import list_checkpoints, restore_latest
@@ -33,6 +32,7 @@ from losses.combined import find_center_loss
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel, is_class_sharded
 from recipes.optimizers import build_optimizer
+from recipes.plugins import load_installed_plugins
 from recipes.recipe import RecipeError
 from registry import CALLBACKS, HEADS
 
@@ -142,7 +142,7 @@ def run_facts(data, strategy, steps, global_batch):
         "strategy_resolved": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
         "global_batch_size": global_batch, "mixed_precision_policy": keras.mixed_precision.global_policy().name,
         "skipped_at_scan": len(data.train.skipped), "project_version": project_version(), "git_commit": commit,
-        "git_dirty": dirty,
+        "git_dirty": dirty, "plugin_packages": list(load_installed_plugins()),
     }
 
 
@@ -207,8 +207,16 @@ def prepare_run(recipe, resume_dir=None):
 
 
 def build_callbacks(recipe, context):
-    """The Keras callbacks named in `recipe.callbacks`, built from `context` with `recipe.callback_args`."""
-    built = [CALLBACKS.build(name, context=context, **recipe.callback_args.get(name, {})) for name in recipe.callbacks]
+    """The Keras callbacks named in `recipe.callbacks`, each built with its `recipe.callback_args`.
+
+    An entry is a `keras.callbacks.Callback` subclass or a factory returning one (or None: not
+    used); it gets the run's `context` if it has a `context` parameter.
+    """
+    built = []
+    for name in recipe.callbacks:
+        entry, options = CALLBACKS.get(name), recipe.callback_args.get(name, {})
+        takes_context = "context" in inspect.signature(entry).parameters
+        built.append(entry(context=context, **options) if takes_context else entry(**options))
     return [callback for callback in built if callback is not None]
 
 

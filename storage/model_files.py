@@ -12,12 +12,14 @@ import zipfile
 
 import keras
 
+from registry import UserError, import_builtins
+
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 MISSING_MODULE = re.compile(r"Full object config: \{'module': '([^']+)'")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A model file that cannot be loaded; `str()` names the file, the reason and what to do."""
 
 
@@ -49,6 +51,7 @@ def load_model_file(path, **options):
     if problem:
         raise ModelFileError(f"{path!r} is not a Keras model file: {problem}. Pass a .keras file written by a run "
                              "(embedding.keras, best_embedding.keras or model.keras).")
+    import_builtins()  # the project's layers, losses and schedules a saved model may hold
     try:
         return keras.saving.load_model(path, **options)
     except TypeError as error:

@@ -23,9 +23,10 @@ from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, decode_face, file_pro
 from data.tools import _flag
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.export import find_model_file
+from registry import UserError
 
 
-class EmbedError(ValueError):
+class EmbedError(UserError, ValueError):
     """Bad `embed` arguments or data with nothing to embed."""
 
 

@@ -18,7 +18,7 @@ def load_embedding_model(path, backbone=None):
     if path.lower().endswith(".onnx"):
         if not backbone:
             raise ModelFileError(f"{path!r} is an ONNX model: say which backbone it is, e.g. --backbone=iresnet100.")
-        from backbones.onnx_import import import_onnx_model
+        from backbones.embedding import import_onnx_model
 
         return import_onnx_model(path, backbone)
     model = load_model_file(path, compile=False)

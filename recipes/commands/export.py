@@ -26,6 +26,7 @@ from storage.run_folder import RunFolder
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.model_card import source_card, write_model_card
 from recipes.commands.runtimes import load_runtime, require_onnx_packages
+from registry import UserError
 
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 DEFAULT_NAMES = {"saved_model": "saved_model", "onnx": "embedding.onnx", "tflite": "embedding.tflite"}
@@ -36,7 +37,7 @@ PROBE_IMAGES = 8
 RUN_MODEL_NAMES = (RunFolder.BEST_EMBEDDING, RunFolder.EMBEDDING)
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export that cannot be made or that does not compute what the Keras model computes."""
 
 

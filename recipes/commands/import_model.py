@@ -3,7 +3,8 @@ import time
 
 import numpy as np
 
-from backbones.onnx_import import import_onnx_model, onnx_input, read_onnx
+from backbones.embedding import import_onnx_model
+from backbones.onnx_import import onnx_input, read_onnx
 from storage.atomic import save_model
 
 CHECK_IMAGES = 4

@@ -5,7 +5,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from backbones.onnx_import import OnnxImportError, channels_last_rows, import_onnx_model  # noqa: E402
+from backbones.embedding import import_onnx_model  # noqa: E402
+from backbones.onnx_import import OnnxImportError, channels_last_rows  # noqa: E402
 from benchmarks.onnx_graphs import iresnet_graph, mobilefacenet_graph  # noqa: E402
 
 IMAGE_SIZE = 32

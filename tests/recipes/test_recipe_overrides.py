@@ -1,6 +1,6 @@
 import pytest
 
-import recipes  # noqa: F401  (registers every built-in plugin)
+import recipes  # noqa: F401
 from recipes.resolve import resolve_recipe
 from recipes.recipe import Recipe, RecipeError
 
