@@ -1,7 +1,7 @@
 """`python -m benchmarks [--quick] [--real=DIR] [--out=benchmarks/REPORT.md]`: every benchmark, one report
 (`python -m benchmarks --gpu`: the GPU benchmark, `benchmarks/gpu.py`).
 
-Sections: peak FLOP/s of a large matmul; `.bin` evaluation and data pipeline; training
+Sections: peak FLOP/s of a large matmul; start-up of the command line beside `import tensorflow`; `.bin` evaluation and data pipeline; training
 throughput ours vs reference (tiny, mobilenetv2, resnet50v2; softmax, center_arcface);
 head scaling (1k, 10k, 85,742 classes, resnet50v2); accuracy of the recipes on the
 synthetic default (and on real faces with --real). Sized to finish in under 20 minutes on
@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SECTIONS = ("evaluation", "recordio", "throughput", "head", "accuracy")
+SECTIONS = ("startup", "evaluation", "recordio", "throughput", "head", "accuracy")
 RESULTS_NAME = "face-benchmarks-results.json"
 ACCURACY_EPOCHS = 10
 REAL_EPOCHS = 15
@@ -70,6 +70,11 @@ def main(argv=None):
     peak = matmul_peak_flops()
     progress(f"matmul peak {peak / 1e9:.0f} GFLOP/s")
 
+    if "startup" in only:
+        from benchmarks.startup import run_startup
+
+        progress("start-up of --help, list, show beside `python -c \"import tensorflow\"`")
+        results["startup"] = run_startup(repeats=1 if args.quick else 5, progress=progress)
     from data.synthetic import default_synthetic_root, make_synthetic_dataset
 
     synthetic = make_synthetic_dataset(default_synthetic_root(), seed=0)

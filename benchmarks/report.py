@@ -1,6 +1,7 @@
 """Markdown for the benchmark results: tables with a "goal met?" column, notes on every miss, the README section."""
 import re
 
+from benchmarks.startup import STARTUP_GOAL, startup_table
 from storage.atomic import write_bytes
 
 THROUGHPUT_GOAL = 1.0
@@ -200,9 +201,22 @@ def accuracy_section(rows, title, note):
     ])
 
 
+def startup_section(result):
+    """Start-up of the command line where it computes nothing, beside a bare TensorFlow import."""
+    return (f"### 0. Command-line start-up\n\nEach command in a fresh interpreter (median of {result['repeats']} "
+            "runs; peak RSS of the process), beside `python -c \"import tensorflow\"` measured in the same run. "
+            "These commands import no TensorFlow: the registries answer from `registry/manifest.py`.\n\n"
+            + startup_table(result))
+
+
 def notes_section(results):
     """Plain statements about every goal missed, with the reason and the fix, from the numbers themselves."""
     notes = []
+    slow_starts = [row for row in results.get("startup", {}).get("rows", []) if row["ratio"] > STARTUP_GOAL]
+    if slow_starts:
+        notes.append("- Start-up: " + ", ".join(f"`{row['command']}` {row['ratio']:.2f}x" for row in slow_starts)
+                     + " of the TensorFlow import; check with `python -X importtime -m recipes list` which module "
+                     "imports TensorFlow (a plugin package's entry point may).")
     slower = [row for row in results.get("throughput", []) if row["ratio"] < THROUGHPUT_GOAL]
     if slower:
         listed = "; ".join(
@@ -328,6 +342,8 @@ def build_report(results):
     ]
     if results.get("quick"):
         parts += ["", "**Quick mode: a few steps each, a smoke test only; the numbers are not meaningful.**"]
+    if "startup" in results:
+        parts += ["", startup_section(results["startup"])]
     if "throughput" in results:
         parts += ["", throughput_section(results["throughput"], results["peak_flops"])]
     if "head_scaling" in results:
