@@ -50,7 +50,11 @@ def kept_classes(scores, positive, budget):
 
 
 def _unsummed_optimizer_class(base):
-    """A subclass of the optimizer class `base` that applies each replica's own gradient to its copy."""
+    """A subclass of the optimizer class `base` that applies each replica's own gradient to its copy.
+
+    Private override (`_all_reduce_sum_gradients`): Keras 3 (3.12 to 3.15) has no public switch for the
+    gradient sum its TensorFlow optimizer does inside the replicas.
+    """
     if not hasattr(base, "_all_reduce_sum_gradients"):
         raise TypeError(f"optimizer {base.__name__} does not sum gradients through Keras' TensorFlow optimizer; "
                         "partial_fc needs a Keras 3 optimizer on the TensorFlow backend.")

@@ -4,8 +4,8 @@ import inspect
 import typing
 from typing import Optional
 
+from recipes.optimizer_table import optimizer_table
 from registry import AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, UserError, unknown_message
-from registry.manifest import OPTIMIZERS
 
 
 class RecipeError(UserError, ValueError):
@@ -140,8 +140,9 @@ class Recipe:
         for name in self.callback_args:
             if name not in self.callbacks:
                 raise RecipeError(f"--callback_args.{name}: callback {name!r} is not in --callbacks {self.callbacks}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise RecipeError(f"--optimizer={self.optimizer!r}: " + unknown_message("optimizer", self.optimizer, OPTIMIZERS))
+        if self.optimizer not in optimizer_table():
+            raise RecipeError(f"--optimizer={self.optimizer!r}: " + unknown_message(
+                "optimizer", self.optimizer, optimizer_table()))
         for field in ("embedding_size", "epochs", "batch_size", "image_size", "eval_batch_size", "keep_checkpoints"):
             if getattr(self, field) < 1:
                 raise RecipeError(f"--{field}={getattr(self, field)!r} must be a positive integer.")
@@ -223,7 +224,7 @@ def part_options(part, name):
                   "lr_schedule": (SCHEDULES, ("base_lr", "epochs", "steps_per_epoch")),
                   "callbacks": (CALLBACKS, ("context",))}
     if part == "optimizer":
-        return dict(OPTIMIZERS.get(name, {}))
+        return dict(optimizer_table().get(name, {}))
     registry, fixed = registries[part]
     return registry.options(name, skip=fixed) if name in registry else {}
 

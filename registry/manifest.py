@@ -4,8 +4,8 @@ implementations (tests/registry/test_manifest.py fails when it is out of date): 
 
 ENTRIES: {registry: [{name, module (its import registers the entry), aliases, options ({parameter: default},
 REQUIRED for none), summary, resolver ('module:name' of its `resolve_options`, or None)}]}.
-OPTIMIZERS: {name: options} of `recipes.optimizers`. KERAS_MODULES: modules that define the Keras-serializable
-classes a saved model may hold.
+OPTIMIZERS: {name: options} of `recipes.optimizers` under Keras KERAS_VERSION (another Keras is read live:
+`recipes.optimizer_table`). KERAS_MODULES: modules that define the Keras-serializable classes a saved model may hold.
 """
 from inspect import Parameter
 
@@ -628,6 +628,9 @@ OPTIMIZERS = {'adadelta': {'rho': 0.95,
          'ema_overwrite_frequency': None,
          'loss_scale_factor': None,
          'gradient_accumulation_steps': None}}
+
+
+KERAS_VERSION = '3.15.1'
 
 
 KERAS_MODULES = ('heads.norm_dense',

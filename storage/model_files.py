@@ -67,10 +67,16 @@ def load_model_file(path, **options):
 
 
 def _plugins_hint(path):
-    """`--plugins=[...]` as stored in the run's `recipe.json` beside `path`, else a generic example."""
+    """What loads the plugins of the run beside `path`, from its `recipe.json`: `--plugins=[...]` and the plugin
+    packages it was trained with; else a generic example."""
     try:
         with open(os.path.join(os.path.dirname(os.path.abspath(path)), "recipe.json")) as file:
-            plugins = json.load(file).get("plugins")
+            stored = json.load(file)
+        plugins, packages = stored.get("plugins"), stored.get("plugin_packages")
     except (OSError, ValueError, AttributeError):
-        plugins = None
-    return f"--plugins=[{','.join(plugins)}]" if plugins else "--plugins=path/to/my_plugin.py"
+        plugins, packages = None, None
+    hints = [f"--plugins=[{','.join(plugins)}]"] if plugins else []
+    if packages:
+        hints.append("the run's plugin packages installed (" + ", ".join(
+            f"pip install {package['name']}=={package['version']}" for package in packages) + ")")
+    return " with ".join(hints) or "--plugins=path/to/my_plugin.py"

@@ -3,14 +3,31 @@ import inspect
 
 import pytest
 
+from recipes import optimizer_table
+from recipes.optimizers import optimizer_classes, optimizer_options
 from registry import ALL_REGISTRIES, import_builtins, manifest
-from registry.write_manifest import MANIFEST, _literal, manifest_text
+from registry.write_manifest import MANIFEST, _literal, manifest_sections, manifest_text
 
 
 def test_the_manifest_is_what_the_live_implementations_declare():
     with open(MANIFEST, encoding="utf-8") as file:
         written = file.read()
-    assert manifest_text() == written, "registry/manifest.py is out of date: run `python -m registry.write_manifest`."
+    live = manifest_sections()
+    if live["KERAS_VERSION"] != manifest.KERAS_VERSION:  # another Keras: its optimizers are read live (next test)
+        live.update(OPTIMIZERS=manifest.OPTIMIZERS, KERAS_VERSION=manifest.KERAS_VERSION)
+    assert manifest_text(live) == written, "registry/manifest.py is out of date: run `python -m registry.write_manifest`."
+
+
+def test_the_optimizer_options_are_the_installed_keras_ones(monkeypatch):
+    live = {name: optimizer_options(name) for name in optimizer_classes()}
+    optimizer_table.optimizer_table.cache_clear()
+    assert optimizer_table.optimizer_table() == live
+    monkeypatch.setattr(manifest, "KERAS_VERSION", "2.0.0")  # a Keras the manifest was not written with
+    optimizer_table.optimizer_table.cache_clear()
+    try:
+        assert optimizer_table.optimizer_table() == live and optimizer_table.optimizer_table() is not manifest.OPTIMIZERS
+    finally:
+        optimizer_table.optimizer_table.cache_clear()
 
 
 def test_import_builtins_registers_every_declared_entry_from_its_module():
