@@ -14,8 +14,8 @@ import importlib
 
 from registry import manifest
 from registry.errors import UserError
-from registry.registry import (Declaration, Registry, RegistryError, did_you_mean, import_attribute, keyword_options,
-                               lazy_attributes, unknown_message)
+from registry.lazy import import_attribute, lazy_attributes
+from registry.registry import Declaration, Registry, RegistryError, did_you_mean, keyword_options, unknown_message
 
 BACKBONES = Registry("backbones")
 HEADS = Registry("heads")

@@ -5,6 +5,7 @@ import importlib
 import inspect
 
 from registry.errors import UserError
+from registry.lazy import import_attribute
 
 
 class RegistryError(UserError, KeyError):
@@ -35,27 +36,6 @@ def keyword_options(target, skip=()):
         key: param.default for key, param in params.items()
         if key not in {"self", *skip} and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
     }
-
-
-def import_attribute(reference):
-    """The object named by `reference`, 'package.module:name'."""
-    module, _, name = reference.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def lazy_attributes(package, sources):
-    """A module-level `__getattr__` for `package` that imports module `sources[name]` on the first use of `name`.
-
-    Lets a package re-export names of its modules that import TensorFlow while `import package`
-    itself stays light (the command line's `list`, `show` and `--help` import the packages).
-    """
-
-    def __getattr__(name):
-        if name not in sources:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(sources[name]), name)
-
-    return __getattr__
 
 
 @dataclasses.dataclass(frozen=True)

@@ -219,6 +219,7 @@ import keras, tensorflow as tf
 from recipes.distribution import make_strategy
 from recipes.recipe import Recipe
 from recipes.train import build_training_model
+from storage.model_files import load_model_file
 
 replicas, load_from, save_to = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 strategy = make_strategy("mirrored" if replicas > 1 else "default", cpu_replicas=replicas)
@@ -229,7 +230,7 @@ images = rng.uniform(0, 255, (32, 112, 112, 3)).astype("float32")
 labels = rng.integers(0, classes, 32).astype("int32")
 with strategy.scope():
     if load_from:
-        model = keras.saving.load_model(load_from)
+        model = load_model_file(load_from)
     else:
         keras.utils.set_random_seed(0)
         model = build_training_model(Recipe(name="t", loss="softmax", backbone="tiny", embedding_size=16, dropout=0.0,
