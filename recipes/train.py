@@ -152,11 +152,15 @@ def run_facts(data, strategy, steps, global_batch):
 
 
 def load_data(recipe):
-    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities) as `RunRefused`."""
+    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities, a bad `.bin` of
+    the dataset's own when --eval_bins is not given) as `RunRefused`."""
     try:
-        return load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+        data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+        for path in () if recipe.eval_bins else data.bin_paths:
+            check_bin(path)
     except ValueError as error:
         raise RunRefused(str(error)) from None
+    return data
 
 
 def restore_run(run, model, chief):
