@@ -86,7 +86,7 @@ def read_pairs(path):
         table = np.array(_read_rows(path, 3, lambda fields: tuple(int(field) for field in fields)), dtype=np.int64)
     if table.size == 0:
         raise IjbFormatError(f"{path} holds no pairs; expected lines 'template_id1 template_id2 label'.")
-    if table.ndim != 2 or table.shape[1] != 3 or table.shape[0] == 0:
+    if table.ndim != 2 or table.shape[1] != 3:
         raise IjbFormatError(f"{path}: expected lines 'template_id1 template_id2 label', got a table of shape "
                              f"{table.shape}.")
     bad = np.flatnonzero(~np.isin(table[:, 2], (0, 1)))

@@ -165,3 +165,18 @@ def test_export_into_a_read_only_folder_names_out_before_loading_the_model(read_
     assert line == (f"error: --out={str(out)!r} cannot be written: {str(read_only_folder)!r} is not writable "
                     f"({os.strerror(1 if os.geteuid() == 0 else 13)}); pass an --out in a writable folder.")
     assert os.listdir(read_only_folder) == []
+
+
+def test_a_bad_bin_beside_a_rec_file_is_refused_before_the_run_folder(tmp_path, capsys):
+    import numpy as np
+    import tensorflow as tf
+
+    from data.recordio import write_insightface_folder
+
+    images = [tf.io.encode_jpeg(np.full((112, 112, 3), seed, np.uint8)).numpy() for seed in range(4)]
+    write_insightface_folder(tmp_path / "faces", images, [0, 0, 1, 1])
+    (tmp_path / "faces" / "lfw.bin").write_text("not a pickle\n")
+    runs = tmp_path / "runs"
+    line = refusal(capsys, "run", "softmax", "--backbone=tiny", "--epochs=1", f"--data={tmp_path / 'faces'}",
+                   f"--runs_dir={runs}")
+    assert re.search(r"'.*faces/lfw\.bin' could not be unpickled", line) and not runs.exists()
