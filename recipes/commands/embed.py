@@ -146,7 +146,8 @@ def embed_data(model, data, out="embeddings.npy", flip=True, batch_size=128):
 
 
 def _write_tsv(path, header, rows):
-    """Tab-separated `header` then `rows`, atomically; backslash, tab, newline and CR in a cell escaped (`TSV_ESCAPES`)."""
+    """Tab-separated `header` then `rows`, atomically; a backslash, tab, newline or CR in a cell is escaped
+    (`TSV_ESCAPES`)."""
 
     def write(temp_path):
         with open(temp_path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:

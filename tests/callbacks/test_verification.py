@@ -1,4 +1,4 @@
-"""The verification callback reports `verification_metrics` of image + horizontal-flip embeddings, as insightface does."""
+"""The verification callback reports `verification_metrics` of image + horizontal-flip embeddings (insightface's)."""
 import io
 
 import keras

@@ -7,7 +7,6 @@ import re
 import keras
 import pytest
 
-import recipes  # noqa: F401
 from recipes.commands.cli import main
 from recipes.resolve import resolve_recipe
 from recipes.train import TrainingStopped, train
@@ -64,7 +63,8 @@ def test_a_raising_callback_is_named_and_the_printed_command_resumes_with_the_un
 
 def test_a_callback_raising_before_the_first_checkpoint_says_there_is_nothing_to_resume(tiny_overrides):
     ExplodingAtEpoch.armed = True
-    recipe = resolve_recipe("softmax", {**tiny_overrides, "steps_per_epoch": 1, "callbacks": CALLBACKS_BEFORE_CHECKPOINT,
+    recipe = resolve_recipe("softmax", {**tiny_overrides, "steps_per_epoch": 1,
+                                        "callbacks": CALLBACKS_BEFORE_CHECKPOINT,
                                         "callback_args.exploding_at_epoch.epoch": 1})
     with pytest.raises(TrainingStopped, match=r"broke at epoch 1 .*No epoch was checkpointed in .*, so there is "
                                               r"nothing to resume: fix the callback .* and start the run again\.$"):
