@@ -21,7 +21,8 @@ import warnings
 import keras
 import numpy as np
 
-from storage.atomic import atomic_write, atomic_write_directory
+from registry import UserError
+from storage.atomic import atomic_write, atomic_write_directory, unwritable_reason
 from storage.run_folder import RunFolder
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.model_card import source_card, write_model_card
@@ -140,6 +141,9 @@ def _options(format_name, out, batch, precision):
         raise ExportError(f"--out={out!r} must end with {suffix} for --format={format_name}.")
     if format_name == "saved_model" and os.path.isfile(out):
         raise ExportError(f"--out={out!r} is a file; a SavedModel is a folder, pass a folder path.")
+    problem = unwritable_reason(os.path.dirname(os.path.abspath(out)))
+    if problem:
+        raise ExportError(f"--out={out!r} cannot be written: {problem}; pass an --out in a writable folder.")
     return out, batch, precision
 
 
