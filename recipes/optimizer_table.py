@@ -13,15 +13,25 @@ def installed_keras_version():
         return None
 
 
+def keras_series(version):
+    """'3.15' of '3.15.1' (None for None): Keras changes optimizer signatures between minor releases, not patches."""
+    return ".".join(str(version).split(".")[:2]) if version else None
+
+
+def manifest_fits_installed_keras():
+    """True if the installed Keras is of the series `registry/manifest.py` read its optimizers from."""
+    return keras_series(installed_keras_version()) == keras_series(manifest.KERAS_VERSION)
+
+
 @functools.cache
 def optimizer_table():
     """{name: {option: default}} of every optimizer `recipes.optimizers.build_optimizer` builds.
 
-    From `registry/manifest.py` when the installed Keras is the version it was written with; with
-    another Keras (whose optimizers may differ) read from Keras itself, which imports TensorFlow.
+    From `registry/manifest.py` when the installed Keras is of the series it was written with; with
+    another Keras (whose optimizers differ) read from Keras itself, which imports TensorFlow.
     """
-    if installed_keras_version() == manifest.KERAS_VERSION:
+    if manifest_fits_installed_keras():
         return manifest.OPTIMIZERS
-    from recipes.optimizers import optimizer_classes, optimizer_options  # imports Keras: only with another version
+    from recipes.optimizers import optimizer_classes, optimizer_options  # imports Keras: only with another series
 
     return {name: optimizer_options(name) for name in sorted(optimizer_classes())}
