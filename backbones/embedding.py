@@ -1,4 +1,4 @@
-"""The embedding model: uint8-range image → normalised input → backbone → embedding neck; also from an ONNX file."""
+"""The embedding model: uint8-range image → normalised input → backbone → embedding neck (also from ONNX)."""
 import keras
 from keras import layers
 

@@ -1,8 +1,9 @@
 """`python -m benchmarks [--quick] [--real=DIR] [--out=benchmarks/REPORT.md]`: every benchmark, one report
 (`python -m benchmarks --gpu`: the GPU benchmark, `benchmarks/gpu.py`).
 
-Sections: peak FLOP/s of a large matmul; start-up of the command line beside `import tensorflow`; `.bin` evaluation and data pipeline; training
-throughput ours vs reference (tiny, mobilenetv2, resnet50v2; softmax, center_arcface);
+Sections: peak FLOP/s of a large matmul; start-up of the command line beside `import tensorflow`; `.bin`
+evaluation and data pipeline; training throughput ours vs reference (tiny, mobilenetv2, resnet50v2; softmax,
+center_arcface);
 head scaling (1k, 10k, 85,742 classes, resnet50v2); accuracy of the recipes on the
 synthetic default (and on real faces with --real). Sized to finish in under 20 minutes on
 2 CPU cores. Prints progress, then the markdown report; writes it to --out and (full runs)

@@ -3,8 +3,9 @@
     python -m benchmarks.startup [--repeats=5]
 
 Each command runs in a fresh interpreter from the project root (`python -m recipes ...`, output discarded);
-its wall time (median of the repeats) and peak resident memory (the child's `ru_maxrss`, from `os.wait4`) are
-compared with a bare TensorFlow import measured in the same run. Goal: each ≤ 0.25 × the TensorFlow import.
+its wall time (median of the repeats) and peak resident memory (the interpreter's own VmHWM, which counts from
+its start whatever the size of the process that launched it) are compared with a bare TensorFlow import
+measured in the same run. Goal: each ≤ 0.25 × the TensorFlow import.
 """
 import argparse
 import os
@@ -23,30 +24,47 @@ COMMANDS = (  # (name, python arguments, exit code)
     ("run softmax --epohcs=3 (did-you-mean)", ["-m", "recipes", "run", "softmax", "--epohcs=3"], 2),
 )
 TENSORFLOW = ('python -c "import tensorflow"', ["-c", "import tensorflow"], 0)
+PEAK_MARK = "peak-rss-kib:"
+# `python -m MODULE ARGS` or `python -c CODE`, run by this launcher, which prints the interpreter's peak RSS
+# (VmHWM of /proc/self/status, in KiB) as the last line on stderr when it exits.
+LAUNCHER = f"""
+import atexit, runpy, sys
+
+def report_peak():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    print("{PEAK_MARK}" + peak, file=sys.stderr, flush=True)
+
+atexit.register(report_peak)
+option, target, *arguments = sys.argv[1:]
+sys.argv = [target, *arguments]
+if option == "-m":
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    exec(compile(target, "<string>", "exec"), {{"__name__": "__main__"}})
+"""
 
 
 def run_once(arguments, exit_code):
-    """(wall seconds, peak RSS bytes) of `python ARGUMENTS` run from the project root; RuntimeError unless it
-    exits with `exit_code`."""
+    """(wall seconds, peak RSS bytes or None without /proc) of `python ARGUMENTS` run from the project root;
+    RuntimeError unless it exits with `exit_code`."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)  # the child's own resource usage, unlike Popen.wait
+    result = subprocess.run([sys.executable, "-c", LAUNCHER, *arguments], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace")
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    errors = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    if process.returncode != exit_code:
-        raise RuntimeError(f"python {' '.join(arguments)} exited with {process.returncode}, not {exit_code}: "
-                           f"{errors[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024  # Linux: kilobytes
+    if result.returncode != exit_code:
+        raise RuntimeError(f"python {' '.join(arguments)} exited with {result.returncode}, not {exit_code}: "
+                           f"{result.stderr[-2000:]}")
+    peaks = [line[len(PEAK_MARK):] for line in result.stderr.splitlines() if line.startswith(PEAK_MARK)]
+    return seconds, int(peaks[-1]) * 1024 if peaks else None
 
 
 def measure(arguments, exit_code, repeats):
     """{"seconds": median wall time, "peak_rss_bytes": largest peak RSS, "all_seconds"} of `repeats` runs."""
     runs = [run_once(arguments, exit_code) for _ in range(repeats)]
-    return {"seconds": statistics.median(seconds for seconds, _ in runs), "peak_rss_bytes": max(rss for _, rss in runs),
+    peaks = [rss for _, rss in runs if rss is not None]
+    return {"seconds": statistics.median(seconds for seconds, _ in runs), "peak_rss_bytes": max(peaks, default=None),
             "all_seconds": [seconds for seconds, _ in runs]}
 
 
@@ -61,24 +79,30 @@ def run_startup(repeats=5, progress=print):
     for name, arguments, exit_code in COMMANDS:
         row = {"command": name, **measure(arguments, exit_code, repeats)}
         rows.append(row)
-        progress(f"  {name}: {row['seconds']:.2f} s, {row['peak_rss_bytes'] / 2**20:.0f} MiB")
+        progress(f"  {name}: {row['seconds']:.2f} s, {_mib(row['peak_rss_bytes'])} MiB")
     later = measure(*TENSORFLOW[1:], max(1, repeats - 1))
     tensorflow["seconds"] = statistics.median([tensorflow["seconds"]] + later["all_seconds"])
-    tensorflow["peak_rss_bytes"] = max(tensorflow["peak_rss_bytes"], later["peak_rss_bytes"])
-    progress(f"  {TENSORFLOW[0]}: {tensorflow['seconds']:.2f} s, {tensorflow['peak_rss_bytes'] / 2**20:.0f} MiB")
+    peaks = [peak for peak in (tensorflow["peak_rss_bytes"], later["peak_rss_bytes"]) if peak is not None]
+    tensorflow["peak_rss_bytes"] = max(peaks, default=None)
+    progress(f"  {TENSORFLOW[0]}: {tensorflow['seconds']:.2f} s, {_mib(tensorflow['peak_rss_bytes'])} MiB")
     for row in rows:
         row["ratio"] = row["seconds"] / tensorflow["seconds"]
     return {"tensorflow": {"command": TENSORFLOW[0], **tensorflow}, "rows": rows, "repeats": repeats}
 
 
+def _mib(value):
+    return "n/a" if value is None else f"{value / 2**20:,.0f}"
+
+
 def startup_table(result):
     """Markdown table of `run_startup`'s result, with the goal column."""
-    header = "| command | seconds | × `import tensorflow` | peak RSS MiB | goal ≤ 0.25× met? |\n|---|---|---|---|---|"
-    lines = [f"| `{row['command']}` | {row['seconds']:.2f} | {row['ratio']:.3f} | {row['peak_rss_bytes'] / 2**20:,.0f} | "
+    header = ("| command | seconds | × `import tensorflow` | peak RSS MiB | goal ≤ 0.25× met? |\n"
+              "|---|---|---|---|---|")
+    lines = [f"| `{row['command']}` | {row['seconds']:.2f} | {row['ratio']:.3f} | {_mib(row['peak_rss_bytes'])} | "
              f"{'yes' if row['ratio'] <= STARTUP_GOAL else '**no**'} |" for row in result["rows"]]
     tensorflow = result["tensorflow"]
     lines.append(f"| `{tensorflow['command']}` | {tensorflow['seconds']:.2f} | 1 | "
-                 f"{tensorflow['peak_rss_bytes'] / 2**20:,.0f} | (reference) |")
+                 f"{_mib(tensorflow['peak_rss_bytes'])} | (reference) |")
     return "\n".join([header, *lines])
 
 

@@ -20,7 +20,7 @@ def preset_margins(margin1, margin2, margin3, preset):
     if preset not in MARGIN_PRESETS:
         raise ValueError(f"unknown margin preset {preset!r}; choose one of {sorted(MARGIN_PRESETS)}.")
     given = (margin1, margin2, margin3)
-    return tuple(float(value if value is not None else default) for value, default in zip(given, MARGIN_PRESETS[preset]))
+    return tuple(float(default if value is None else value) for value, default in zip(given, MARGIN_PRESETS[preset]))
 
 
 def resolve_margin_options(options):

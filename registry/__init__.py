@@ -48,5 +48,6 @@ def import_builtins():
 
 _declare_builtins()
 
-__all__ = ["Declaration", "Registry", "RegistryError", "UserError", "ALL_REGISTRIES", "did_you_mean", "import_attribute",
-           "import_builtins", "keyword_options", "lazy_attributes", "unknown_message"] + [r.name.upper() for r in ALL_REGISTRIES]
+__all__ = ["Declaration", "Registry", "RegistryError", "UserError", "ALL_REGISTRIES", "did_you_mean",
+           "import_attribute", "import_builtins", "keyword_options", "lazy_attributes", "unknown_message"]
+__all__ += [table.name.upper() for table in ALL_REGISTRIES]

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 
 from recipes.commands.cli import main
-from recipes.plugins import PluginError, import_entry_point_plugins, installed_plugin_entry_points, load_installed_plugins
+from recipes.plugins import (PluginError, import_entry_point_plugins, installed_plugin_entry_points,
+                             load_installed_plugins)
 
 PACKAGE = textwrap.dedent('''
     """A plugin package: a loss and a plain Keras callback, registered on import."""

@@ -115,7 +115,8 @@ def test_did_you_mean_and_unknown_message_are_the_one_suggestion_helper():
 def widget_modules(tmp_path, monkeypatch):
     """A registry module and a plugin module that registers `round` in it, importable under names unique to the test."""
     suffix = tmp_path.name.replace("-", "_")
-    names = {"registry": f"widget_registry_{suffix}", "plugin": f"round_widget_{suffix}", "resolver": f"widget_options_{suffix}"}
+    names = {"registry": f"widget_registry_{suffix}", "plugin": f"round_widget_{suffix}",
+             "resolver": f"widget_options_{suffix}"}
     (tmp_path / f"{names['registry']}.py").write_text("from registry import Registry\nWIDGETS = Registry('widgets')\n")
     (tmp_path / f"{names['plugin']}.py").write_text(
         f"from {names['registry']} import WIDGETS\n\n"
@@ -161,7 +162,8 @@ def test_a_declaration_its_module_does_not_register_says_to_rewrite_the_manifest
 def test_a_plugin_cannot_take_a_declared_built_in_name(widget_modules):
     widgets = importlib.import_module(widget_modules["registry"]).WIDGETS
     widgets.declare("round", widget_modules["plugin"], {"size": 1})
-    with pytest.raises(RegistryError, match=rf"'round' is already registered by the built-in module {widget_modules['plugin']}"):
+    built_in = f"'round' is already registered by the built-in module {widget_modules['plugin']}"
+    with pytest.raises(RegistryError, match=built_in):
         widgets.register("round", lambda: None)
 
 
