@@ -1,25 +1,23 @@
 """Standalone evaluation of a saved model on verification `.bin` files."""
 import os
 
-from callbacks.model_files import ModelFileError, load_model_file
+from backbones.onnx_graph import is_onnx_file
+from backbones.onnx_model import import_onnx_model
+from callbacks.model_files import load_model_file
 from callbacks.verification import VerificationCallback
 from recipes.face_model import FaceTrainingModel
 
 
 def load_embedding_model(path, backbone=None):
     """The embedding model saved at `path`: an embedding `.keras`, the embedder of a training `.keras`,
-    or an `.onnx` face model imported into our registered `backbone`.
+    or an `.onnx` face model imported into our registered `backbone` (None: the one the graph is).
 
     Raises FileNotFoundError for a missing file and `ModelFileError` (a ValueError) for a file
     that is not a Keras model or that needs a plugin class not loaded (see `--plugins`).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
-    if path.lower().endswith(".onnx"):
-        if not backbone:
-            raise ModelFileError(f"{path!r} is an ONNX model: say which backbone it is, e.g. --backbone=iresnet100.")
-        from backbones.onnx_import import import_onnx_model
-
+    if is_onnx_file(path):
         return import_onnx_model(path, backbone)
     model = load_model_file(path, compile=False)
     return model.embedder if isinstance(model, FaceTrainingModel) else model

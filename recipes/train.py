@@ -18,6 +18,8 @@ import backbones
 import callbacks  # noqa: F401  (registers the callbacks and schedules)
 import heads  # noqa: F401
 import losses
+from backbones.onnx_graph import is_onnx_file, parse_onnx
+from backbones.onnx_variants import onnx_backbone_args
 from callbacks.atomic import save_model
 from callbacks.checkpoints import list_checkpoints, restore_latest
 from callbacks.context import RunContext, TrainingState
@@ -163,9 +165,22 @@ def restore_run(run, model, chief):
     return state
 
 
+def with_onnx_variant(recipe):
+    """`recipe` with the backbone options of the variant its `.onnx` --backbone_weights is (the file decides them),
+    so that the run's recipe.json says what was built."""
+    if not is_onnx_file(recipe.backbone_weights):
+        return recipe
+    options = onnx_backbone_args(parse_onnx(recipe.backbone_weights), recipe.backbone, recipe.backbone_args)
+    if options != recipe.backbone_args:
+        print(f"backbone options of {recipe.backbone_weights}: " +
+              " ".join(f"--backbone_args.{key}={value!r}" for key, value in options.items()))
+    return recipe.replace(backbone_args=options)
+
+
 def prepare_run(recipe, resume_dir=None):
     """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
     check_before_data(recipe, resume_dir)
+    recipe = with_onnx_variant(recipe)
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
     policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
     keras.mixed_precision.set_global_policy(policy)
@@ -293,7 +308,7 @@ def train(recipe, resume_dir=None):
     `TrainingStopped` when it ends early, after the last finished epoch is safely checkpointed.
     """
     prepared = prepare_run(recipe, resume_dir)
-    history = fit_with_recovery(prepared, build_callbacks(recipe, prepared.context))
+    history = fit_with_recovery(prepared, build_callbacks(prepared.recipe, prepared.context))
     return finish(prepared, history)
 
 
