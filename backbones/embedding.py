@@ -77,5 +77,5 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     embedding = block(features(normalised), embedding_size, dropout, sync_batchnorm)
     model = keras.Model(images, embedding, name=f"{backbone}_embedding")
     if onnx_weights:
-        load_onnx_weights(model, onnx_graph)
+        load_onnx_weights(model, onnx_graph, backbone)
     return model

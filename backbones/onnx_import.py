@@ -124,7 +124,7 @@ def match_steps(keras_sequence, onnx_sequence):
         if ours.kind != theirs.kind or expected != found:
             raise OnnxImportError(
                 f"first mismatch at {ours.source} (step {index + 1}): this backbone has {ours.describe()} there, "
-                f"the ONNX graph has {theirs.describe()} ({theirs.source}).")
+                f"the ONNX graph has {theirs.describe()} ({theirs.source})")
         pairs.append((ours, theirs))
         position += 1
     if position != len(onnx_sequence):
@@ -236,20 +236,27 @@ def _assign_batchnorm(layer, theirs, previous_pair):
     layer.moving_variance.assign(variance.astype(np.float32))
 
 
-def load_onnx_weights(model, graph):
-    """Copy the weights of `graph` (an `OnnxGraph`) into the Keras embedding model `model` (matched by structure)."""
+def load_onnx_weights(model, graph, backbone=None):
+    """Copy the weights of `graph` (an `OnnxGraph`) into the Keras embedding model `model` (matched by structure).
+
+    A mismatch names the first layer that differs and, when the file is a recognised variant of
+    another backbone than `backbone`, the options that import it.
+    """
     try:
         pairs = match_steps(keras_steps(model), graph.steps)
         assign_weights(pairs, graph.input_mean, graph.input_scale)
     except OnnxImportError as error:
-        raise OnnxImportError(f"{graph.path!r} does not fit {model.name}: {error}{_variant_hint(graph)}") from None
+        raise OnnxImportError(f"{graph.path!r} does not fit {model.name}: {str(error).rstrip('.')}"
+                              f"{_variant_hint(graph, backbone)}.") from None
     return model
 
 
-def _variant_hint(graph):
-    """'; the file is <variant>: import it with <flags>' where the detection recognises it, else ''."""
+def _variant_hint(graph, backbone):
+    """'; the file is: <variant>; import it with <flags>' where the detection recognises another backbone, else ''."""
     try:
         variant = detect_variant(graph)
     except OnnxImportError:
         return ""
-    return f"; the file is a {variant.description}: import it with {variant.flags()}"
+    if variant.backbone == backbone:
+        return ""
+    return f"; the file is: {variant.description}; import it with {variant.flags()}"

@@ -11,7 +11,7 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
-from data.pipeline import decode_face
+from data.decode import decode_face
 
 try:
     from numpy._core import multiarray as _multiarray

@@ -2,7 +2,7 @@
 
 Each row is embedder(image) + embedder(horizontal flip), un-normalised (`flip=False`: the image
 alone), computed by `callbacks.verification` (`flip_pair_function`, `embed_batches`). Images are
-decoded by `data.pipeline.decode_face` (grey/RGBA → RGB, other sizes resized); files that are not
+decoded by `data.decode.decode_face` (grey/RGBA → RGB, other sizes resized); files that are not
 JPEG/PNG are left out by the folder scan (`data.folders`), files that fail to decode are dropped
 from the stream and named with the reason (`data.pipeline.file_problem`).
 
@@ -19,7 +19,8 @@ from callbacks.atomic import atomic_write
 from callbacks.verification import embed_batches, flip_pair_function
 from data.bins import load_bin_images
 from data.folders import scan_identity_folder, scan_image_folder
-from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, decode_face, file_problem
+from data.decode import decode_face
+from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, file_problem
 from data.tools import _flag
 from recipes.evaluate import load_embedding_model
 from recipes.export import find_model_file

@@ -18,7 +18,7 @@ from callbacks.atomic import atomic_write
 from callbacks.model_files import load_model_file
 from callbacks.run_folder import RunFolder
 from data.folders import scan_identity_folder
-from data.pipeline import decode_face
+from data.decode import decode_face
 from heads.subcenter import SubCenterNormDense
 from recipes.cli import load_plugins
 from recipes.face_model import FaceTrainingModel
