@@ -41,9 +41,11 @@ class Variant:
 
     def flags(self):
         """The command-line options that build this variant."""
-        return " ".join([f"--backbone={self.backbone}"] + [
-            f"--backbone_args.{key}={list(value) if isinstance(value, tuple) else value}"
-            for key, value in self.options.items()])
+        def shown(value):  # no spaces: one shell word
+            return f"[{','.join(map(str, value))}]" if isinstance(value, (list, tuple)) else value
+
+        return " ".join([f"--backbone={self.backbone}"] + [f"--backbone_args.{key}={shown(value)}"
+                                                          for key, value in self.options.items()])
 
 
 def token(step):
@@ -145,7 +147,8 @@ def _check_tail(graph, tail, expected_tails, family):
 
     name, expected = max(expected_tails.items(), key=lambda item: common(item[1]))
     index = common(expected)
-    block = BLOCK_WORDS.get(name, f"an {family}'s embedding block (BN, flatten, FC, BN)")
+    block = f"a {family} with {BLOCK_WORDS[name]}" if name in BLOCK_WORDS else \
+        f"an {family}'s embedding block (BN, flatten, FC, BN)"
     if index == len(expected):
         extra = steps[index]
         raise OnnxImportError(f"{graph.path!r}: after its last fully connected layer it has {extra.describe()} "
@@ -158,7 +161,7 @@ def _check_tail(graph, tail, expected_tails, family):
             f"{graph.path!r}: its last projection is a 1×1 convolution, not a fully connected layer; {found.source}, "
             f"{found.describe()}, stands where {block} has the fully connected layer.")
     raise OnnxImportError(f"{graph.path!r}: after its last residual block it has {found.describe()} ({found.source}) "
-                          f"where {family} with {block} has {TOKEN_WORDS[expected[index]]}.")
+                          f"where {block} has {TOKEN_WORDS[expected[index]]}.")
 
 
 def _image_size(tail, channels):

@@ -222,7 +222,7 @@ def test_import_model_command_says_what_it_found_and_saves_a_checked_model(varia
     CommandLine().import_model(onnx=path, out=out)
     printed = capsys.readouterr().out
     assert printed.startswith("found: MobileFaceNet (scale 4: width 256; blocks (2, 8, 12, 4))")
-    assert f"--backbone=mobilefacenet --backbone_args.scale=4 --backbone_args.blocks=[2, 8, 12, 4] " \
+    assert f"--backbone=mobilefacenet --backbone_args.scale=4 --backbone_args.blocks=[2,8,12,4] " \
            f"--backbone_weights={path}" in printed
     error = float(printed.split("max relative difference to onnxruntime on 4 random images: ")[1].split()[0])
     assert error <= MAX_RELATIVE_ERROR
