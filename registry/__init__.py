@@ -21,5 +21,4 @@ RECIPES = Registry("recipes")
 
 ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, SCHEDULES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
 
-__all__ = ["Registry", "RegistryError", "UserError", "ALL_REGISTRIES", "did_you_mean", "keyword_options",
-           "unknown_message"] + [r.name.upper() for r in ALL_REGISTRIES]
+__all__ = ["Registry", "RegistryError", "UserError", "ALL_REGISTRIES", "did_you_mean", "keyword_options", "unknown_message"] + [r.name.upper() for r in ALL_REGISTRIES]

@@ -1,5 +1,9 @@
-"""`UserError`: the base class of every refusal of user input (the CLI prints it as one line and exits 2)."""
+"""`UserError`: the base class of every refusal of a user's input (a file, a value, an option)."""
 
 
 class UserError(Exception):
-    """Bad input from the user (a file, an option, data): `str()` is the whole one-line message."""
+    """Input the user can fix: the command line prints `str(error)` as one line and exits with code 2.
+
+    Every refusal the project raises derives from it; any other exception is a bug of ours and
+    is shown with its traceback and a request to report it.
+    """

@@ -215,7 +215,7 @@ def test_backbone_weights_onnx_loads_the_whole_embedding_model_with_the_files_op
 def test_import_model_command_says_what_it_found_and_saves_a_checked_model(variant_files, tmp_path, capsys):
     import keras
 
-    from recipes.cli import CommandLine
+    from recipes.commands.cli import CommandLine
 
     path = variant_files["mbf_large"]
     out = str(tmp_path / "imported.keras")
@@ -233,7 +233,7 @@ def test_import_model_command_says_what_it_found_and_saves_a_checked_model(varia
 
 
 def test_refused_import_exits_2_with_one_line(variant_files, tmp_path, capsys):
-    from recipes.cli import main
+    from recipes.commands.cli import main
 
     with pytest.raises(SystemExit) as stopped:
         main(["import_model", f"--onnx={variant_files['iresnet18_torch2onnx_bn_kept']}", "--backbone=mobilefacenet",
@@ -244,7 +244,7 @@ def test_refused_import_exits_2_with_one_line(variant_files, tmp_path, capsys):
 
 
 def test_eval_accepts_an_onnx_file_without_backbone(variant_files, tiny_faces):
-    from recipes.evaluate import evaluate_saved_model
+    from recipes.commands.evaluate import evaluate_saved_model
 
     # 32×32 graph: the evaluation resizes the .bin images to the model.
     results = evaluate_saved_model(variant_files["mxnet_arcface_r18_v1"], [tiny_faces.bin_path], batch_size=32)

@@ -12,8 +12,8 @@ from keras import ops
 
 import backbones
 import losses
-from callbacks.checkpoints import list_checkpoints
-from callbacks.run_record import read_history
+from storage.checkpoints import list_checkpoints
+from storage.history import read_history
 from heads.partial_fc import PartialFC
 from losses import FaceLoss, SoftmaxLoss, WithCenterLoss
 from recipes.face_model import FaceTrainingModel
@@ -330,7 +330,7 @@ def test_the_loss_shape_check_covers_the_sharded_step():
 TRAIN_SAMPLED = r"""
 import json, sys
 import recipes
-from recipes.cli import resolve_recipe
+from recipes.resolve import resolve_recipe
 from recipes.train import train
 
 data, bin_path, runs_dir = sys.argv[1:4]
@@ -397,7 +397,7 @@ def test_loss_scaling_skips_the_head_step_when_the_scaled_loss_overflows():
 
 
 def test_glint360k_r50_recipe_shards_its_classifier_at_arcface_torchs_sample_rate():
-    from recipes.cli import resolve_recipe
+    from recipes.resolve import resolve_recipe
 
     resolved = resolve_recipe("glint360k_r50", {}).resolved()
     assert resolved["head"] == "partial_fc" and resolved["head_args"]["sample_rate"] == 1.0
@@ -448,3 +448,26 @@ def test_every_splittable_loss_gives_its_single_device_value_across_two_shards()
     assert {"softmax", "arcface", "center_softmax"} <= set(splittable)
     for name, errors in splittable.items():
         assert len(errors) == 2 and max(errors) < 1e-5, (name, errors)
+
+
+def test_sampled_targets_are_each_rows_own_class_and_the_loss_is_cross_entropy_over_the_kept_classes():
+    from heads.sharded_softmax import sharded_face_loss
+
+    keras.utils.set_random_seed(3)
+    head = PartialFC(40, sample_rate=0.25, seed=1)
+    head.build((None, 6))
+    embeddings = np.random.default_rng(0).normal(size=(6, 6)).astype("float32")
+    labels = np.array([34, 25, 20, 3, 34, 39], np.int32)
+    sharded = head.sharded_logits(embeddings, labels, training=True)
+    kept, targets = sharded.class_ids.numpy(), sharded.targets.numpy()
+    assert len(kept) == 10 and set(labels) < set(kept) and kept.tolist() == sorted(kept)  # 5 positives + 5 drawn
+    np.testing.assert_array_equal(targets, [kept.tolist().index(label) for label in labels])  # each row's own class
+    kernel = head.logical(head.kernel).astype(np.float64)
+    unit = kernel / np.linalg.norm(kernel, axis=0)
+    logits = embeddings.astype(np.float64) @ unit[:, kept]
+    own = np.einsum("bd,db->b", embeddings.astype(np.float64), unit[:, labels])
+    np.testing.assert_allclose(sharded.logits.numpy()[:, :-1], logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sharded.logits.numpy()[:, -1], own, rtol=1e-5, atol=1e-5)
+    loss = sharded_face_loss(SoftmaxLoss(40, 6), sharded, training=True).numpy()
+    log_sum = logits.max(axis=1) + np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1))
+    np.testing.assert_allclose(loss, log_sum - own, rtol=1e-5, atol=1e-5)

@@ -8,8 +8,9 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from benchmarks.onnx_graphs import mobilefacenet_graph  # noqa: E402
-from recipes.cli import main, resolve_recipe  # noqa: E402
+from recipes.commands.cli import main  # noqa: E402
 from recipes.recipe import Recipe  # noqa: E402
+from recipes.resolve import resolve_recipe  # noqa: E402
 from recipes.train import build_training_model, with_onnx_variant  # noqa: E402
 
 

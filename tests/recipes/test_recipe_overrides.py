@@ -1,7 +1,7 @@
 import pytest
 
 import recipes  # noqa: F401  (registers every built-in plugin)
-from recipes.cli import resolve_recipe
+from recipes.resolve import resolve_recipe
 from recipes.recipe import Recipe, RecipeError
 
 
