@@ -79,11 +79,14 @@ DEFAULT_SCALE = 2
 
 def mobilefacenet_features(input_shape=(112, 112, 3), weights=None, blocks=DEFAULT_BLOCKS, scale=DEFAULT_SCALE):
     """MobileFaceNet up to `conv_sep`: normalised image (H, W, 3) → (H/16, W/16, 512)."""
-    blocks = tuple(int(count) for count in blocks)
-    if len(blocks) != 4 or min(blocks) < 1 or int(scale) != scale or scale < 1:
-        raise UserError(f"mobilefacenet: blocks={list(blocks)!r} and scale={scale!r}; need four block counts >= 1 "
-                         "and a whole scale >= 1 (arcface_torch: blocks (1, 4, 6, 2), scale 2; large: (2, 8, 12, 4), 4).")
-    width = 64 * int(scale)
+    try:
+        counts, whole_scale = tuple(int(count) for count in blocks), int(scale) if float(scale).is_integer() else 0
+    except (TypeError, ValueError):
+        counts, whole_scale = (), 0
+    if len(counts) != 4 or min(counts) < 1 or whole_scale < 1:
+        raise UserError(f"mobilefacenet: blocks={blocks!r} and scale={scale!r}; need four block counts >= 1 and a "
+                        "whole scale >= 1 (arcface_torch: (1, 4, 6, 2) at scale 2; large: (2, 8, 12, 4), 4).")
+    blocks, width = counts, 64 * whole_scale
     images = keras.Input(input_shape)
     out = conv_block(images, width, 3, "layers0", strides=2, padding=1)
     if blocks[0] == 1:
@@ -125,7 +128,7 @@ POINTWISE_CHANNELS = 64
 
 
 def pointwise_fc_embedding_block(features, embedding_size, dropout, synchronized=False):
-    """w600k_mbf's block: (B, h, w, 512) → 1×1 conv → 64 → BN → PReLU → flatten → dense (bias) → BN → (B, embedding_size).
+    """w600k_mbf's block: (B, h, w, 512) → 1×1 conv → 64 → BN → PReLU → flatten → dense (bias) → BN → (B, d).
 
     The flatten is channels-last (PyTorch's is c, h, w: `backbones.onnx_import` permutes the dense
     rows). No dropout in the released model, so `dropout` is unused; float32 like the GDC block.

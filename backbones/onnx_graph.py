@@ -127,7 +127,7 @@ def one_line(error):
 
 
 def read_onnx(path):
-    """The `onnx.ModelProto` in the file `path`; a file that is not a complete ONNX model is refused (OnnxImportError)."""
+    """The `onnx.ModelProto` in the file `path`; a file that is not a complete ONNX model raises OnnxImportError."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ONNX file {path!r} does not exist.")
@@ -201,7 +201,8 @@ def parse_onnx(path):
     output = produced.get(graph.output[0].name)
     if output is None:
         raise OnnxImportError(f"{path!r}: the graph's output {graph.output[0].name!r} does not depend on its input.")
-    mean, scale = (-affine[1] / affine[0], affine[0]) if normalises_input else (PIXEL_MEAN, 1.0 / INSIGHTFACE_PIXEL_SCALE)
+    mean, scale = (-affine[1] / affine[0], affine[0]) if normalises_input else \
+        (PIXEL_MEAN, 1.0 / INSIGHTFACE_PIXEL_SCALE)
     return OnnxGraph(path, canonical_order(output), mean, scale, normalises_input, _fixed_dim(real_inputs[0], 2),
                      _fixed_dim(graph.output[0], -1))
 

@@ -103,7 +103,7 @@ MATCHED_DETAILS = {"conv": ("out", "per_group_in", "kernel", "strides", "pads", 
 
 
 def match_steps(keras_sequence, onnx_sequence):
-    """[(keras step, onnx step or None for a BN folded into the conv before it)], or OnnxImportError at the first mismatch."""
+    """[(keras step, onnx step or None for a BN folded into the conv before it)]; raises at the first mismatch."""
     pairs, position = [], 0
     for index, ours in enumerate(keras_sequence):
         theirs = onnx_sequence[position] if position < len(onnx_sequence) else None
@@ -208,7 +208,7 @@ def _first_conv_factor(input_mean, input_scale, channels, where):
 
 
 def _assign_batchnorm(layer, theirs, previous_pair):
-    """A kept BN (theirs), or (theirs None) the identity plus the bias (if any) of the conv that the BN was folded into."""
+    """A kept BN (theirs), or (theirs None) the identity plus the bias (if any) of the conv the BN was folded into."""
     before = previous_pair[1]
     after_biased_conv = previous_pair[0] is not None and previous_pair[0].kind == "conv" \
         and before.details.get("bias") is not None

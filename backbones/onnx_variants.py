@@ -80,13 +80,13 @@ def adds_per_resolution(steps):
 
 
 def detect_variant(graph):
-    """The `Variant` of the `OnnxGraph` `graph`; OnnxImportError naming the first step that fits no registered variant."""
+    """The `Variant` of the `OnnxGraph` `graph`; OnnxImportError naming the first step that fits no variant."""
     steps = graph.steps
     first = steps[0] if steps else None
     if first is None or first.kind != "conv" or first.details["per_group_in"] * first.details["groups"] != 3:
         found = first.describe() if first else "nothing"
-        raise OnnxImportError(f"{graph.path!r}: its first layer is {found}, not a convolution of the 3 colour channels; "
-                              "not an IResNet or MobileFaceNet.")
+        raise OnnxImportError(f"{graph.path!r}: its first layer is {found}, not a convolution of the 3 colour "
+                              "channels; not an IResNet or MobileFaceNet.")
     last_add = max((index for index, step in enumerate(steps) if step.kind == "add"), default=None)
     if last_add is None:
         raise OnnxImportError(f"{graph.path!r} has no residual additions: not an IResNet or MobileFaceNet.")

@@ -110,7 +110,7 @@ def normalised_input(writer, normalise_inside):
 
 
 def iresnet_body(writer, x, blocks_per_stage):
-    """arcface_torch `IResNet` from `conv1` to the last block's addition (MXNet `fresnet.py` alike): (B, 512, S/16, S/16)."""
+    """arcface_torch `IResNet` (or MXNet `fresnet.py`) from `conv1` to the last addition: (B, 512, S/16, S/16)."""
     x = writer.prelu(writer.conv_bn(x, 3, 64, 3, pad=1), 64)
     inplanes = 64
     for planes, blocks in zip((64, 128, 256, 512), blocks_per_stage):

@@ -48,7 +48,7 @@ class CommandLine:
         print(f"done: {run_dir}" if run_dir else "done: worker finished; the chief worker writes the run folder.")
 
     def eval(self, model, bins, batch_size=128, plugins=(), backbone=None):
-        """Evaluate a saved embedding or training model (.keras, or .onnx: imported, --backbone optional) on .bin files."""
+        """Evaluate a saved embedding or training model (.keras, or .onnx, --backbone optional) on .bin files."""
         load_plugins(plugins)
         from recipes.commands.evaluate import evaluate_saved_model
 

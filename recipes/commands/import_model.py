@@ -32,7 +32,7 @@ def relative_error_against_onnxruntime(model, graph, count=CHECK_IMAGES, seed=0)
 
 
 def import_model(onnx_path, backbone=None, out="imported.keras", image_size=None):
-    """Import `onnx_path` into `backbone` (None: the one the graph is), check it, save it to `out`; a summary to print."""
+    """Import `onnx_path` into `backbone` (None: the one the graph is), check it, save it to `out`; a summary."""
     if not str(out).endswith(".keras"):
         raise OnnxImportError(f"--out={out!r}: the imported model is saved as a Keras model, give a path ending in "
                               ".keras.")

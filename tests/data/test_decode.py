@@ -15,7 +15,7 @@ CASES = [(112, 95, 2), (112, 75, 0), (112, 50, 1), (97, 90, 2), (250, 100, 2), (
 
 
 def face_jpeg(side, quality, subsampling, seed=0):
-    """A synthetic face at `side` × `side` with sensor-like noise, JPEG-encoded by PIL (grey when subsampling is None)."""
+    """A synthetic face, `side` × `side`, with sensor-like noise, JPEG-encoded by PIL (grey: subsampling None)."""
     face = Image.fromarray(render_identity(seed, 1, 112)[0]).resize((side, side), Image.BILINEAR)
     noisy = np.asarray(face, np.float64) + np.random.default_rng(seed).normal(0, 6, (side, side, 3))
     image = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))

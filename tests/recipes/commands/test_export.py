@@ -232,7 +232,7 @@ def test_verification_summary_picks_the_best_trained_epoch_of_the_monitor(tmp_pa
 
 
 def test_insightface_layout_is_routed_to_arcface_and_get_feat_equals_embed(tiny_run, tmp_path):
-    """insightface's model_zoo rules route the export to ArcFaceONNX; its get_feat on BGR crops = `embed --flip=false`."""
+    """insightface's model_zoo rules route the export to ArcFaceONNX; get_feat on BGR crops = `embed --flip=false`."""
     from PIL import Image
 
     from insightface_reference import ArcFaceOnnx, cosines, imread_bgr, route
