@@ -1,20 +1,23 @@
 """Standalone evaluation of a saved model on verification `.bin` files."""
 import os
 
-from storage.model_files import ModelFileError, load_model_file
+from storage.model_files import ModelFileError, load_model_file, run_model_file
 from callbacks.verification import VerificationCallback
 from recipes.face_model import FaceTrainingModel
 
 
 def load_embedding_model(path, backbone=None):
     """The embedding model saved at `path`: an embedding `.keras`, the embedder of a training `.keras`,
-    or an `.onnx` face model imported into our registered `backbone`.
+    a run folder's (`run_model_file`), or an `.onnx` face model imported into our registered `backbone`.
 
     Raises FileNotFoundError for a missing file and `ModelFileError` (a ValueError) for a file
     that is not a Keras model or that needs a plugin class not loaded (see `--plugins`).
     """
+    if os.path.isdir(path):
+        path = run_model_file(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
+        raise FileNotFoundError(f"model file {path!r} does not exist; pass a run folder or a .keras file written by "
+                                "a run.")
     if path.lower().endswith(".onnx"):
         if not backbone:
             raise ModelFileError(f"{path!r} is an ONNX model: say which backbone it is, e.g. --backbone=iresnet100.")
