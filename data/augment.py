@@ -100,8 +100,9 @@ def down_up(image, scale, down_method, up_method):
     pixels = tf.cast(image, tf.float32)
 
     def resize(picture, target, method):
-        return tf.switch_case(method, [lambda name=name: tf.image.resize(picture, target, method=name)
-                                       for name in INTERPOLATIONS])
+        return tf.switch_case(tf.convert_to_tensor(method, tf.int32),
+                              [lambda name=name: tf.image.resize(picture, target, method=name)
+                               for name in INTERPOLATIONS])
 
     return resize(resize(pixels, small, down_method), size, up_method)
 

@@ -86,3 +86,9 @@ class MarginLoss(FaceLoss):
             **super().get_config(),
             "margin1": self.margin1, "margin2": self.margin2, "margin3": self.margin3, "scale": self.scale,
         }
+
+
+@LOSSES.register("cosface")
+def cosface(num_classes, embedding_size, margin2=0.35, scale=64.0, **kwargs):
+    """CosFace (Wang et al. 2018): s·(cos θ_y − m2), m2 0.35, s 64; the `arcface` loss with preset cosface."""
+    return MarginLoss(num_classes, embedding_size, margin2=margin2, scale=scale, preset="cosface", **kwargs)

@@ -29,8 +29,7 @@ def recipe_notes(resolved):
 
 @RECIPES.register("arcface")
 def arcface():
-    """Combined margin, s 64, with the seed document's margins (0.9, 0.4, 0.15); the paper's ArcFace (1, 0, 0.5):
-    --loss_args.preset=arcface."""
+    """Seed document's margins (0.9, 0.4, 0.15), s 64; the paper's ArcFace (1, 0, 0.5): --loss_args.preset=arcface."""
     return Recipe(name="arcface", loss="arcface")
 
 
@@ -48,8 +47,7 @@ def center_softmax():
 
 @RECIPES.register("center_arcface")
 def center_arcface():
-    """Combined margin (seed margins (0.9, 0.4, 0.15); --loss_args.preset=arcface: (1, 0, 0.5)) + center loss (factor 1,
-    centre step 0.5)."""
+    """Seed margins (0.9, 0.4, 0.15) + center loss (factor 1, step 0.5); paper's (1, 0, 0.5): --loss_args.preset=arcface."""
     return Recipe(name="center_arcface", loss="center_arcface")
 
 

@@ -45,8 +45,8 @@ def quiet_tensorflow(argv, environ=None):
     if "TF_CPP_MIN_LOG_LEVEL" in environ or asks_for_tensorflow_logs(argv):
         return False
     environ["TF_CPP_MIN_LOG_LEVEL"] = LOG_LEVEL
-    if "tensorflow" not in sys.modules and not any(isinstance(finder, _QuietImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietImport())
+    if "tensorflow" not in sys.modules and not any(isinstance(finder, QuietImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, QuietImport())
     return True
 
 
@@ -55,20 +55,23 @@ def without_tensorflow_logs(text):
     return "".join(line for line in text.splitlines(keepends=True) if not TENSORFLOW_LOG_LINE.match(line.rstrip("\n")))
 
 
-class _QuietImport(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` (once) and loads it with `_QuietLoader`."""
+class QuietImport(importlib.abc.MetaPathFinder):
+    """Finds module `module` (once; then leaves `sys.meta_path`) and loads it with `QuietLoader`."""
+
+    def __init__(self, module="tensorflow"):
+        self.module = module
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name != self.module:
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = QuietLoader(spec.loader)
         return spec
 
 
-class _QuietLoader(importlib.abc.Loader):
+class QuietLoader(importlib.abc.Loader):
     """Runs another loader's `exec_module` with file descriptor 2 in a temporary file, then writes what it
     caught to stderr less the TensorFlow log lines."""
 
