@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import traceback
 
 import keras
 import tensorflow as tf
@@ -24,12 +25,15 @@ from callbacks.context import RunContext
 from storage.training_state import TrainingState
 from recipes.schedules import build_schedule
 from storage.run_folder import RunFolder
-from storage.history import truncate_history
+from storage.history import truncate_history, untrained_metrics
 from storage.provenance import git_commit, project_version
 from evaluation.verification import bin_name
+from data.bins import BinFormatError, check_bin
 from data.pipeline import SkippedFiles, build_augmentations, train_dataset
 from data.sources import expand_bin_patterns, load_training_data
+from losses.base import check_loss_output
 from losses.combined import find_center_loss
+from recipes.callback_failure import callback_failure_message, failing_callback
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel, is_class_sharded
 from recipes.optimizers import build_optimizer
@@ -95,9 +99,10 @@ def check_before_data(recipe, resume_dir):
     except FileNotFoundError as error:
         raise RunRefused(str(error)) from None
     for path in bins:
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            raise RunRefused(f"--eval_bins: {path!r} " + ("is empty" if os.path.isfile(path) else "does not exist")
-                             + "; pass verification .bin files (lfw.bin, ...).")
+        try:
+            check_bin(path)
+        except (BinFormatError, FileNotFoundError) as error:
+            raise RunRefused(f"--eval_bins: {error}") from None
     names = [bin_name(path) for path in bins]
     if bins and recipe.eval_monitor and recipe.eval_monitor.split("/")[0] not in names:
         raise RunRefused(f"--eval_monitor={recipe.eval_monitor!r} names no file of --eval_bins: use one of "
@@ -159,11 +164,15 @@ def run_facts(data, strategy, steps, global_batch):
 
 
 def load_data(recipe):
-    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities) as `RunRefused`."""
+    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities, a bad `.bin` of
+    the dataset's own when --eval_bins is not given) as `RunRefused`."""
     try:
-        return load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+        data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+        for path in () if recipe.eval_bins else data.bin_paths:
+            check_bin(path)
     except ValueError as error:
         raise RunRefused(str(error)) from None
+    return data
 
 
 def restore_run(run, model, chief):
@@ -194,6 +203,7 @@ def prepare_run(recipe, resume_dir=None):
     steps = recipe.steps_per_epoch or max(1, len(data.train) // global_batch)
     with strategy.scope():
         model = build_training_model(recipe, data.train.num_classes, steps)
+        check_loss_output(model.face_loss)
     if not chief:
         run = RunFolder(tempfile.mkdtemp(prefix="worker-run-"))
     else:
@@ -215,7 +225,8 @@ def prepare_run(recipe, resume_dir=None):
         state.epoch * steps)
     _, schedule_callback = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps, **recipe.schedule_args)
     context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None,
-                         every_worker_saves=is_class_sharded(model.head))
+                         every_worker_saves=is_class_sharded(model.head),
+                         baseline=untrained_metrics(run.history_path) if resume_dir is not None else {})
     return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)
 
 
@@ -264,6 +275,13 @@ def fit_with_recovery(prepared, callback_list):
         raise TrainingStopped(f"the disk is full ({error.filename or context.run.path}: {error.strerror}). The last "
                               f"complete checkpoint in {context.run.path} is intact; free space, then: {resume}",
                               5) from None
+    except Exception as error:
+        failed = failing_callback(error, callback_list)
+        if failed is None:
+            raise
+        traceback.print_exception(error)
+        raise TrainingStopped(callback_failure_message(failed, error, recipe.callbacks, context.run.path, resume),
+                              1) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         _report_skipped(prepared.skipped)

@@ -13,7 +13,7 @@ from recipes.plugins import load_plugins
 from recipes.recipe import RecipeError, parse_list
 from recipes.resolve import resolve_recipe, resolve_resume
 from recipes.commands.text_table import format_table
-from registry import ALL_REGISTRIES, RegistryError
+from registry import ALL_REGISTRIES, RegistryError, UserError
 
 
 class CommandLine:
@@ -172,7 +172,7 @@ def user_errors():
     from recipes.plugins import PluginError
 
     return (RecipeError, RegistryError, OSError, BinFormatError, CompareError, CheckpointError, ModelFileError,
-            PluginError, ExportError, EmbedError)
+            PluginError, ExportError, EmbedError, UserError)
 
 
 def main(argv=None):

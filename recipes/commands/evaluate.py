@@ -1,6 +1,7 @@
 """Standalone evaluation of a saved model on verification `.bin` files."""
 import os
 
+from data.bins import BinFormatError
 from storage.model_files import ModelFileError, load_model_file, run_model_file
 from callbacks.verification import VerificationCallback
 from recipes.face_model import FaceTrainingModel
@@ -32,7 +33,7 @@ def evaluate_saved_model(path, bin_paths, batch_size=128, backbone=None):
     """{bin name: verification metrics dict (None if embeddings were non-finite)} of the model at `path`
     (`backbone`: the registered backbone of an `.onnx` file)."""
     if not bin_paths:
-        raise ValueError("no .bin files given; pass --bins=[lfw.bin,cfp_fp.bin,...].")
+        raise BinFormatError("no .bin files given; pass --bins=[lfw.bin,cfp_fp.bin,...].")
     embedder = load_embedding_model(path, backbone)
     image_size = int(embedder.input_shape[1])
     verification = VerificationCallback(bin_paths, embedder, batch_size, image_size=image_size,

@@ -21,7 +21,8 @@ import warnings
 import keras
 import numpy as np
 
-from storage.atomic import atomic_write, atomic_write_directory
+from registry import UserError
+from storage.atomic import atomic_write, atomic_write_directory, unwritable_reason
 from storage.model_files import run_model_file
 from storage.run_folder import RunFolder
 from recipes.commands.evaluate import load_embedding_model
@@ -36,7 +37,7 @@ FLOAT16_MIN_COSINE = 0.999
 PROBE_IMAGES = 8
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export that cannot be made or that does not compute what the Keras model computes."""
 
 
@@ -135,6 +136,9 @@ def _options(format_name, out, batch, precision):
         raise ExportError(f"--out={out!r} must end with {suffix} for --format={format_name}.")
     if format_name == "saved_model" and os.path.isfile(out):
         raise ExportError(f"--out={out!r} is a file; a SavedModel is a folder, pass a folder path.")
+    problem = unwritable_reason(os.path.dirname(os.path.abspath(out)))
+    if problem:
+        raise ExportError(f"--out={out!r} cannot be written: {problem}; pass an --out in a writable folder.")
     return out, batch, precision
 
 
