@@ -81,8 +81,8 @@ class Recipe:
     plugins: list = option([], "your .py files or modules to import first (they register plugins)", "run")
     callbacks: list = option(BUILTIN_CALLBACKS, "Keras callbacks by name; --callbacks=+NAME adds one", "run")
     callback_args: dict = option({}, "callback options: --callback_args.NAME.OPTION=VALUE", "run")
-    verbose: Optional[int] = option(None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent; "
-                                          "None: 1 on a terminal, else 2", "run")
+    verbose: Optional[int] = option(None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch and "
+                                          "TensorFlow's C++ log lines, 0 silent; None: 1 on a terminal, else 2", "run")
     log_every_steps: int = option(50, "log loss, lr and images/s every N steps (0: only per epoch)", "run")
     # experiment tracking; `name` is the recipe, so the wandb run's name is `run_name`
     tracking: str = option("auto", "tensorboard, wandb, both or none; auto: TensorBoard, plus W&B when an API key "

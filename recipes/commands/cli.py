@@ -8,7 +8,6 @@ import sys
 from recipes.commands.console import quiet_tensorflow
 from recipes.commands.help import help_text
 from recipes.commands.typed_text import keep_typed_text
-from recipes.catalogue import recipe_notes
 from recipes.plugins import load_plugins
 from recipes.recipe import RecipeError, parse_list
 from recipes.resolve import resolve_recipe, resolve_resume
@@ -28,6 +27,8 @@ class CommandLine:
 
         The output can be run again: `run shown.json`. Notes (e.g. on the default margins) go to stderr.
         """
+        from recipes.catalogue import recipe_notes
+
         resolved = resolve_recipe(recipe, overrides).resolved()
         print(json.dumps(resolved, indent=2))
         for note in recipe_notes(resolved):
