@@ -187,8 +187,8 @@ def restore_run(run, model, chief):
 
 def prepare_run(recipe, resume_dir=None):
     """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
+    strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)  # first: it configures TensorFlow's devices
     check_before_data(recipe, resume_dir)
-    strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
     policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
     keras.mixed_precision.set_global_policy(policy)
     print(f"precision: {policy} ({reason})")
