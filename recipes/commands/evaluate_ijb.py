@@ -13,11 +13,12 @@ pairs are scored by `evaluation.ijb.ijb_verification` for the norm/detector/flip
 """
 import itertools
 import os
+import sys
 import warnings
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from storage.atomic import atomic_write, write_json
 from evaluation.ijb import ijb_verification
@@ -196,7 +197,7 @@ def embed_images(embedder, paths, parameters, batch_size):
     embed = flip_pair_function(embedder)
     plain, summed = [], []
     batches = aligned_batches(paths, parameters, size, batch_size)
-    progress = tqdm(total=len(paths), desc="embedding", unit="img")
+    progress = tqdm(total=len(paths), desc="embedding", unit="img", disable=None, file=sys.stderr)  # terminal only
     iterator = iter(batches)
     while True:
         try:

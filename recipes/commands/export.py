@@ -23,6 +23,7 @@ import numpy as np
 
 from registry import UserError
 from storage.atomic import atomic_write, atomic_write_directory, unwritable_reason
+from storage.model_files import run_model_file
 from storage.run_folder import RunFolder
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.insightface_layout import check_insightface_routing, insightface_blob, insightface_model
@@ -36,7 +37,6 @@ PRECISIONS = ("float32", "float16")
 FLOAT32_MAX_RELATIVE_ERROR = 1e-4
 FLOAT16_MIN_COSINE = 0.999
 PROBE_IMAGES = 8
-RUN_MODEL_NAMES = (RunFolder.BEST_EMBEDDING, RunFolder.EMBEDDING)
 
 
 class ExportError(UserError, ValueError):
@@ -48,11 +48,7 @@ def find_model_file(model):
     embedding.keras) or a `.keras` file (its folder is the run folder if it holds a recipe.json)."""
     model = os.fspath(model)
     if os.path.isdir(model):
-        for name in RUN_MODEL_NAMES:
-            if os.path.isfile(os.path.join(model, name)):
-                return os.path.join(model, name), model if os.path.isfile(RunFolder(model).recipe_path) else None
-        raise FileNotFoundError(f"run folder {model!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
-                                "pass a finished run's folder or a .keras file.")
+        return run_model_file(model), model if os.path.isfile(RunFolder(model).recipe_path) else None
     if not os.path.isfile(model):
         raise FileNotFoundError(f"model {model!r} does not exist; pass a run folder or a .keras file written by a run.")
     if not model.endswith(".keras"):
