@@ -11,7 +11,8 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
-from data.pipeline import decode_face, encoded_problem
+from data.decode import decode_face
+from data.pipeline import encoded_problem
 from registry import UserError
 from storage.atomic import atomic_write
 

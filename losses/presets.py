@@ -1,11 +1,17 @@
 """Option defaults that losses resolve from other options, computed without TensorFlow (so `show` prints the
 values a run will use): the ArcFace family's margin presets and ElasticFace's per-variant margin and σ."""
 
-# (margin1, margin2, margin3) in the spec's order: angle scale, cosine subtract, angle add.
+# (margin1, margin2, margin3) in the spec's order. "spec": the seed document's default; "arcface" and
+# "cosface": the papers'; "sphereface": SphereFace's multiplicative margin as insightface trains it in the
+# combined form (recognition/arcface_paddle/utils/losses.py, SphereFace m1 = 1.35); "combined":
+# insightface's combined margin (recognition/arcface_mxnet/sample_config.py, loss.combined: m1 1.0,
+# m2 0.3 added to the angle, m3 0.2 subtracted from the cosine), the seed's commented-out alternative.
 MARGIN_PRESETS = {
     "spec": (0.9, 0.4, 0.15),
     "arcface": (1.0, 0.0, 0.5),
     "cosface": (1.0, 0.35, 0.0),
+    "sphereface": (1.35, 0.0, 0.0),
+    "combined": (1.0, 0.2, 0.3),
 }
 
 # ElasticFace variant → (margin, σ, σ with plus=True), from fdbtrs/ElasticFace `config/config.py`.

@@ -166,6 +166,14 @@ class Registry:
             resolve = getattr(found, "resolve_options", None)
         return resolve(dict(options)) if resolve else dict(options)
 
+    def drop_declarations(self):
+        """Forget every entry still only declared (`registry.write_manifest` starts from live registrations alone,
+        so that a stale declaration cannot clash with the module that now registers its name)."""
+        declared = [key for key, entry in self._entries.items() if isinstance(entry, Declaration)]
+        for key in declared:
+            del self._entries[key]
+        self._aliases = {alias: key for alias, key in self._aliases.items() if key not in declared}
+
     def import_declared(self):
         """Import the module of every entry still only declared (as `import` of every built-in did before)."""
         for key in self.names():

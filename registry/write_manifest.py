@@ -95,14 +95,14 @@ def _resolver(obj):
 
 def entries(modules):
     """{registry name: [entry dict]} of the entries the `modules` register (imported here)."""
+    for table in registry.ALL_REGISTRIES:
+        table.drop_declarations()
     for module in modules:
         importlib.import_module(module)
     declared = {}
     for table in registry.ALL_REGISTRIES:
         rows = []
         for name in table.names():
-            if table.is_declared(name):
-                continue  # declared but no longer registered: left out, so the manifest drops it
             obj = table.get(name)
             if obj.__module__ not in modules:
                 continue  # a plugin's or a test's

@@ -66,14 +66,17 @@ def test_the_cycle_finder_finds_a_cycle_of_two_files():
 
 
 def test_callbacks_modules_hold_keras_callbacks_and_their_registration():
+    """Each module of callbacks/ registers callbacks (no storage, schedule or metrics module sits there), and one
+    that defines classes defines a Keras callback; callbacks/context.py holds RunContext, the factories' argument."""
     for module, path in MODULES.items():
-        if not module.startswith("callbacks.") or module == "callbacks.context":  # RunContext: the factories' argument
+        if not module.startswith("callbacks.") or module == "callbacks.context":
             continue
         with open(path, encoding="utf-8") as file:
             source = file.read()
-        classes = [node for node in ast.parse(source).body if isinstance(node, ast.ClassDef)]
-        assert any(ast.unparse(base) == "keras.callbacks.Callback" for node in classes for base in node.bases), module
         assert "@CALLBACKS.register(" in source, module
+        bases = [ast.unparse(base) for node in ast.parse(source).body if isinstance(node, ast.ClassDef)
+                 for base in node.bases]
+        assert not bases or any(base.startswith("keras.callbacks.") for base in bases), module
 
 
 def test_benchmarks_and_tests_stay_out_of_the_installed_packages():

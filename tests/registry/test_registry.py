@@ -157,6 +157,9 @@ def test_a_declaration_its_module_does_not_register_says_to_rewrite_the_manifest
     widgets.declare("square", widget_modules["plugin"], {})
     with pytest.raises(LookupError, match=r"did not register 'square'.*python -m registry.write_manifest"):
         widgets.get("square")
+    widgets.declare("oval", widget_modules["plugin"], {}, aliases=("ellipse",))
+    widgets.drop_declarations()
+    assert widgets.names() == ["round"] and "oval" not in widgets and "ellipse" not in widgets and "circle" in widgets
 
 
 def test_a_plugin_cannot_take_a_declared_built_in_name(widget_modules):

@@ -29,7 +29,7 @@ for argv in json.loads(sys.argv[1]):
 """
 
 COMMANDS = [  # (argv, exit code, expected in the output)
-    (["list"], 0, "losses (9):"),
+    (["list"], 0, "\nlosses ("),
     (["show", "arcface"], 0, '"margin1": 0.9'),
     (["show", "cosface", "--loss_args.scale=32"], 0, '"margin2": 0.35'),
     (["--help"], 0, "usage: python -m recipes"),
