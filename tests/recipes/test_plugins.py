@@ -84,7 +84,8 @@ def test_an_installed_packages_loss_lists_trains_and_resumes_without_plugins(ins
     assert re.search(rf"^  {callback} +Appends the number", listing, re.MULTILINE)
 
     marks = tmp_path / "marks.txt"
-    flags = [f"--{key}={value}" for key, value in tiny_overrides.items()]
+    flags = [f"--{key}=[{','.join(value)}]" if isinstance(value, list) else f"--{key}={value}"
+             for key, value in tiny_overrides.items()]
     main(["run", "softmax", *flags, f"--loss={loss}", "--loss_args.scale=3", f"--callbacks=+{callback}",
           f"--callback_args.{callback}.path={marks}"])
     (run_dir,) = glob.glob(os.path.join(tiny_overrides["runs_dir"], "*"))
