@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from callbacks.run_folder import RunFolder
-from callbacks.run_record import read_history
+from storage.run_folder import RunFolder
+from storage.history import read_history
 from data.bins import write_bin
 from data.folders import scan_identity_folder
 from registry import RECIPES

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 import backbones
-from callbacks.verification import evaluate_bins, flip_pair_function
+from evaluation.verification import evaluate_bins, flip_pair_function
 from data.bins import load_bin_images
 from data.folders import scan_identity_folder
 from data.pipeline import train_dataset

@@ -1,7 +1,7 @@
 """`python -m benchmarks.export_latency [--backbone=mobilenetv2]`: latency and throughput of exported models.
 
 One embedding model (random weights: speed does not depend on training) is exported with
-`recipes.export.export_model` to SavedModel, ONNX, TFLite float32 and TFLite float16 (each
+`recipes.commands.export.export_model` to SavedModel, ONNX, TFLite float32 and TFLite float16 (each
 parity-checked), then run on this CPU by each format's runtime next to Keras:
 
 - single image: median wall time of `--single` calls on one 112x112 image (batch 1);
@@ -49,8 +49,8 @@ def run_export_latency(backbone="mobilenetv2", embedding_size=512, image_size=11
     import tensorflow as tf
 
     import backbones
-    from recipes.export import export_model
-    from recipes.runtimes import OnnxRuntime, SavedModelRuntime, TfliteRuntime
+    from recipes.commands.export import export_model
+    from recipes.commands.runtimes import OnnxRuntime, SavedModelRuntime, TfliteRuntime
 
     threads = os.cpu_count()
     model = backbones.build_embedding_model(backbone, embedding_size, image_size=image_size)

@@ -1,6 +1,6 @@
 """`python -m benchmarks.ijb_protocol [--images N] [--templates T] [--pairs P] [--dim D]`: IJB scoring cost.
 
-Times `callbacks.ijb.ijb_verification` on random features of IJB-like structure (images in medias in
+Times `evaluation.ijb.ijb_verification` on random features of IJB-like structure (images in medias in
 templates) and reports the peak memory NumPy allocates while scoring the pairs (tracemalloc), which
 stays near two (PAIR_CHUNK, d) float64 gathers plus the (P,) scores however many pairs there are.
 IJB-C itself: 469,375 images, 23,124 templates, 15,658,489 pairs, d = 512.
@@ -11,8 +11,8 @@ import tracemalloc
 
 import numpy as np
 
-from callbacks import ijb
-from callbacks.roc import IJB_FARS, roc_summary
+from evaluation import ijb
+from evaluation.roc import IJB_FARS, roc_summary
 
 
 def random_ijb(images, templates, pairs, dim, seed=0):

@@ -34,7 +34,7 @@ def weight_norm(run_dir):
     import keras
     import numpy as np
 
-    from callbacks.run_folder import RunFolder
+    from storage.run_folder import RunFolder
 
     model = keras.saving.load_model(RunFolder(run_dir).embedding_path, compile=False)
     return float(np.sqrt(sum(float(np.sum(np.square(weight.numpy()))) for weight in model.trainable_weights)))

@@ -1,7 +1,7 @@
 """Markdown for the benchmark results: tables with a "goal met?" column, notes on every miss, the README section."""
 import re
 
-from callbacks.atomic import write_bytes
+from storage.atomic import write_bytes
 
 THROUGHPUT_GOAL = 1.0
 HEAD_GOAL = 1.25

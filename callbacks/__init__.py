@@ -1,9 +1,8 @@
-"""Keras callbacks of a training run, registered by name in `registry.CALLBACKS`, and the learning-rate
-schedules, registered in `registry.SCHEDULES`.
+"""Keras callbacks of a training run, registered by name in `registry.CALLBACKS`.
 
 A callback entry is a factory `factory(context, **options)` → `keras.callbacks.Callback` (or None
 when it does not apply, e.g. on a worker that is not the chief); `context` is a `RunContext`.
 """
-from callbacks import (  # noqa: F401  (registers the callbacks and schedules)
-    centers_export, checkpoints, divergence, lr_schedules, run_record, throughput, tracking, verification,
+from callbacks import (  # noqa: F401  (registers the callbacks)
+    centers_export, checkpoints, divergence, run_record, throughput, tracking, verification,
 )

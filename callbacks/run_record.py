@@ -7,7 +7,6 @@ import time
 import keras
 import numpy as np
 
-from callbacks.atomic import atomic_write
 from registry import CALLBACKS
 
 
@@ -56,28 +55,3 @@ def run_record(context):
     if not context.chief:
         return None
     return RunRecord(context.run.history_path, baseline=None if context.resumed else context.baseline)
-
-
-def read_history(path):
-    """The rows of a `history.jsonl` file (a torn last line from a crash is ignored)."""
-    rows = []
-    with open(path) as file:
-        for line in file:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
-
-
-def truncate_history(path, epochs_done):
-    """Drop rows after epoch `epochs_done` from `history.jsonl` (atomically), e.g. before a resume."""
-    if not os.path.isfile(path):
-        return
-    kept = [row for row in read_history(path) if row.get("epoch", 0) <= epochs_done]
-
-    def write(temp_path):
-        with open(temp_path, "w") as file:
-            file.writelines(json.dumps(row) + "\n" for row in kept)
-
-    atomic_write(path, write)

@@ -8,21 +8,19 @@ prompts or fails for lack of an account: the mode is `online` when an API key is
 import configparser
 import netrc
 import os
-import subprocess
 import sys
 from urllib.parse import urlsplit
 
 import keras
 import numpy as np
 
-from callbacks.verification import bin_name, load_roc_curves
+from evaluation.verification import bin_name, load_roc_curves
 from registry import CALLBACKS
 
 MODES = ("auto", "online", "offline", "disabled")
 # Hosts whose netrc entry `wandb login` writes (today's default and the classic one).
 _DEFAULT_HOSTS = ("api.forge.coreweave.com", "api.wandb.ai")
 _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
-_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _warn(message):
@@ -100,41 +98,6 @@ def flatten(mapping, prefix=""):
         else:
             flat[name] = value
     return flat
-
-
-def project_version():
-    """The face-recipes version: from the source tree's setup.cfg, else the installed package's metadata."""
-    parser = configparser.ConfigParser()
-    try:
-        parser.read(os.path.join(_PROJECT_ROOT, "setup.cfg"))
-        version = parser.get("metadata", "version", fallback=None)
-    except configparser.Error:
-        version = None
-    if version:
-        return version
-    try:
-        from importlib.metadata import PackageNotFoundError, version as package_version
-
-        return package_version("face-recipes")
-    except PackageNotFoundError:
-        return None
-
-
-def git_commit():
-    """(commit hash, has uncommitted changes) of the source tree, or (None, None) when git cannot tell.
-
-    Read-only: `rev-parse` and `--no-optional-locks status`, which never write the index.
-    """
-    def git(*args):
-        return subprocess.run(["git", "--no-optional-locks", "-C", _PROJECT_ROOT, *args], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit or None, dirty if commit else None
 
 
 def _number(value):
@@ -233,7 +196,7 @@ class ExperimentTracker:
         def log_images():
             import wandb
 
-            from callbacks.roc_plot import plot_roc
+            from evaluation.roc_plot import plot_roc
 
             images = {}
             for name, curve in curves.items():

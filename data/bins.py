@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.pipeline import decode_face
+from storage.atomic import atomic_write
 
 try:
     from numpy._core import multiarray as _multiarray
@@ -157,7 +158,7 @@ def write_bin(path, encoded_images, issame):
     """Write 2P encoded images and P pair labels as a verification `.bin`, atomically.
 
     The pickle holds `(list of bytes, list of bool)`; it is written with
-    `callbacks.atomic.atomic_write`, so readers never see half a file.
+    `storage.atomic.atomic_write`, so readers never see half a file.
     """
     path = os.fspath(path)
     issame = [bool(label) for label in _as_issame(list(issame), path)]
@@ -172,6 +173,5 @@ def write_bin(path, encoded_images, issame):
         with open(temp_path, "xb") as file:
             pickle.dump((encoded, issame), file, protocol=4)
 
-    from callbacks.atomic import atomic_write  # here: `callbacks` imports `data`
 
     atomic_write(path, write)

@@ -25,6 +25,8 @@ import json
 import os
 from typing import Optional
 
+from storage.atomic import write_bytes
+
 
 FORMAT_NAME = "faces-index"
 FORMAT_VERSION = 1
@@ -80,7 +82,6 @@ def save_index(root, entries, cache_dir=None):
     encoded = gzip.compress(json.dumps(content, separators=(",", ":")).encode("utf-8", "surrogateescape"), 1)
     for path in index_locations(root, cache_dir):
         try:
-            from callbacks.atomic import write_bytes  # here: `callbacks` imports `data`
 
             write_bytes(path, encoded)
             return path

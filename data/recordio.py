@@ -33,6 +33,7 @@ import numpy as np
 
 from data import index_cache
 from data.folders import header_problem
+from storage.atomic import write_bytes
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -221,7 +222,6 @@ def read_index(folder, cache=True):
     index = _build_index(rec_path, idx_path)
     if cache_path:
         try:
-            from callbacks.atomic import write_bytes  # here: `callbacks` imports `data`
 
             os.makedirs(os.path.dirname(cache_path), exist_ok=True)
             write_bytes(cache_path, _encoded_index(index, stamp))

@@ -25,8 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from heads.sharded_softmax import ShardedLogits, sum_over_replicas, target_logits
-from losses.center import global_batch
+from heads.sharded_softmax import ShardedLogits, target_logits
+from losses.cross_replica import global_batch, sum_over_replicas
 from registry import HEADS
 
 

@@ -16,7 +16,7 @@ import collections
 import tensorflow as tf
 from keras import ops
 
-from losses.center import batch_is_global
+from losses.cross_replica import batch_is_global, max_over_replicas, replica_context, sum_over_replicas
 
 ShardedLogits = collections.namedtuple("ShardedLogits", "labels embeddings logits targets class_ids valid")
 ShardedLogits.__doc__ = """One replica's view of the global batch (B rows) against its K kept classes.
@@ -25,26 +25,6 @@ labels int (B,): class ids; embeddings (B, d) float32; logits (B, K + 1) float32
 last column holds each row's target logit (wherever its class lives); targets int (B,): the
 column of each row's class, K where the class is on another shard; class_ids int (K,): the
 class of each column; valid bool (K,): False for padding columns (no class)."""
-
-
-def _replica_context():
-    context = tf.distribute.get_replica_context()
-    return context if context is not None and context.num_replicas_in_sync > 1 else None
-
-
-def sum_over_replicas(value):
-    """`value` summed over the replicas (unchanged on one replica); differentiable."""
-    context = _replica_context()
-    return value if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-
-
-def max_over_replicas(value):
-    """Element-wise maximum of `value` (B,) over the replicas, without gradient."""
-    value = tf.stop_gradient(value)
-    context = _replica_context()
-    if context is None:
-        return value
-    return tf.reduce_max(context.all_gather(value[None], axis=0), axis=0)
 
 
 def target_logits(logits, targets):
@@ -72,7 +52,7 @@ def sharded_accuracy(sharded):
     logits = tf.where(sharded.valid[None, :], sharded.logits[:, :-1], -float("inf"))
     best = tf.reduce_max(logits, axis=1)
     best_class = tf.gather(sharded.class_ids, tf.argmax(logits, axis=1, output_type=tf.int32))
-    context = _replica_context()
+    context = replica_context()
     if context is not None:
         values = context.all_gather(tf.stop_gradient(best)[None], axis=0)
         classes = context.all_gather(best_class[None], axis=0)

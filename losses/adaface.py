@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
-from losses.center import global_batch
+from losses.cross_replica import global_batch
 from registry import LOSSES
 
 EPSILON = 1e-3  # the official `self.eps`: cosine clip, angle clip and the σ floor

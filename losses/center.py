@@ -1,6 +1,4 @@
 """Center loss: pull each embedding towards a running centre of its class."""
-import contextlib
-import contextvars
 import os
 
 import keras
@@ -9,6 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from losses.base import FaceLoss
+from losses.cross_replica import global_batch
 from registry import LOSSES
 
 
@@ -26,30 +25,6 @@ def center_update(centers, embeddings, labels, alpha):
     counts = tf.reduce_sum(same_class, axis=1, keepdims=True)
     steps = alpha * (tf.gather(centers, labels) - embeddings) / (1.0 + counts)
     return tf.tensor_scatter_nd_sub(centers, labels[:, None], steps)
-
-
-_BATCH_IS_GLOBAL = contextvars.ContextVar("batch_is_global", default=False)
-
-
-@contextlib.contextmanager
-def batch_is_global():
-    """Within this block `global_batch` returns its tensors unchanged: they already hold the global batch.
-
-    A class-sharded head gathers embeddings and labels once and hands the losses the global batch.
-    """
-    token = _BATCH_IS_GLOBAL.set(True)
-    try:
-        yield
-    finally:
-        _BATCH_IS_GLOBAL.reset(token)
-
-
-def global_batch(*tensors):
-    """Each tensor gathered along axis 0 over all replicas (unchanged on one replica or in `batch_is_global`)."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1 or _BATCH_IS_GLOBAL.get():
-        return tensors
-    return tuple(context.all_gather(tensor, axis=0) for tensor in tensors)
 
 
 @LOSSES.register("center")

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
-from losses.center import global_batch
+from losses.cross_replica import global_batch
 from losses.margin import safe_acos
 from registry import LOSSES
 

@@ -4,7 +4,7 @@ import os
 import sys
 
 _PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_PACKAGES = ("registry", "backbones", "heads", "losses", "data", "callbacks")
+_PACKAGES = ("registry", "storage", "evaluation", "backbones", "heads", "losses", "data", "callbacks")
 
 
 def _import_project_packages():
@@ -28,7 +28,7 @@ def _import_project_packages():
 
 _import_project_packages()
 
-from recipes import catalogue, face_model  # noqa: E402,F401  (face_model: saved training models load after `import recipes`)
+from recipes import catalogue, face_model, schedules  # noqa: E402,F401  (face_model: saved training models load after `import recipes`)
 from recipes.recipe import Recipe, RecipeError  # noqa: E402
 
 __all__ = ["Recipe", "RecipeError"]

@@ -1,3 +1,3 @@
-from recipes.cli import main
+from recipes.commands.cli import main
 
 main()

@@ -4,6 +4,8 @@ import importlib.util
 import os
 import sys
 
+from recipes.recipe import parse_list
+
 
 class PluginError(ValueError):
     """A `--plugins` entry that is neither a `.py` file nor an importable module."""
@@ -32,3 +34,9 @@ def load_plugin(target):
             f"--plugins={target!r}: there is no module named {error.name!r} (and no such .py file); pass the path of "
             "a .py file (e.g. --plugins=my_losses.py) or the name of a module importable from here (on PYTHONPATH)."
         ) from None
+
+
+def load_plugins(plugins):
+    """Load every entry of `plugins` (a list, or a "[a,b]" / "a,b" string) with `load_plugin`."""
+    for plugin in parse_list(plugins or []):
+        load_plugin(plugin)

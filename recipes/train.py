@@ -18,14 +18,15 @@ import backbones
 import callbacks  # noqa: F401  (registers the callbacks and schedules)
 import heads  # noqa: F401
 import losses
-from callbacks.atomic import save_model
-from callbacks.checkpoints import list_checkpoints, restore_latest
-from callbacks.context import RunContext, TrainingState
-from callbacks.lr_schedules import build_schedule
-from callbacks.run_folder import RunFolder
-from callbacks.run_record import truncate_history
-from callbacks.tracking import git_commit, project_version
-from callbacks.verification import bin_name
+from storage.atomic import save_model
+from storage.checkpoints import list_checkpoints, restore_latest
+from callbacks.context import RunContext
+from storage.training_state import TrainingState
+from recipes.schedules import build_schedule
+from storage.run_folder import RunFolder
+from storage.history import truncate_history
+from storage.provenance import git_commit, project_version
+from evaluation.verification import bin_name
 from data.pipeline import SkippedFiles, train_dataset
 from data.sources import expand_bin_patterns, load_training_data
 from losses.combined import find_center_loss
@@ -297,14 +298,3 @@ def train(recipe, resume_dir=None):
     prepared = prepare_run(recipe, resume_dir)
     history = fit_with_recovery(prepared, build_callbacks(recipe, prepared.context))
     return finish(prepared, history)
-
-
-def find_run_to_resume(runs_dir, name):
-    """The newest run folder of recipe `name` under `runs_dir` that has a checkpoint."""
-    candidates = [
-        os.path.join(runs_dir, entry) for entry in (os.listdir(runs_dir) if os.path.isdir(runs_dir) else [])
-        if entry.startswith(f"{name}-") and list_checkpoints(os.path.join(runs_dir, entry))
-    ]
-    if not candidates:
-        raise FileNotFoundError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
-    return max(candidates, key=os.path.getmtime)

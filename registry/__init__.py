@@ -7,6 +7,7 @@
 
     LOSSES.build("my_loss", num_classes=10)
 """
+from registry.errors import UserError
 from registry.registry import Registry, RegistryError, did_you_mean, keyword_options, unknown_message
 
 BACKBONES = Registry("backbones")
@@ -20,4 +21,4 @@ RECIPES = Registry("recipes")
 
 ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, SCHEDULES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
 
-__all__ = ["Registry", "RegistryError", "ALL_REGISTRIES", "did_you_mean", "keyword_options", "unknown_message"] + [r.name.upper() for r in ALL_REGISTRIES]
+__all__ = ["Registry", "RegistryError", "UserError", "ALL_REGISTRIES", "did_you_mean", "keyword_options", "unknown_message"] + [r.name.upper() for r in ALL_REGISTRIES]

@@ -2,8 +2,10 @@
 import difflib
 import inspect
 
+from registry.errors import UserError
 
-class RegistryError(KeyError):
+
+class RegistryError(UserError, KeyError):
     """An unknown or duplicate registry key. `str()` is the full message."""
 
     def __str__(self):

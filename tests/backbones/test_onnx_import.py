@@ -114,7 +114,7 @@ def test_backbone_weights_onnx_loads_the_whole_embedding_model(tmp_path):
 def test_import_model_command_saves_a_checked_keras_model(tmp_path, capsys):
     import keras
 
-    from recipes.cli import CommandLine
+    from recipes.commands.cli import CommandLine
 
     path = save(mobilefacenet_graph(fold=True), tmp_path)
     out = str(tmp_path / "imported.keras")
@@ -129,7 +129,7 @@ def test_import_model_command_saves_a_checked_keras_model(tmp_path, capsys):
 
 
 def test_eval_accepts_an_onnx_file(tiny_faces, tmp_path):
-    from recipes.evaluate import evaluate_saved_model
+    from recipes.commands.evaluate import evaluate_saved_model
 
     path = save(mobilefacenet_graph(), tmp_path)  # 32×32: the evaluation resizes the .bin images to the model
     with pytest.raises(ValueError, match="--backbone"):

@@ -12,10 +12,10 @@ import pytest
 
 import losses
 import recipes  # noqa: F401
-from callbacks.checkpoints import latest_checkpoint, read_state
-from callbacks.run_record import read_history
+from storage.checkpoints import latest_checkpoint, read_state
+from storage.history import read_history
 from callbacks.tracking import ExperimentTracker, api_key_configured, flatten, resolve_mode
-from recipes.cli import resolve_recipe
+from recipes.resolve import resolve_recipe
 from recipes.recipe import RecipeError
 from recipes.train import train
 

@@ -207,7 +207,7 @@ def test_auto_dataset_picks_recordio_and_its_bins_unless_eval_bins_are_given(tmp
 
 
 def test_one_epoch_from_a_recordio_folder_records_its_classes(tiny_overrides, tiny_faces, tmp_path):
-    from recipes.cli import resolve_recipe
+    from recipes.resolve import resolve_recipe
     from recipes.train import train
 
     folder = tmp_path / "faces_emore"

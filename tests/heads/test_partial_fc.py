@@ -12,11 +12,11 @@ from keras import ops
 
 import backbones
 import losses
-from callbacks.checkpoints import list_checkpoints
-from callbacks.run_record import read_history
+from storage.checkpoints import list_checkpoints
+from storage.history import read_history
 from heads.partial_fc import PartialFC
 from losses import FaceLoss, SoftmaxLoss, WithCenterLoss
-from callbacks.lr_schedules import build_schedule
+from recipes.schedules import build_schedule
 from recipes.face_model import FaceTrainingModel
 from recipes.optimizers import FACE_CLASSES
 from recipes.recipe import RecipeError
@@ -28,7 +28,7 @@ EXACTNESS = r"""
 import json, sys
 import numpy as np
 import keras, tensorflow as tf
-from callbacks.lr_schedules import build_schedule
+from recipes.schedules import build_schedule
 from recipes.distribution import make_strategy
 from recipes.optimizers import build_optimizer
 from recipes.recipe import Recipe
@@ -354,7 +354,7 @@ def test_the_loss_shape_check_covers_the_sharded_step():
 TRAIN_SAMPLED = r"""
 import json, sys
 import recipes
-from recipes.cli import resolve_recipe
+from recipes.resolve import resolve_recipe
 from recipes.train import train
 
 data, bin_path, runs_dir = sys.argv[1:4]
@@ -467,7 +467,7 @@ def test_the_head_and_the_backbone_apply_the_rate_of_the_same_update(schedule, o
 
 
 def test_glint360k_r50_recipe_shards_its_classifier_at_arcface_torchs_sample_rate():
-    from recipes.cli import resolve_recipe
+    from recipes.resolve import resolve_recipe
 
     resolved = resolve_recipe("glint360k_r50", {}).resolved()
     assert resolved["head"] == "partial_fc" and resolved["head_args"]["sample_rate"] == 1.0

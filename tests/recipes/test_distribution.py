@@ -91,7 +91,7 @@ def test_mixed_precision_trains_with_float32_heads_and_losses(tiny_overrides):
     import keras
     import numpy as np
 
-    from recipes.cli import resolve_recipe
+    from recipes.resolve import resolve_recipe
     from recipes.train import build_training_model
 
     recipe = resolve_recipe("center_arcface", {**tiny_overrides, "mixed_precision": "true"})
@@ -112,7 +112,7 @@ def test_mixed_precision_trains_with_float32_heads_and_losses(tiny_overrides):
 
 @pytest.mark.parametrize("value", ["ring", "tpu"])
 def test_unknown_strategy_is_refused_before_training(value):
-    from recipes.cli import resolve_recipe
+    from recipes.resolve import resolve_recipe
     from recipes.recipe import RecipeError
 
     with pytest.raises(RecipeError, match="--strategy"):

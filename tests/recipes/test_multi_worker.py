@@ -15,8 +15,8 @@ import keras
 import numpy as np
 
 import recipes.train  # noqa: F401  (registers the training model's classes for load_model)
-from callbacks.checkpoints import list_checkpoints
-from callbacks.run_record import read_history
+from storage.checkpoints import list_checkpoints
+from storage.history import read_history
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

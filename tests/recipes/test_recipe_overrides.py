@@ -3,7 +3,8 @@ import json
 import pytest
 
 import recipes  # noqa: F401  (registers every built-in plugin)
-from recipes.cli import CommandLine, resolve_recipe
+from recipes.commands.cli import CommandLine
+from recipes.resolve import resolve_recipe
 from recipes.recipe import Recipe, RecipeError
 from registry import RECIPES
 

@@ -9,9 +9,9 @@ import keras
 import pytest
 
 import recipes  # noqa: F401
-from callbacks.checkpoints import list_checkpoints
-from callbacks.run_folder import RunFolder
-from recipes.cli import resolve_recipe
+from storage.checkpoints import list_checkpoints
+from storage.run_folder import RunFolder
+from recipes.resolve import resolve_recipe
 from recipes.recipe import RecipeError
 from recipes.train import RunRefused, TrainingStopped, train
 from registry import CALLBACKS

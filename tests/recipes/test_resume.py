@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import recipes  # noqa: F401  (registers the classes a saved training model needs)
-from callbacks.checkpoints import list_checkpoints, read_state
-from callbacks.run_record import read_history
+from storage.checkpoints import list_checkpoints, read_state
+from storage.history import read_history
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS = 7
@@ -108,7 +108,7 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
 
 
 def test_a_crash_inside_checkpoint_writing_leaves_the_previous_checkpoint(tmp_path):
-    from callbacks.checkpoints import latest_checkpoint, write_checkpoint
+    from storage.checkpoints import latest_checkpoint, write_checkpoint
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     write_checkpoint(str(tmp_path), model, {"epoch": 1})

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import recipes  # noqa: F401
-from callbacks.checkpoints import list_checkpoints
-from callbacks.run_record import read_history
-from recipes.cli import resolve_recipe
+from storage.checkpoints import list_checkpoints
+from storage.history import read_history
+from recipes.resolve import resolve_recipe
 from recipes.face_model import FaceTrainingModel
 from recipes.train import train
 

@@ -1,0 +1,62 @@
+"""From a recipe reference on the command line (a name, a `.py` file, a `.json` file or a run folder to
+resume) plus overrides to the `Recipe` to run, loading the plugins it names."""
+import json
+import os
+
+from recipes.plugins import load_plugin, load_plugins
+from recipes.recipe import Recipe, RecipeError
+from registry import RECIPES, unknown_message
+from storage.checkpoints import find_run_to_resume
+from storage.run_folder import RunFolder
+
+
+def recipes_of_file(path):
+    """{name: recipe function} of the recipes that the Python file `path` registers with `@RECIPES.register`."""
+    module = load_plugin(path)
+    return {name: RECIPES.get(name) for name in RECIPES.names() if RECIPES.get(name).__module__ == module.__name__}
+
+
+def resolve_recipe(reference, overrides):
+    """The recipe named by `reference` with `overrides` (field → value) applied; `--plugins` load first.
+
+    `reference` is a registered name (`arcface`), a Python file that registers recipes
+    (`my_recipes.py`, or `my_recipes.py:NAME` when it registers several), or a JSON file of
+    recipe fields (`show`'s output, or a run's `recipe.json`, whose plugins load too).
+    """
+    load_plugins(overrides.get("plugins"))
+    reference = str(reference)
+    if reference.endswith(".json"):
+        if not os.path.isfile(reference):
+            raise FileNotFoundError(f"recipe file {reference!r} does not exist.")
+        with open(reference) as file:
+            stored = json.load(file)
+        load_plugins(stored.get("plugins"))
+        return Recipe.from_dict(stored, **overrides)
+    path, separator, name = reference.partition(".py:")
+    if separator or reference.endswith(".py"):
+        path = path + ".py" if separator else reference
+        defined = recipes_of_file(path)
+        if not name and len(defined) != 1:
+            raise RecipeError(f"{path} registers {len(defined)} recipes ({', '.join(defined) or 'none'}); "
+                              f"name one as {path}:NAME" if defined else
+                              f"{path} registers no recipe; decorate a function returning a Recipe with "
+                              "@RECIPES.register('name').")
+        name = name or next(iter(defined))
+        if name not in defined:
+            raise RecipeError(f"{reference}: " + unknown_message(f"recipe of {path}", name, defined))
+        reference = name
+    return RECIPES.build(reference).replace(**overrides)
+
+
+def resolve_resume(reference, resume, overrides):
+    """(recipe, run folder) to continue: `resume` is True (the newest run of the recipe) or a run folder.
+
+    The run's stored recipe (and its plugins) is the base; `overrides` apply on top.
+    """
+    if resume is True:
+        named = resolve_recipe(reference, {key: overrides[key] for key in ("runs_dir", "plugins") if key in overrides})
+        resume = find_run_to_resume(named.runs_dir, named.name)
+    stored = RunFolder(str(resume)).read_config()
+    load_plugins(overrides.get("plugins"))
+    load_plugins(stored.get("plugins"))
+    return Recipe.from_dict(stored, **overrides), str(resume)
