@@ -73,11 +73,13 @@ class StepLosses(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.losses.append(float(logs["loss"]))
 
-saved = single.get_weights()
-with tf.GradientTape() as tape:  # the backbone's gradient norm on the first batch, to see that the clip acts
-    loss = single.compute_loss(images[:16], labels[:16], single(images[:16], training=True))
-backbone_norm = float(tf.linalg.global_norm(tape.gradient(loss, single.embedder.trainable_variables)))
-single.set_weights(saved)  # as before the call (BatchNorm's moving statistics)
+backbone_norm = None
+if options.get("field"):  # the backbone's gradient norm on the first batch, to see that the clip acts
+    saved = single.get_weights()
+    with tf.GradientTape() as tape:
+        loss = single.compute_loss(images[:16], labels[:16], single(images[:16], training=True))
+    backbone_norm = float(tf.linalg.global_norm(tape.gradient(loss, single.embedder.trainable_variables)))
+    single.set_weights(saved)  # as before the call (BatchNorm's moving statistics)
 initial = difference(state(sharded), state(single))
 before = state(single)
 records, epoch_losses = {}, {}
