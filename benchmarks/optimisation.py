@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SETTINGS = {"loss_args": {"preset": "arcface", "scale": 64.0}, "optimizer": "sgd", "lr": 0.1,
             "lr_schedule": "polynomial", "schedule_args": {"warmup_epochs": 0.0, "power": 2.0}}
 WEIGHT_DECAY = 5e-4
+DIVERGED = 3  # `TrainingStopped.exit_code` of a run the NaN guard stopped (recipes.train.finish)
 VARIANTS = (  # (label, optimizer_args beyond momentum and weight_decay, clip_grad_norm)
     ("decoupled", {"weight_decay_mode": "decoupled"}, 0.0),
     ("decoupled", {"weight_decay_mode": "decoupled"}, 5.0),
@@ -41,7 +42,8 @@ def weight_norm(run_dir):
 
 
 def run_variants(seeds, epochs, data=None, eval_bins=(), batch_size=None, progress=print):
-    """Rows {mode, clip, seed, acc, loss, weight_norm, seconds}, one per run (acc None where a run diverged)."""
+    """Rows {mode, clip, seed, acc, loss, untrained_acc, weight_norm, seconds}, one per run (acc None where the
+    NaN guard stopped a run)."""
     from benchmarks.accuracy import train_recipe
     from recipes.train import TrainingStopped
 
@@ -55,11 +57,14 @@ def run_variants(seeds, epochs, data=None, eval_bins=(), batch_size=None, progre
                     result = train_recipe("arcface", epochs, work_dir, data, eval_bins, batch_size,
                                           os.path.join(work_dir, "train.log"), **settings)
                 except TrainingStopped as stopped:
-                    row = {"mode": mode, "clip": clip, "seed": seed, "acc": None, "loss": None, "weight_norm": None,
-                           "seconds": None, "stopped": str(stopped).splitlines()[0]}
+                    if stopped.exit_code != DIVERGED:
+                        raise
+                    row = {"mode": mode, "clip": clip, "seed": seed, "acc": None, "loss": None, "untrained_acc": None,
+                           "weight_norm": None, "seconds": None, "stopped": str(stopped).splitlines()[0]}
                 else:
                     row = {"mode": mode, "clip": clip, "seed": seed, "acc": result["acc"], "loss": result["loss"],
-                           "weight_norm": weight_norm(result["run_dir"]), "seconds": result["seconds"]}
+                           "untrained_acc": result["untrained_acc"], "weight_norm": weight_norm(result["run_dir"]),
+                           "seconds": result["seconds"]}
                 rows.append(row)
                 progress(f"  {mode} clip {clip:g} seed {seed}: " + (
                     f"acc {row['acc']:.4f}, loss {row['loss']:.3f}, ‖w‖ {row['weight_norm']:.1f} "
@@ -68,7 +73,8 @@ def run_variants(seeds, epochs, data=None, eval_bins=(), batch_size=None, progre
 
 
 def format_rows(rows):
-    """A markdown table: one line per (mode, clip), accuracies per seed, mean ± std, mean loss and weight norm."""
+    """A markdown table: one line per (mode, clip), accuracies per seed, mean ± std, mean loss and weight norm; then
+    the untrained models' accuracy per seed (the same for every variant of a seed)."""
     lines = ["| weight decay | clip_grad_norm | 10-fold acc per seed | mean ± std | final loss (mean) | "
              "‖embedding model weights‖ (mean) |", "|---|---|---|---|---|---|"]
     for mode, _, clip in VARIANTS:
@@ -81,6 +87,10 @@ def format_rows(rows):
         loss = f"{statistics.mean(row['loss'] for row in done):.3f}" if done else "n/a"
         norm = f"{statistics.mean(row['weight_norm'] for row in done):.1f}" if done else "n/a"
         lines.append(f"| {mode} | {'off' if not clip else f'{clip:g}'} | {per_seed} | {summary} | {loss} | {norm} |")
+    untrained = {row["seed"]: row["untrained_acc"] for row in rows if row.get("untrained_acc") is not None}
+    if untrained:
+        lines.append(f"| untrained | | {', '.join(f'{untrained[seed]:.4f}' for seed in sorted(untrained))} | "
+                     f"{statistics.mean(untrained.values()):.4f} | | |")
     return "\n".join(lines)
 
 
