@@ -6,8 +6,8 @@ evaluation and data pipeline; training throughput ours vs reference (tiny, mobil
 center_arcface);
 head scaling (1k, 10k, 85,742 classes, resnet50v2); accuracy of the recipes on the
 synthetic default (and on real faces with --real). Sized to finish in under 20 minutes on
-2 CPU cores. Prints progress, then the markdown report; writes it to --out and (full runs)
-puts its tables in README.md's "## Benchmarks" section.
+2 CPU cores. Prints progress, then the markdown report; writes it to --out (full runs: benchmarks/REPORT.md,
+the one place the tables live; the README links it).
 """
 import argparse
 import json
@@ -37,7 +37,6 @@ def main(argv=None):
                         help="also train/evaluate on real aligned faces DIR/<identity>/<image>")
     parser.add_argument("--out", help="where to write the report (default: benchmarks/REPORT.md; none with --quick)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
-    parser.add_argument("--no-readme", action="store_true", help="do not update README.md's Benchmarks section")
     parser.add_argument("--render", metavar="JSON", help="measure nothing: re-render the report from the results "
                         f"JSON a run saved (default location: {os.path.join('<tmp>', RESULTS_NAME)})")
     args = parser.parse_args(argv)
@@ -60,7 +59,7 @@ def main(argv=None):
     if args.render:
         with open(args.render) as file:
             results = json.load(file)
-        _publish(report, report.build_report(results), out, root, results.get("quick") or args.no_readme, progress)
+        _publish(report, report.build_report(results), out, progress)
         return 0
     from benchmarks.throughput import load_average, machine_description, matmul_peak_flops
 
@@ -131,13 +130,13 @@ def main(argv=None):
     with open(saved, "w") as file:
         json.dump(results, file, default=float)
     progress(f"raw results saved to {saved} (re-render with --render={saved})")
-    _publish(report, report.build_report(results), out, root, args.quick or args.no_readme, progress)
+    _publish(report, report.build_report(results), out, progress)
     progress(f"total {results['seconds'] / 60:.1f} minutes")
     return 0
 
 
-def _publish(report, text, out, root, skip_readme, progress):
-    """Print the report, write it to `out` (if any) and, unless `skip_readme`, into README.md's section."""
+def _publish(report, text, out, progress):
+    """Print the report and write it to `out` (if any)."""
     print(text, flush=True)
     if not out:
         return
@@ -147,9 +146,6 @@ def _publish(report, text, out, root, skip_readme, progress):
     with open(out, "w") as file:
         file.write(text)
     progress(f"report written to {os.path.relpath(out)}")
-    if not skip_readme:
-        report.update_readme(os.path.join(root, "README.md"), report.readme_section(text))
-        progress("README.md section '## Benchmarks' updated")
 
 
 def _argument_text(argv):

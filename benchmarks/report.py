@@ -1,8 +1,5 @@
-"""Markdown for the benchmark results: tables with a "goal met?" column, notes on every miss, the README section."""
-import re
-
+"""Markdown for the benchmark results (`benchmarks/REPORT.md`): tables with a "goal met?" column, notes on every miss."""
 from benchmarks.startup import STARTUP_GOAL, startup_table
-from storage.atomic import write_bytes
 
 THROUGHPUT_GOAL = 1.0
 HEAD_GOAL = 1.25
@@ -10,7 +7,6 @@ EVAL_PREDICT_GOAL = 1.1
 EVAL_SPEC_GOAL = 2.0
 RECORDIO_GOAL = 0.8
 INDEX_SECONDS_GOAL, INDEX_MIB_GOAL = 2.0, 100
-README_HEADING = "## Benchmarks"
 SEPARATE_HEADING = "### Measured separately"  # from here on a report is written by hand from other benchmarks
 
 
@@ -376,24 +372,3 @@ def with_separate_sections(report, previous):
     """`report` followed by the "Measured separately" part of the `previous` report text (kept across runs)."""
     start = previous.find(f"\n{SEPARATE_HEADING}")
     return report if start < 0 else report.rstrip("\n") + "\n" + previous[start:]
-
-
-def readme_section(report):
-    """The README's "## Benchmarks" section: the report's tables, one heading level down."""
-    body = report.split("\n", 1)[1].lstrip("\n")
-    body = re.sub(r"^### ", "#### ", body, flags=re.MULTILINE)
-    return (f"{README_HEADING}\n\n`python -m benchmarks` (under 20 minutes on 2 cores; `--quick` for a smoke test, "
-            "`--real=DIR` to add real faces) measures our trainer against a plain reference written the way the spec "
-            "writes it, and writes `benchmarks/REPORT.md`. The latest report:\n\n" + body)
-
-
-def update_readme(readme_path, section):
-    """Replace the README's "## Benchmarks" section (up to the next "## " heading) with `section`, or append it."""
-    with open(readme_path) as file:
-        text = file.read()
-    pattern = re.compile(rf"^{re.escape(README_HEADING)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    write_bytes(readme_path, text.encode("utf-8"))

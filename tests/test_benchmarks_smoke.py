@@ -70,7 +70,7 @@ def test_reference_trains_a_step_with_one_hot_labels():
     assert np.abs(model.center_loss.centers.numpy()).sum() > 0
 
 
-def test_report_renders_and_readme_section_is_replaced(tmp_path):
+def test_report_renders_every_table():
     results = {
         "machine": {"cpu": "Test CPU", "cores": 2, "tensorflow": "x", "keras": "y", "python": "z",
                     "load_start": 1.0, "load_end": 1.0},
@@ -92,12 +92,7 @@ def test_report_renders_and_readme_section_is_replaced(tmp_path):
     assert "| 85,742 | 1500 | 1500 | 1.50x (1.50-1.50) | 1.50x | **no** |" in text
     assert "85,742 classes cost 1.50x the step time of 1,000" in text
     assert "ours takes 1.50x one plain `predict` pass" in text
-    readme = tmp_path / "README.md"
-    readme.write_text("# Project\n\n## Usage\n\ntext\n")
-    report.update_readme(str(readme), report.readme_section(text))
-    report.update_readme(str(readme), report.readme_section(text.replace("90.0", "95.0")))
-    content = readme.read_text()
-    assert content.count("## Benchmarks") == 1 and "95.0" in content and "## Usage\n\ntext" in content
+
 
 
 def test_recordio_rows_render_with_their_goals():
@@ -161,6 +156,19 @@ def test_precision_parity_verdict_compares_the_difference_with_the_float32_sprea
     assert summary["at_parity"]
     shifted = [{**row, "acc": row["acc"] + 0.05} if row["precision"] == "true" else row for row in rows]
     assert not summarise(shifted)[0]["at_parity"]
+
+
+def test_optimisation_table_summarises_each_variant_and_marks_a_diverged_run():
+    from benchmarks.optimisation import VARIANTS, format_rows
+
+    rows = [{"mode": mode, "clip": clip, "seed": seed, "acc": 0.6 + 0.01 * seed, "loss": 30.0, "weight_norm": 20.0,
+             "untrained_acc": 0.55 + 0.02 * seed} for mode, _, clip in VARIANTS for seed in (0, 1)]
+    rows[0] = {**rows[0], "acc": None, "loss": None, "weight_norm": None, "untrained_acc": None}
+    table = format_rows(rows).splitlines()
+    assert len(table) == 3 + len(VARIANTS)
+    assert table[2] == "| decoupled | off | diverged, 0.6100 | 0.6100 ± nan | 30.000 | 20.0 |"
+    assert table[-2] == "| coupled | 5 | 0.6000, 0.6100 | 0.6050 ± 0.0071 | 30.000 | 20.0 |"
+    assert table[-1] == "| untrained | | 0.5500, 0.5700 | 0.5600 | | |"
 
 
 def test_step_memory_trace_replays_allocations_by_address():
