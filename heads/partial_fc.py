@@ -118,6 +118,10 @@ class PartialFC(keras.layers.Layer):
             shard[:count] = rows[start:start + count]
             copy.assign(shard)
 
+    def assign_logical(self, variable, matrix):
+        """Set `variable` (the kernel, or a slot shaped like it) from the logical (d, C) `matrix`, shard by shard."""
+        self._assign_shards(variable, matrix)
+
     def _shards(self, variable):
         """The R shards of `variable`, each (max n_r, d) numpy, in replica order.
 

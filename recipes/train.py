@@ -32,6 +32,8 @@ from data.sources import expand_bin_patterns, load_training_data
 from losses.combined import find_center_loss
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel, is_class_sharded
+from recipes.finetune import freeze_schedule
+from recipes.head_init import initialize_from_class_means
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
 from registry import CALLBACKS, HEADS
@@ -60,6 +62,7 @@ class PreparedRun:
     steps_per_epoch: int
     skipped: SkippedFiles
     schedule_callback: object = None
+    freeze_callback: object = None
 
 
 def build_training_model(recipe, num_classes, steps_per_epoch=1):
@@ -182,11 +185,14 @@ def prepare_run(recipe, resume_dir=None):
     steps = recipe.steps_per_epoch or max(1, len(data.train) // global_batch)
     with strategy.scope():
         model = build_training_model(recipe, data.train.num_classes, steps)
+    if recipe.head_init == "class_means" and resume_dir is None:
+        initialize_from_class_means(model, data.train, recipe.image_size, recipe.eval_batch_size)
     if not chief:
         run = RunFolder(tempfile.mkdtemp(prefix="worker-run-"))
     else:
         run = RunFolder(resume_dir) if resume_dir is not None else RunFolder.create(recipe.runs_dir, recipe.name)
     state = restore_run(RunFolder(resume_dir), model, chief) if resume_dir is not None else TrainingState()
+    freeze_callback = freeze_schedule(recipe, model, state.epoch)
     config = {**recipe.resolved(), **run_facts(data, strategy, steps, global_batch)}
     if chief:
         run.write_config(config)
@@ -203,7 +209,7 @@ def prepare_run(recipe, resume_dir=None):
     _, schedule_callback = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps, **recipe.schedule_args)
     context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None,
                          every_worker_saves=is_class_sharded(model.head))
-    return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)
+    return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback, freeze_callback)
 
 
 def build_callbacks(recipe, context):
@@ -220,8 +226,8 @@ def fit_with_recovery(prepared, callback_list):
     """`model.fit`; SIGINT/SIGTERM, a full disk and a lost worker become `TrainingStopped` with a named exit code
     (130, 5, 4) after the last finished epoch is safely checkpointed. Returns the Keras history."""
     recipe, context = prepared.recipe, prepared.context
-    if prepared.schedule_callback is not None:
-        callback_list = callback_list + [prepared.schedule_callback]
+    callback_list = callback_list + [callback for callback in (prepared.schedule_callback, prepared.freeze_callback)
+                                     if callback is not None]
     resume = f"python -m recipes run {recipe.name} --resume={context.run.path}"
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     exit_code = 1
