@@ -84,7 +84,9 @@ def build_training_model(recipe, num_classes, steps_per_epoch=1):
         center.import_centers(recipe.centers_file)
     learning_rate, _ = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps_per_epoch,
                                       **recipe.schedule_args)
-    model.compile(optimizer=build_optimizer(recipe.optimizer, learning_rate, **recipe.optimizer_args),
+    optimizer = build_optimizer(recipe.optimizer, learning_rate, clip_grad_norm=recipe.clip_grad_norm,
+                                **recipe.optimizer_args)
+    model.compile(optimizer=optimizer,
                   jit_compile=recipe.jit_compile)
     model.optimizer.build(model.trainable_variables)
     return model
