@@ -185,6 +185,8 @@ class PartialFC(keras.layers.Layer):
         config = {**model_optimizer.get_config(), "learning_rate": lambda: model_optimizer.learning_rate}
         config["name"] = f"{self.name}_optimizer"
         optimizer = _unsummed_optimizer_class(type(model_optimizer)).from_config(config)
+        if hasattr(optimizer, "assign_parts"):  # per-part settings (lr_mult) of the model's optimizer apply here too
+            optimizer.assign_parts({"head": [self.kernel]})
         optimizer.build([self.kernel])
         self._optimizer = _NotSaved(optimizer)
 

@@ -85,7 +85,7 @@ def build_training_model(recipe, num_classes, steps_per_epoch=1):
     learning_rate, _ = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps_per_epoch,
                                       **recipe.schedule_args)
     optimizer = build_optimizer(recipe.optimizer, learning_rate, clip_grad_norm=recipe.clip_grad_norm,
-                                **recipe.optimizer_args)
+                                lr_mult=recipe.lr_mult, **recipe.optimizer_args)
     model.compile(optimizer=optimizer,
                   jit_compile=recipe.jit_compile)
     model.optimizer.build(model.trainable_variables)
