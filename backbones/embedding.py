@@ -3,6 +3,7 @@ import keras
 from keras import layers
 
 from backbones.applications import require_local_weights
+from backbones.keras_weights import is_saved_embedding_model, load_embedding_weights
 from registry import BACKBONES
 
 PIXEL_MEAN = 127.5
@@ -47,12 +48,15 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     anywhere with no custom objects. `sync_batchnorm` makes every BatchNorm use global-batch
     statistics under a multi-replica strategy. `backbone_weights`: a local Keras weights file
     of the backbone, or an `.onnx` face model whose weights go into the whole embedding model,
-    embedding block included (`backbones.onnx_import`). `backbone_args` are the backbone's own options.
+    embedding block included (`backbones.onnx_import`), or one of our embedding models saved as `.keras` (a
+    run's `embedding.keras`, `backbones.keras_weights`). `backbone_args` are the backbone's own options.
     """
     require_local_weights(backbone_weights)
     onnx_weights = str(backbone_weights).lower().endswith(".onnx") if backbone_weights else False
+    keras_model_weights = bool(backbone_weights) and is_saved_embedding_model(backbone_weights)
     shape = (image_size, image_size, 3)
-    features = BACKBONES.build(backbone, input_shape=shape, weights=None if onnx_weights else backbone_weights,
+    features = BACKBONES.build(backbone, input_shape=shape,
+                               weights=None if onnx_weights or keras_model_weights else backbone_weights,
                                **(backbone_args or {}))
     if sync_batchnorm:
         features = with_synchronized_batchnorm(features)
@@ -64,4 +68,6 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
         from backbones.onnx_import import load_onnx_weights
 
         load_onnx_weights(model, str(backbone_weights))
+    if keras_model_weights:
+        load_embedding_weights(model, str(backbone_weights))
     return model
