@@ -108,6 +108,10 @@ def check_before_data(recipe, resume_dir):
                          + ", ".join(f"{name}/acc" for name in names) + ".")
     if recipe.backbone_weights and not os.path.isfile(recipe.backbone_weights):
         raise RunRefused(f"--backbone_weights={recipe.backbone_weights!r} does not exist; pass a local weights file.")
+    if recipe.freeze != "none" and not recipe.backbone_weights and resume_dir is None:
+        raise RunRefused(f"--freeze={recipe.freeze} holds parts of the starting model, but no --backbone_weights is "
+                         "given: they would stay at their random initialisation. Pass --backbone_weights=FILE (an "
+                         ".onnx model or a run's embedding.keras), or --freeze=none.")
     if resume_dir is not None:
         done = max((epoch for epoch, _ in list_checkpoints(resume_dir)), default=0)
         if done >= recipe.epochs:

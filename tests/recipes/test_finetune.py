@@ -84,9 +84,21 @@ def checkpoint_models(run_dir):
     return {epoch: keras.saving.load_model(os.path.join(path, "model.keras")) for epoch, path in list_checkpoints(run_dir)}
 
 
+def pretrained(tmp_path):
+    """A tiny 32×32, 16-d embedding model saved as `embedding.keras` (BatchNorm statistics moved off 0 and 1)."""
+    import backbones
+
+    keras.utils.set_random_seed(1)
+    model = backbones.build_embedding_model("tiny", 16, dropout=0.0, image_size=32)
+    model.set_weights([weight + np.float32(0.1) for weight in model.get_weights()])
+    path = str(tmp_path / "embedding.keras")
+    model.save(path)
+    return path
+
+
 def test_freeze_epochs_switch_and_resumes_on_both_sides_match_an_uninterrupted_run(tiny_overrides, tmp_path):
     overrides = {**tiny_overrides, **SMALL, "lr": 0.05, "freeze": "batchnorm", "freeze_epochs": 2, "epochs": 3,
-                 "deterministic": True, "optimizer_args": {"momentum": 0.9}}
+                 "deterministic": True, "optimizer_args": {"momentum": 0.9}, "backbone_weights": pretrained(tmp_path)}
     reference = train(resolve_recipe("softmax", overrides))
     models = checkpoint_models(reference)
     bn = {epoch: batchnorm_weights(model.embedder) for epoch, model in models.items()}
@@ -199,6 +211,13 @@ def test_class_means_give_each_partial_fc_shard_its_classes_on_two_replicas(tiny
 def test_fine_tuning_fields_are_checked(overrides, message):
     with pytest.raises(RecipeError, match=re.escape(message)):
         Recipe().replace(**overrides)
+
+
+def test_freezing_a_random_network_is_refused(tiny_overrides):
+    from recipes.train import RunRefused
+
+    with pytest.raises(RunRefused, match="no --backbone_weights"):
+        train(resolve_recipe("softmax", {**tiny_overrides, "freeze": "batchnorm"}))
 
 
 def test_lr_mult_values_become_numbers():
