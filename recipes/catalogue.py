@@ -123,13 +123,16 @@ def finetune():
       random one (which, at s = 64 with a margin, sends large, arbitrary gradients into the backbone);
     - freeze=batchnorm for the whole run: the BatchNorm statistics come from the pretraining data (millions of
       images); re-estimating them from small fine-tuning batches of few identities is noisier than keeping them;
-    - lr_mult.backbone=0.1: the head learns at lr 0.01, the pretrained embedding moves 10x slower (0.001);
+    - lr 0.001, lr_mult.backbone=0.1: the head learns at 0.001, the pretrained network at 0.0001. A frozen
+      BatchNorm no longer renormalises what comes before it, so a step moves the embedding far more than the same
+      step under batch statistics: measured, at lr 0.01 with frozen BatchNorms the embedding norm grew from 13 to
+      1e15 within three epochs (insightface issue #2089 reports NaN after freezing them); at 0.001 it stays stable;
     - ArcFace (1, 0, 0.5), s 64: the loss insightface's released models were trained with; SGD momentum 0.9,
       PyTorch's (coupled) weight decay 5e-4 as arcface_torch; 10 epochs, linear decay to 0 after one warm-up epoch;
       batch 64, 512-d, no dropout.
-    Measured on real faces in benchmarks/REPORT.md ("Fine-tuning a pretrained model")."""
+    Measured in benchmarks/REPORT.md ("Fine-tuning a pretrained model")."""
     return Recipe(name="finetune", backbone="mobilefacenet", embedding_size=512, dropout=0.0, loss="arcface",
                   loss_args={"preset": "arcface", "scale": 64.0}, optimizer="sgd",
-                  optimizer_args={"momentum": 0.9, "weight_decay": 5e-4, "weight_decay_mode": "coupled"}, lr=0.01,
+                  optimizer_args={"momentum": 0.9, "weight_decay": 5e-4, "weight_decay_mode": "coupled"}, lr=0.001,
                   lr_schedule="polynomial", schedule_args={"warmup_epochs": 1.0, "power": 1.0}, epochs=10,
                   batch_size=64, head_init="class_means", freeze="batchnorm", lr_mult={"backbone": 0.1})
