@@ -27,6 +27,10 @@ MIXED_PRECISION_CHOICES = ("auto", "true", "false")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 TRACKING_CHOICES = ("auto", "tensorboard", "wandb", "both", "none")
+FREEZE_CHOICES = ("none", "backbone", "batchnorm")
+HEAD_INIT_CHOICES = ("random", "class_means")
+# The parts of the training model a learning-rate factor (`lr_mult`) can name.
+LR_MULT_PARTS = ("backbone", "head", "loss")
 # Field renamed in round 2; the old name is still accepted on the command line and in stored recipes.
 FIELD_ALIASES = {"lr_schedule_args": "schedule_args"}
 
@@ -62,6 +66,16 @@ class Recipe:
     batch_size: int = option(128, "images per step per replica (global batch = batch_size x replicas)", "optimisation")
     steps_per_epoch: Optional[int] = option(None, "steps per epoch (None: images // global batch)", "optimisation")
     jit_compile: bool = option(False, "compile the training step with XLA (slower on CPU, faster on GPU)", "optimisation")
+    # fine-tuning (recipes/finetune.py, recipes/head_init.py)
+    freeze: str = option("none", "backbone: no weight of the embedding model trains and its BatchNorms use their "
+                         "stored statistics; batchnorm: only its BatchNorms are held (statistics, gamma, beta); none",
+                         "fine-tuning")
+    freeze_epochs: int = option(0, "epochs --freeze lasts, then everything trains (0: the whole run)", "fine-tuning")
+    lr_mult: dict = option({}, "learning-rate factor of a part: --lr_mult.backbone=0.1 (parts: backbone = the "
+                           "embedding model, head, loss); its rate is the schedule's times the factor", "fine-tuning")
+    head_init: str = option("random", "class_means: before the first step each class vector is the normalised mean "
+                            "embedding of that identity's training images under the starting model; random",
+                            "fine-tuning")
     # distribution
     strategy: str = option("auto", "tf.distribute strategy: auto, default, mirrored, multi_worker", "distribution")
     cpu_replicas: int = option(0, "split the CPU into N replicas (tests, trying mirrored without GPUs)", "distribution")
@@ -122,6 +136,7 @@ class Recipe:
             else:
                 values[field] = _coerce(field, _FIELD_TYPES[field], value)
         values["mixed_precision"] = str(values["mixed_precision"]).lower()
+        values["lr_mult"] = _validate_lr_mult(values["lr_mult"])
         for part, args in PART_ARGS.items():
             changed = values[part] != getattr(self, part)
             if changed and not any(FIELD_ALIASES.get(key.split(".")[0], key.split(".")[0]) == args for key in overrides):
@@ -197,9 +212,24 @@ class Recipe:
                                                                                   TRACKING_CHOICES))
         if self.wandb not in WANDB_MODES:
             raise RecipeError(f"--wandb={self.wandb!r}: " + unknown_message("wandb mode", self.wandb, WANDB_MODES))
+        self._validate_finetuning()
         if self.eval_monitor is not None and not self.eval_monitor.endswith(("/acc", "/best_acc")):
             raise RecipeError(f"--eval_monitor={self.eval_monitor!r}: use BIN/acc or BIN/best_acc, where BIN is the "
                               "file name of a verification .bin without .bin (e.g. lfw/acc).")
+
+    def _validate_finetuning(self):
+        for field, choices in (("freeze", FREEZE_CHOICES), ("head_init", HEAD_INIT_CHOICES)):
+            if getattr(self, field) not in choices:
+                raise RecipeError(f"--{field}={getattr(self, field)!r}: " + unknown_message(
+                    "choice", getattr(self, field), choices))
+        if self.freeze_epochs < 0:
+            raise RecipeError(f"--freeze_epochs={self.freeze_epochs!r} must be >= 0 (0: frozen for the whole run).")
+        if self.freeze_epochs and self.freeze == "none":
+            raise RecipeError(f"--freeze_epochs={self.freeze_epochs} with --freeze=none: nothing is frozen; pass "
+                              "--freeze=backbone or --freeze=batchnorm, or leave --freeze_epochs out.")
+        if self.freeze == "backbone" and self.head == "partial_fc":
+            raise RecipeError("--freeze=backbone with --head=partial_fc: the model's optimizer would have no variable "
+                              "to step, so the schedule would not advance; use --freeze=batchnorm or --lr_mult.backbone.")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -348,6 +378,18 @@ def _to_dict(value):
 
 
 _COERCERS = {int: _to_int, float: _to_float, bool: _to_bool, str: str, list: parse_list, dict: _to_dict}
+
+
+def _validate_lr_mult(factors):
+    """`factors` (part → learning-rate factor) with known parts and positive float factors, or RecipeError."""
+    checked = {}
+    for part, factor in factors.items():
+        if part not in LR_MULT_PARTS:
+            raise RecipeError(f"--lr_mult.{part}: " + unknown_message("part", part, LR_MULT_PARTS))
+        checked[part] = _coerce(f"lr_mult.{part}", float, factor)
+        if not checked[part] > 0:
+            raise RecipeError(f"--lr_mult.{part}={factor!r} must be positive; to hold a part fixed use --freeze.")
+    return checked
 
 
 def _validate_args(owner, field, args, options):

@@ -29,7 +29,6 @@ from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.insightface_layout import check_insightface_routing, insightface_blob, insightface_model
 from recipes.commands.model_card import source_card, write_model_card
 from recipes.commands.runtimes import load_runtime, require_onnx_packages
-from registry import UserError
 
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 LAYOUTS = ("nhwc", "insightface")
