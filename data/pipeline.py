@@ -13,6 +13,7 @@ Data that cannot be read at all is caught when the dataset is built (a probe of 
 Not caught: storage that disappears mid-run so that every later read fails; the stream then
 keeps trying new positions and no batch comes (a per-image guard cost ~13% CPU, measured).
 """
+import functools
 import os
 import re
 import sys
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from data.decode import decode_face, decode_rgb
 from data.folders import header_problem
 from registry import AUGMENTATIONS
 
@@ -93,23 +95,6 @@ class SkippedFiles:
         return path in self._reasons
 
 
-def decode_face(encoded, image_size):
-    """Encoded JPEG/PNG bytes → uint8 (image_size, image_size, 3).
-
-    Grey becomes RGB by repeating the channel; RGBA drops alpha (as PIL's `convert("RGB")`);
-    other sizes are resized bilinearly and rounded. Training images and verification
-    images (`data.bins`) are both decoded by this function.
-    """
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-
-    def resize():
-        resized = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size))
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
-
-    image = tf.cond(tf.reduce_all(tf.shape(image)[:2] == image_size), lambda: image, resize)
-    return tf.ensure_shape(image, (image_size, image_size, 3))
-
-
 def file_problem(path):
     """Why the image file `path` cannot be used (read, header or decode error, one line); None if it decodes."""
     try:
@@ -126,7 +111,7 @@ def encoded_problem(encoded):
     if problem:
         return problem
     try:
-        tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        decode_rgb(encoded)
     except tf.errors.OpError as error:
         return f"cannot be decoded: {_op_message(error)}"
     return None
@@ -203,14 +188,15 @@ def _file_index(position, seed, count):
 
 
 def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), seed=0, *, start_step=0,
-                  skipped=None, shard=0, num_shards=1):
+                  skipped=None, shard=0, num_shards=1, augment_args=None):
     """An endless dataset of (images float32 (B, S, S, 3) in 0..255, labels int32 (B,)).
 
     Sample number p of the stream is file `index_shuffle(p mod N, seed=(seed, p div N))`: a
     fresh permutation of all N files per pass, computed statelessly, so no shuffle buffer
     holds anything and the stream can start at any step (`start_step`, for resuming).
     Augmentations are seeded by p too, and the parallel map keeps its order, so the stream
-    is always a pure function of its arguments.
+    is always a pure function of its arguments. `augment_args` ({augmentation name: {option: value}})
+    passes options to the augmentations of `augment`.
 
     Files that fail to read or decode are dropped and recorded in `skipped` (a
     `SkippedFiles`; a private one echoing to stderr if None); the stream then moves on, so
@@ -239,7 +225,7 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
             f"the dataset has {count} images, fewer than one batch of {batch_size}: every batch repeats images "
             "(it runs through several shuffled passes); use a smaller --batch_size or more data.", stacklevel=2)
     skipped = SkippedFiles() if skipped is None else skipped
-    augmentations = [AUGMENTATIONS.get(name) for name in augment]
+    augmentations = build_augmentations(augment, augment_args)
     label_table = tf.constant(np.asarray(labels), dtype=tf.int32)
     read_one = _read_one(paths)
 
@@ -278,6 +264,12 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
     dataset = dataset.ignore_errors().batch(batch_size, drop_remainder=True)
     dataset = dataset.scan(tf.constant(first - 1, tf.int64), account)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def build_augmentations(augment, augment_args=None):
+    """[function (image, seed) → image] of the AUGMENTATIONS named in `augment`, with their `augment_args` options."""
+    augment_args = augment_args or {}
+    return [functools.partial(AUGMENTATIONS.get(name), **augment_args.get(name, {})) for name in augment]
 
 
 class _DropRecorder:
@@ -335,7 +327,7 @@ def find_undecodable(paths, progress=True):
         return []
 
     def decoded_index(index, _, encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        image = decode_rgb(encoded)
         return index, tf.shape(image)[0]
 
     dataset = _encoded_stream(paths, _read_one(paths), 0, len(paths), tf.identity, decoded_index)

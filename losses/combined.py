@@ -64,9 +64,9 @@ def center_softmax(num_classes, embedding_size, center_factor=1.0, center_alpha=
 
 @LOSSES.register("center_arcface")
 def center_arcface(num_classes, embedding_size, center_factor=1.0, center_alpha=0.5, margin1=None, margin2=None,
-                   margin3=None, scale=64.0, preset="spec"):
+                   margin3=None, scale=64.0, preset="spec", margin_gradient="exact"):
     """Combined-margin ArcFace + center_factor × center loss (the spec's center_arcface_loss)."""
     return with_center_loss(
         "arcface", num_classes, embedding_size, center_factor, center_alpha,
-        margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset,
+        margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset, margin_gradient=margin_gradient,
     )

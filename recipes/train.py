@@ -10,6 +10,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import traceback
 
 import keras
 import tensorflow as tf
@@ -18,22 +19,28 @@ import backbones
 import callbacks  # noqa: F401  (registers the callbacks and schedules)
 import heads  # noqa: F401
 import losses
+from backbones.onnx_graph import is_onnx_file, parse_onnx
+from backbones.onnx_variants import onnx_backbone_args
 from storage.atomic import save_model
 from storage.checkpoints import list_checkpoints, restore_latest
 from callbacks.context import RunContext
 from storage.training_state import TrainingState
 from recipes.schedules import build_schedule
 from storage.run_folder import RunFolder
-from storage.history import truncate_history
+from storage.history import truncate_history, untrained_metrics
 from storage.provenance import git_commit, project_version
 from evaluation.verification import bin_name
-from data.pipeline import SkippedFiles, train_dataset
+from data.bins import BinFormatError, check_bin
+from data.pipeline import SkippedFiles, build_augmentations, train_dataset
 from data.sources import expand_bin_patterns, load_training_data
+from losses.base import check_loss_output
 from losses.combined import find_center_loss
+from recipes.callback_failure import callback_failure_message, failing_callback
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel, is_class_sharded
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
+from recipes.run_label import run_label
 from registry import CALLBACKS, HEADS
 
 
@@ -81,7 +88,9 @@ def build_training_model(recipe, num_classes, steps_per_epoch=1):
         center.import_centers(recipe.centers_file)
     learning_rate, _ = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps_per_epoch,
                                       **recipe.schedule_args)
-    model.compile(optimizer=build_optimizer(recipe.optimizer, learning_rate, **recipe.optimizer_args),
+    optimizer = build_optimizer(recipe.optimizer, learning_rate, clip_grad_norm=recipe.clip_grad_norm,
+                                **recipe.optimizer_args)
+    model.compile(optimizer=optimizer,
                   jit_compile=recipe.jit_compile)
     model.optimizer.build(model.trainable_variables)
     return model
@@ -94,13 +103,15 @@ def check_before_data(recipe, resume_dir):
     except FileNotFoundError as error:
         raise RunRefused(str(error)) from None
     for path in bins:
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            raise RunRefused(f"--eval_bins: {path!r} " + ("is empty" if os.path.isfile(path) else "does not exist")
-                             + "; pass verification .bin files (lfw.bin, ...).")
+        try:
+            check_bin(path)
+        except (BinFormatError, FileNotFoundError) as error:
+            raise RunRefused(f"--eval_bins: {error}") from None
     names = [bin_name(path) for path in bins]
     if bins and recipe.eval_monitor and recipe.eval_monitor.split("/")[0] not in names:
         raise RunRefused(f"--eval_monitor={recipe.eval_monitor!r} names no file of --eval_bins: use one of "
                          + ", ".join(f"{name}/acc" for name in names) + ".")
+    check_augmentations(recipe.augment, recipe.augment_args)
     if recipe.backbone_weights and not os.path.isfile(recipe.backbone_weights):
         raise RunRefused(f"--backbone_weights={recipe.backbone_weights!r} does not exist; pass a local weights file.")
     if resume_dir is not None:
@@ -115,6 +126,16 @@ def check_before_data(recipe, resume_dir):
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
         raise RunRefused(f"--runs_dir={recipe.runs_dir!r} cannot be created: {existing!r} is "
                          f"{'not a folder' if not os.path.isdir(existing) else 'not writable'}; pass a writable folder.")
+
+
+def check_augmentations(augment, augment_args):
+    """Refuse augmentation options that an augmentation rejects (ValueError), by running each on a blank image."""
+    image, seed = tf.zeros((8, 8, 3), tf.uint8), tf.constant([0, 0], tf.int64)
+    for name, augmentation in zip(augment, build_augmentations(augment, augment_args)):
+        try:
+            augmentation(image, seed)
+        except ValueError as error:
+            raise RunRefused(f"--augment {name}: {error}") from None
 
 
 def check_same_data(run, folder):
@@ -147,11 +168,15 @@ def run_facts(data, strategy, steps, global_batch):
 
 
 def load_data(recipe):
-    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities) as `RunRefused`."""
+    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities, a bad `.bin` of
+    the dataset's own when --eval_bins is not given) as `RunRefused`."""
     try:
-        return load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+        data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+        for path in () if recipe.eval_bins else data.bin_paths:
+            check_bin(path)
     except ValueError as error:
         raise RunRefused(str(error)) from None
+    return data
 
 
 def restore_run(run, model, chief):
@@ -164,10 +189,23 @@ def restore_run(run, model, chief):
     return state
 
 
+def with_onnx_variant(recipe):
+    """`recipe` with the backbone options of the variant its `.onnx` --backbone_weights is (the file decides them),
+    so that the run's recipe.json says what was built."""
+    if not is_onnx_file(recipe.backbone_weights):
+        return recipe
+    options = onnx_backbone_args(parse_onnx(recipe.backbone_weights), recipe.backbone, recipe.backbone_args)
+    if options != recipe.backbone_args:
+        print(f"backbone options of {recipe.backbone_weights}: " +
+              " ".join(f"--backbone_args.{key}={value!r}" for key, value in options.items()))
+    return recipe.replace(backbone_args=options)
+
+
 def prepare_run(recipe, resume_dir=None):
     """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
+    strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)  # first: it configures TensorFlow's devices
     check_before_data(recipe, resume_dir)
-    strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
+    recipe = with_onnx_variant(recipe)
     policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
     keras.mixed_precision.set_global_policy(policy)
     print(f"precision: {policy} ({reason})")
@@ -182,10 +220,11 @@ def prepare_run(recipe, resume_dir=None):
     steps = recipe.steps_per_epoch or max(1, len(data.train) // global_batch)
     with strategy.scope():
         model = build_training_model(recipe, data.train.num_classes, steps)
+        check_loss_output(model.face_loss)
     if not chief:
         run = RunFolder(tempfile.mkdtemp(prefix="worker-run-"))
     else:
-        run = RunFolder(resume_dir) if resume_dir is not None else RunFolder.create(recipe.runs_dir, recipe.name)
+        run = RunFolder(resume_dir) if resume_dir is not None else RunFolder.create(recipe.runs_dir, run_label(recipe))
     state = restore_run(RunFolder(resume_dir), model, chief) if resume_dir is not None else TrainingState()
     config = {**recipe.resolved(), **run_facts(data, strategy, steps, global_batch)}
     if chief:
@@ -199,17 +238,21 @@ def prepare_run(recipe, resume_dir=None):
     skipped.extend(data.train.skipped)
     dataset = per_worker_datasets(strategy, lambda batch, start, shard, shards: train_dataset(
         data.train.paths, data.train.labels, batch, recipe.image_size, recipe.augment, recipe.seed, start_step=start,
-        skipped=skipped, shard=shard, num_shards=shards), global_batch, state.epoch * steps)
+        skipped=skipped, shard=shard, num_shards=shards, augment_args=recipe.augment_args), global_batch,
+        state.epoch * steps)
     _, schedule_callback = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps, **recipe.schedule_args)
     context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None,
-                         every_worker_saves=is_class_sharded(model.head))
+                         every_worker_saves=is_class_sharded(model.head),
+                         baseline=untrained_metrics(run.history_path) if resume_dir is not None else {})
     return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)
 
 
 def build_callbacks(recipe, context):
-    """The Keras callbacks named in `recipe.callbacks`, built from `context` with `recipe.callback_args`."""
+    """The Keras callbacks named in `recipe.callbacks`, built from `context` with `recipe.callback_args` (a factory
+    may return None, one callback or a list, as `tracking` does)."""
     built = [CALLBACKS.build(name, context=context, **recipe.callback_args.get(name, {})) for name in recipe.callbacks]
-    return [callback for callback in built if callback is not None]
+    flat = [item for callback in built for item in (callback if isinstance(callback, (list, tuple)) else [callback])]
+    return [callback for callback in flat if callback is not None]
 
 
 def _raise_interrupt(signum, frame):
@@ -249,6 +292,13 @@ def fit_with_recovery(prepared, callback_list):
         raise TrainingStopped(f"the disk is full ({error.filename or context.run.path}: {error.strerror}). The last "
                               f"complete checkpoint in {context.run.path} is intact; free space, then: {resume}",
                               5) from None
+    except Exception as error:
+        failed = failing_callback(error, callback_list)
+        if failed is None:
+            raise
+        traceback.print_exception(error)
+        raise TrainingStopped(callback_failure_message(failed, error, recipe.callbacks, context.run.path, resume),
+                              1) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         _report_skipped(prepared.skipped)
@@ -294,5 +344,5 @@ def train(recipe, resume_dir=None):
     `TrainingStopped` when it ends early, after the last finished epoch is safely checkpointed.
     """
     prepared = prepare_run(recipe, resume_dir)
-    history = fit_with_recovery(prepared, build_callbacks(recipe, prepared.context))
+    history = fit_with_recovery(prepared, build_callbacks(prepared.recipe, prepared.context))
     return finish(prepared, history)

@@ -2,6 +2,7 @@
 import datetime
 import json
 import os
+import re
 
 from storage.atomic import write_json
 
@@ -18,7 +19,8 @@ class RunFolder:
     best_roc.npz         the best epoch's ROC curve of every verification file
     centers.npy          center-loss centres (C, d), if the loss has them
     skipped_files.tsv    unreadable training files, with the reason
-    wandb/               the Weights & Biases run's local files
+    tensorboard/         TensorBoard event files (train/), if tracked with TensorBoard
+    wandb/               the Weights & Biases run's local files, if tracked with W&B
     """
 
     RECIPE = "recipe.json"
@@ -31,13 +33,16 @@ class RunFolder:
     BEST_ROC = "best_roc.npz"
     CENTERS = "centers.npy"
     SKIPPED = "skipped_files.tsv"
+    TENSORBOARD = "tensorboard"
 
     def __init__(self, path):
         self.path = path
 
     @classmethod
     def create(cls, runs_dir, name):
-        """A new, empty `runs_dir/<name>-<YYYYmmdd-HHMMSS>[-N]`, created atomically (safe for simultaneous starts)."""
+        """A new, empty `runs_dir/<name>-<YYYYmmdd-HHMMSS>[-N]`, created atomically (safe for simultaneous starts).
+
+        `name` is the run's label (`recipes.run_label`: the recipe and the parts it overrides)."""
         try:
             os.makedirs(runs_dir, exist_ok=True)
         except OSError as error:
@@ -55,6 +60,12 @@ class RunFolder:
                 raise OSError(f"cannot create a run folder in --runs_dir={runs_dir!r}: {error.strerror}; "
                               "pass a writable --runs_dir.") from None
         raise OSError(f"{base}: 10,000 run folders of this second exist already.")
+
+    @staticmethod
+    def label_of(folder_name):
+        """The label (`create`'s `name`) of a run folder's name, less its `-YYYYmmdd-HHMMSS[-N]`; None if none."""
+        match = re.fullmatch(r"(.+)-\d{8}-\d{6}(?:-\d+)?", folder_name)
+        return match.group(1) if match else None
 
     def file(self, name):
         """The path of `name` inside the run folder."""
@@ -99,6 +110,10 @@ class RunFolder:
     @property
     def skipped_path(self):
         return self.file(self.SKIPPED)
+
+    @property
+    def tensorboard_path(self):
+        return self.file(self.TENSORBOARD)
 
     def read_json(self, name):
         with open(self.file(name)) as file:

@@ -1,25 +1,29 @@
 """Standalone evaluation of a saved model on verification `.bin` files."""
 import os
 
-from storage.model_files import ModelFileError, load_model_file
+from backbones.onnx_graph import is_onnx_file
+from backbones.onnx_model import import_onnx_model
 from callbacks.verification import VerificationCallback
+from data.bins import BinFormatError
 from recipes.face_model import FaceTrainingModel
+from storage.model_files import load_model_file, run_model_file
 
 
 def load_embedding_model(path, backbone=None):
     """The embedding model saved at `path`: an embedding `.keras`, the embedder of a training `.keras`,
-    or an `.onnx` face model imported into our registered `backbone`.
+    a run folder's (`run_model_file`), or an `.onnx` face model imported into our registered `backbone`
+    (None: the one the graph is).
 
-    Raises FileNotFoundError for a missing file and `ModelFileError` (a ValueError) for a file
-    that is not a Keras model or that needs a plugin class not loaded (see `--plugins`).
+    Raises FileNotFoundError for a missing file, `ModelFileError` for a file that is not a Keras
+    model or that needs a plugin class not loaded (see `--plugins`), `OnnxImportError` for an
+    `.onnx` file that is not an importable face model.
     """
+    if os.path.isdir(path):
+        path = run_model_file(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
-    if path.lower().endswith(".onnx"):
-        if not backbone:
-            raise ModelFileError(f"{path!r} is an ONNX model: say which backbone it is, e.g. --backbone=iresnet100.")
-        from backbones.onnx_import import import_onnx_model
-
+        raise FileNotFoundError(f"model file {path!r} does not exist; pass a run folder or a .keras file written by "
+                                "a run.")
+    if is_onnx_file(path):
         return import_onnx_model(path, backbone)
     model = load_model_file(path, compile=False)
     return model.embedder if isinstance(model, FaceTrainingModel) else model
@@ -29,7 +33,7 @@ def evaluate_saved_model(path, bin_paths, batch_size=128, backbone=None):
     """{bin name: verification metrics dict (None if embeddings were non-finite)} of the model at `path`
     (`backbone`: the registered backbone of an `.onnx` file)."""
     if not bin_paths:
-        raise ValueError("no .bin files given; pass --bins=[lfw.bin,cfp_fp.bin,...].")
+        raise BinFormatError("no .bin files given; pass --bins=[lfw.bin,cfp_fp.bin,...].")
     embedder = load_embedding_model(path, backbone)
     image_size = int(embedder.input_shape[1])
     verification = VerificationCallback(bin_paths, embedder, batch_size, image_size=image_size,

@@ -153,7 +153,7 @@ def test_run_a_recipe_file_add_a_plugin_callback_then_resume_it_from_its_folder(
                             "--callbacks=+count_epochs")
     assert code == 0, err[-3000:]
     assert count_file.read_text().split() == ["1"]
-    (run_dir,) = glob.glob(str(runs / "plugin_softmax-*"))
+    (run_dir,) = glob.glob(str(runs / "plugin_softmax+backbone=tiny-*"))  # named after the overridden part
     resumed = run_cli("run", "plugin_softmax", f"--resume={run_dir}", "--epochs=3")  # a fresh process: the plugin
     assert resumed.returncode == 0, resumed.stderr[-3000:]  # file comes back from the run's recipe.json
     assert count_file.read_text().split() == ["1", "2", "3"]
