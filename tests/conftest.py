@@ -50,6 +50,11 @@ def _own_collective_keys(init):
 tf.distribute.MirroredStrategy.__init__ = _own_collective_keys(tf.distribute.MirroredStrategy.__init__)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first: two test processes start the long ones early and share the short ones at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_faces(tmp_path_factory):
     """A `SyntheticDataset` of 8 training identities × 8 images and a 60-pair held-out `.bin`."""
