@@ -64,6 +64,7 @@ def synthetic_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("synthetic"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", RUNNABLE, ids=" ".join)
 def test_shown_command_runs(args, synthetic_dir, tmp_path, monkeypatch, capsys):
     """Each command as shown; a training run with its options as shown, on a tiny network for one short epoch."""
