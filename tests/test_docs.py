@@ -11,8 +11,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md"] + sorted(os.path.join("docs", name) for name in os.listdir(os.path.join(ROOT, "docs"))
                                if name.endswith(".md"))
-# A command needs more than the synthetic default when it names a file, a folder or a run of the reader's.
-NEEDS_FILES = re.compile(r"/|\.bin|\.onnx|\.keras|\.py|DIR|RUN|\.\.\.|--resume|--strategy|--data=|--ijb|\*")
+# A command needs more than the synthetic default when it names a file, a folder, a run or a plugin (my_...) of the
+# reader's.
+NEEDS_FILES = re.compile(r"/|my_|\.bin|\.onnx|\.keras|\.py|DIR|RUN|\.\.\.|--resume|--strategy|--data=|--ijb|\*")
 SMALL_RUN = {"backbone": "tiny", "embedding_size": "16", "batch_size": "16", "epochs": "1", "steps_per_epoch": "2",
              "eval_batch_size": "64", "wandb": "disabled", "verbose": "0"}
 
