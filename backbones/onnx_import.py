@@ -31,6 +31,7 @@ import numpy as np
 from keras import layers
 
 from backbones.torch_like import grouped_inputs, has_fixed_scale
+from registry import MissingFileError, UserError
 
 PIXEL_MEAN = 127.5
 OUR_PIXEL_SCALE = 128.0
@@ -43,7 +44,7 @@ GROUP_SUM_LAYERS = (layers.Reshape, layers.AveragePooling2D)  # the sum of a `to
 WEIGHT_LAYERS = (layers.Conv2D, layers.DepthwiseConv2D, layers.BatchNormalization, layers.PReLU, layers.Dense)
 
 
-class OnnxImportError(ValueError):
+class OnnxImportError(UserError, ValueError):
     """An ONNX file that cannot be imported into the requested Keras model; the message says where and why."""
 
 
@@ -400,7 +401,7 @@ def _assign_batchnorm(layer, theirs, previous_pair):
 def read_onnx(path):
     """The `onnx.ModelProto` in the file `path`, with errors that name the file."""
     if not os.path.isfile(str(path)):
-        raise FileNotFoundError(f"ONNX file {path!r} does not exist.")
+        raise MissingFileError(f"ONNX file {path!r} does not exist.")
     try:
         import onnx
     except ImportError as error:

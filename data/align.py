@@ -12,6 +12,8 @@ centres at integer coordinates. No OpenCV or scikit-image needed.
 import numpy as np
 import tensorflow as tf
 
+from data.errors import DataError
+
 ARCFACE_TEMPLATE = np.array([
     [38.2946, 51.6963],  # left eye (in the image)
     [73.5318, 51.5014],  # right eye
@@ -22,7 +24,7 @@ ARCFACE_TEMPLATE = np.array([
 """The five ArcFace reference points (x, y) in pixels of a 112×112 aligned face (insightface `arcface_dst`)."""
 
 
-class LandmarkError(ValueError):
+class LandmarkError(DataError):
     """Landmarks that cannot define an alignment (wrong shape, not finite, all in one point)."""
 
 

@@ -11,7 +11,9 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
+from data.errors import DataError
 from data.pipeline import decode_face
+from registry import MissingFileError
 from storage.atomic import atomic_write
 
 try:
@@ -22,7 +24,7 @@ except ImportError:
     from numpy.core import numeric as _numeric
 
 
-class BinFormatError(ValueError):
+class BinFormatError(DataError):
     """A file is not a valid verification `.bin` (wrong structure, counts or refused content)."""
 
 
@@ -92,13 +94,13 @@ def _as_issame(labels, path):
 def read_bin(path):
     """Read a verification `.bin` → (encoded images: list of 2P bytes, issame: bool array (P,)).
 
-    Raises FileNotFoundError for a missing file and BinFormatError for anything that is not
+    Raises MissingFileError for a missing file and BinFormatError for anything that is not
     the `(bins, issame_list)` format with at least one pair, including pickles that would
     import other globals.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"verification .bin {path!r} does not exist; check the path (e.g. --eval_bins).")
+        raise MissingFileError(f"verification .bin {path!r} does not exist; check the path (e.g. --eval_bins).")
     with open(path, "rb") as file:
         try:
             content = _BinUnpickler(file, path).load()

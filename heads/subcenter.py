@@ -2,7 +2,7 @@
 import keras
 from keras import ops
 
-from registry import HEADS
+from registry import HEADS, whole_number
 
 
 @HEADS.register("subcenter")
@@ -21,9 +21,13 @@ class SubCenterNormDense(keras.layers.Layer):
     def __init__(self, num_classes, k=3, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
+        self.validate_options(k=k)
         self.num_classes, self.k = int(num_classes), int(k)
-        if self.k < 1:
-            raise ValueError(f"subcenter head k={k!r} must be a positive number of sub-centres per class.")
+
+    @classmethod
+    def validate_options(cls, k):
+        """Refuse (OptionError) a `k` (sub-centres per class) that is not a whole number >= 1."""
+        whole_number("k", k, 1)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(

@@ -4,7 +4,7 @@ import inspect
 import keras
 from keras import ops
 
-from registry import LOSSES
+from registry import LOSSES, check_range
 
 
 class FaceLoss(keras.layers.Layer):
@@ -62,6 +62,18 @@ class FaceLoss(keras.layers.Layer):
         config = super().get_config()
         config.pop("dtype", None)
         return {**config, "num_classes": self.num_classes, "embedding_size": self.embedding_size}
+
+
+def check_scale(scale):
+    """Refuse (OptionError) a logit scale s that is not a finite number > 0."""
+    check_range("scale", scale, 0.0, low_open=True, meaning="the logit scale s")
+
+
+def check_margins(**margins):
+    """Refuse (OptionError) a margin that is given (not None) and not a finite number."""
+    for name, value in margins.items():
+        if value is not None:
+            check_range(name, value)
 
 
 def embedding_norms(embeddings):

@@ -8,7 +8,7 @@ from keras import ops
 
 from losses.base import FaceLoss
 from losses.cross_replica import global_batch
-from registry import LOSSES
+from registry import LOSSES, MissingFileError, check_range
 
 
 def center_update(centers, embeddings, labels, alpha):
@@ -39,12 +39,18 @@ class CenterLoss(FaceLoss):
 
     def __init__(self, num_classes, embedding_size, alpha=0.5, **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
+        self.validate_options(alpha=alpha)
         self.alpha = float(alpha)
         self.centers = self.add_weight(
             name="centers", shape=(self.num_classes, self.embedding_size), initializer="zeros",
             trainable=False, aggregation="only_first_replica",
         )
         self.built = True
+
+    @classmethod
+    def validate_options(cls, alpha):
+        """Refuse (OptionError) a centre step `alpha` outside [0, 1]."""
+        check_range("alpha", alpha, 0.0, 1.0, meaning="the centre step; 0 keeps the centres fixed")
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         return None
@@ -65,7 +71,7 @@ class CenterLoss(FaceLoss):
     def import_centers(self, path):
         """Load (C, d) centres from the `.npy` file `path`."""
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"centers file {path!r} does not exist; pass a .npy written by export_centers.")
+            raise MissingFileError(f"centers file {path!r} does not exist; pass a .npy written by export_centers.")
         values = np.load(path, allow_pickle=False)
         expected = (self.num_classes, self.embedding_size)
         if values.shape != expected:

@@ -22,7 +22,7 @@ def batch_is_global():
 
 def global_batch(*tensors):
     """Each tensor gathered along axis 0 over all replicas (unchanged on one replica or in `batch_is_global`)."""
-    context = tf.distribute.getreplica_context()
+    context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1 or _BATCH_IS_GLOBAL.get():
         return tensors
     return tuple(context.all_gather(tensor, axis=0) for tensor in tensors)
@@ -30,7 +30,7 @@ def global_batch(*tensors):
 
 def replica_context():
     """The replica context when more than one replica is in sync, else None."""
-    context = tf.distribute.getreplica_context()
+    context = tf.distribute.get_replica_context()
     return context if context is not None and context.num_replicas_in_sync > 1 else None
 
 

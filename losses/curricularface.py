@@ -8,7 +8,7 @@ import math
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, cosine_and_norms
+from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms
 from losses.cross_replica import global_batch
 from losses.margin import safe_acos
 from registry import LOSSES
@@ -50,10 +50,17 @@ class CurricularFaceLoss(FaceLoss):
 
     def __init__(self, num_classes, embedding_size, margin=0.5, scale=64.0, **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
+        self.validate_options(margin=margin, scale=scale)
         self.margin, self.scale = float(margin), float(scale)
         self.t = self.add_weight(name="t", shape=(), initializer="zeros", trainable=False,
                                  aggregation="only_first_replica")
         self.built = True
+
+    @classmethod
+    def validate_options(cls, margin, scale):
+        """Refuse (OptionError) a `margin` that is not finite and a `scale` <= 0."""
+        check_margins(margin=margin)
+        check_scale(scale)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

@@ -7,9 +7,9 @@ on NormDense logits. Defaults from `run/run.sh`: l_a 10, u_a 110, l_m 0.45, u_m 
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, cosine_and_norms, embedding_norms
+from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms, embedding_norms
 from losses.margin import safe_acos
-from registry import LOSSES
+from registry import LOSSES, OptionError, check_range
 
 
 def magface_margin(clipped_norms, lower_norm, upper_norm, lower_margin, upper_margin):
@@ -55,11 +55,21 @@ class MagFaceLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, lower_norm=10.0, upper_norm=110.0, lower_margin=0.45,
                  upper_margin=0.8, lambda_g=35.0, scale=64.0, **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
+        self.validate_options(lower_norm=lower_norm, upper_norm=upper_norm, lower_margin=lower_margin,
+                              upper_margin=upper_margin, lambda_g=lambda_g, scale=scale)
         self.lower_norm, self.upper_norm = float(lower_norm), float(upper_norm)
         self.lower_margin, self.upper_margin = float(lower_margin), float(upper_margin)
         self.lambda_g, self.scale = float(lambda_g), float(scale)
-        if not 0.0 < self.lower_norm < self.upper_norm:
-            raise ValueError(f"magface needs 0 < lower_norm < upper_norm; got {lower_norm!r}, {upper_norm!r}.")
+
+    @classmethod
+    def validate_options(cls, lower_norm, upper_norm, lower_margin, upper_margin, lambda_g, scale):
+        """Refuse (OptionError) norms unless 0 < lower_norm < upper_norm, margins that are not finite,
+        `lambda_g` < 0 and `scale` <= 0."""
+        check_range("lower_norm", lower_norm, 0.0, low_open=True, meaning="l_a, the smallest feature norm")
+        check_range("upper_norm", upper_norm, lower_norm, low_open=True, meaning="u_a, above lower_norm")
+        check_margins(lower_margin=lower_margin, upper_margin=upper_margin)
+        check_range("lambda_g", lambda_g, 0.0, meaning="the weight of the norm regulariser")
+        check_scale(scale)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, norms = cosine_and_norms(embeddings, logits)

@@ -4,8 +4,8 @@ import math
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, cosine_and_norms
-from registry import LOSSES
+from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms
+from registry import LOSSES, OptionError
 
 _ACOS_GRADIENT_FLOOR = 1e-6
 
@@ -61,13 +61,20 @@ class MarginLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, margin1=None, margin2=None, margin3=None, scale=64.0,
                  preset="spec", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
-        if preset not in MARGIN_PRESETS:
-            raise ValueError(f"unknown margin preset {preset!r}; choose one of {sorted(MARGIN_PRESETS)}.")
+        self.validate_options(margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset)
         given = (margin1, margin2, margin3)
         self.margin1, self.margin2, self.margin3 = (
             float(value if value is not None else default) for value, default in zip(given, MARGIN_PRESETS[preset])
         )
         self.scale = float(scale)
+
+    @classmethod
+    def validate_options(cls, margin1, margin2, margin3, scale, preset):
+        """Refuse (OptionError) an unknown `preset`, a margin that is not finite and a `scale` <= 0."""
+        if preset not in MARGIN_PRESETS:
+            raise OptionError("preset", preset, f"is not a margin preset; choose one of {sorted(MARGIN_PRESETS)}.")
+        check_margins(margin1=margin1, margin2=margin2, margin3=margin3)
+        check_scale(scale)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

@@ -10,7 +10,7 @@ import math
 import keras
 import tensorflow as tf
 
-from registry import SCHEDULES
+from registry import SCHEDULES, check_range, whole_number
 
 
 class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -39,6 +39,13 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
 
 
+def check_warmup(warmup_epochs, epochs):
+    """Refuse (OptionError) a warm-up that is negative or not shorter than the run: a warm-up as long as the
+    run ends before the rate reaches base_lr, and never decays."""
+    check_range("warmup_epochs", warmup_epochs, 0.0, float(epochs), high_open=True,
+                meaning=f"shorter than the run's --epochs={epochs}, or the rate never reaches --lr and never decays")
+
+
 @SCHEDULES.register("constant")
 @keras.saving.register_keras_serializable(package="faces")
 class Constant(StepSchedule):
@@ -55,8 +62,15 @@ class ConstantThenExponential(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, constant_epochs=10, decay=0.2):
         super().__init__(base_lr, epochs, steps_per_epoch)
+        self.validate_options(constant_epochs=constant_epochs, decay=decay)
         self.constant_epochs = int(constant_epochs)
         self.decay = float(decay)
+
+    @classmethod
+    def validate_options(cls, constant_epochs, decay):
+        """Refuse (OptionError) `constant_epochs` that is not a whole number >= 0 and a `decay` < 0."""
+        whole_number("constant_epochs", constant_epochs, 0)
+        check_range("decay", decay, 0.0, meaning="the rate's exponential decay per epoch")
 
     def rate(self, step):
         epoch = self.epoch(step)
@@ -74,8 +88,15 @@ class StepDecay(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, step_epochs=10, factor=0.1):
         super().__init__(base_lr, epochs, steps_per_epoch)
-        self.step_epochs = max(1, int(step_epochs))
+        self.validate_options(step_epochs=step_epochs, factor=factor)
+        self.step_epochs = int(step_epochs)
         self.factor = float(factor)
+
+    @classmethod
+    def validate_options(cls, step_epochs, factor):
+        """Refuse (OptionError) `step_epochs` that is not a whole number >= 1 and a `factor` outside (0, 1]."""
+        whole_number("step_epochs", step_epochs, 1)
+        check_range("factor", factor, 0.0, 1.0, low_open=True, meaning="the rate's multiplier at each step")
 
     def rate(self, step):
         return self.base_lr * tf.pow(self.factor, tf.floor(self.epoch(step) / self.step_epochs))
@@ -92,8 +113,15 @@ class Cosine(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0.0, min_lr=0.0):
         super().__init__(base_lr, epochs, steps_per_epoch)
+        self.validate_options(base_lr=base_lr, epochs=epochs, warmup_epochs=warmup_epochs, min_lr=min_lr)
         self.warmup_epochs = float(warmup_epochs)
         self.min_lr = float(min_lr)
+
+    @classmethod
+    def validate_options(cls, base_lr, epochs, warmup_epochs, min_lr):
+        """Refuse (OptionError) a warm-up not shorter than the run (`check_warmup`) and `min_lr` outside [0, base_lr]."""
+        check_warmup(warmup_epochs, epochs)
+        check_range("min_lr", min_lr, 0.0, float(base_lr), meaning="the rate at the end, at most --lr")
 
     def rate(self, step):
         warmup = self.warmup_epochs * self.steps_per_epoch
@@ -114,8 +142,15 @@ class Polynomial(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0.0, power=1.0):
         super().__init__(base_lr, epochs, steps_per_epoch)
+        self.validate_options(epochs=epochs, warmup_epochs=warmup_epochs, power=power)
         self.warmup_epochs = float(warmup_epochs)
         self.power = float(power)
+
+    @classmethod
+    def validate_options(cls, epochs, warmup_epochs, power):
+        """Refuse (OptionError) a warm-up not shorter than the run (`check_warmup`) and a `power` <= 0."""
+        check_warmup(warmup_epochs, epochs)
+        check_range("power", power, 0.0, low_open=True, meaning="the decay's exponent")
 
     def rate(self, step):
         warmup = self.warmup_epochs * self.steps_per_epoch
@@ -132,6 +167,16 @@ def reduce_on_plateau(base_lr, epochs, steps_per_epoch, monitor="loss", factor=0
     """lr × factor when `monitor` has not improved for `patience` epochs (a Keras ReduceLROnPlateau callback)."""
     mode = "min" if monitor.endswith("loss") else "max"
     return keras.callbacks.ReduceLROnPlateau(monitor, factor=factor, patience=patience, min_lr=min_lr, mode=mode)
+
+
+def _validate_plateau_options(factor, patience, min_lr):
+    """Refuse (OptionError) a `factor` outside (0, 1), `patience` that is not a whole number >= 0, `min_lr` < 0."""
+    check_range("factor", factor, 0.0, 1.0, low_open=True, high_open=True, meaning="the rate's multiplier")
+    whole_number("patience", patience, 0)
+    check_range("min_lr", min_lr, 0.0)
+
+
+reduce_on_plateau.validate_options = _validate_plateau_options
 
 
 SCHEDULE_FIXED_ARGUMENTS = ("base_lr", "epochs", "steps_per_epoch")

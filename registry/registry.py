@@ -12,9 +12,14 @@ class RegistryError(UserError, KeyError):
         return self.args[0]
 
 
+def close_matches(key, known):
+    """Up to 3 entries of `known` close to `key` (difflib), closest first."""
+    return difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
+
+
 def did_you_mean(key, known):
     """' Did you mean 'a', 'b'?' for the entries of `known` close to `key` (difflib), or ''."""
-    close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
+    close = close_matches(key, known)
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
@@ -32,7 +37,7 @@ def keyword_options(target, skip=()):
     }
 
 
-def _where(obj):
+def where_defined(obj):
     """'module.qualname (file:line)' of a registered object, for error messages."""
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
     try:
@@ -65,8 +70,8 @@ class Registry:
                 existing = self._lookup(new_key)
                 if existing is not None:
                     raise RegistryError(
-                        f"{self.name}: '{new_key}' is already registered by {_where(existing)}; "
-                        f"cannot register {_where(target)} under the same name. Pick another name."
+                        f"{self.name}: '{new_key}' is already registered by {where_defined(existing)}; "
+                        f"cannot register {where_defined(target)} under the same name. Pick another name."
                     )
             self._entries[key] = target
             for alias in aliases:

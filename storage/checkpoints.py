@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 
-from registry import UserError
+from registry import MissingFileError, UserError
 from storage.atomic import fsync_directory, fsync_file, write_json
 from storage.run_folder import RunFolder
 from storage.training_state import TrainingState
@@ -113,5 +113,5 @@ def find_run_to_resume(runs_dir, name):
         if entry.startswith(f"{name}-") and list_checkpoints(os.path.join(runs_dir, entry))
     ]
     if not candidates:
-        raise FileNotFoundError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
+        raise MissingFileError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
     return max(candidates, key=os.path.getmtime)

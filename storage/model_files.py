@@ -12,12 +12,14 @@ import zipfile
 
 import keras
 
+from registry import UserError
+
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 MISSING_MODULE = re.compile(r"Full object config: \{'module': '([^']+)'")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A model file that cannot be loaded; `str()` names the file, the reason and what to do."""
 
 

@@ -4,17 +4,18 @@ import os
 from storage.model_files import ModelFileError, load_model_file
 from callbacks.verification import VerificationCallback
 from recipes.face_model import FaceTrainingModel
+from registry import MissingFileError, OptionError
 
 
 def load_embedding_model(path, backbone=None):
     """The embedding model saved at `path`: an embedding `.keras`, the embedder of a training `.keras`,
     or an `.onnx` face model imported into our registered `backbone`.
 
-    Raises FileNotFoundError for a missing file and `ModelFileError` (a ValueError) for a file
+    Raises MissingFileError for a missing file and `ModelFileError` for a file
     that is not a Keras model or that needs a plugin class not loaded (see `--plugins`).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
+        raise MissingFileError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
     if path.lower().endswith(".onnx"):
         if not backbone:
             raise ModelFileError(f"{path!r} is an ONNX model: say which backbone it is, e.g. --backbone=iresnet100.")
@@ -29,7 +30,7 @@ def evaluate_saved_model(path, bin_paths, batch_size=128, backbone=None):
     """{bin name: verification metrics dict (None if embeddings were non-finite)} of the model at `path`
     (`backbone`: the registered backbone of an `.onnx` file)."""
     if not bin_paths:
-        raise ValueError("no .bin files given; pass --bins=[lfw.bin,cfp_fp.bin,...].")
+        raise OptionError("--bins", bin_paths, "names no .bin file; pass --bins=[lfw.bin,cfp_fp.bin,...].")
     embedder = load_embedding_model(path, backbone)
     image_size = int(embedder.input_shape[1])
     verification = VerificationCallback(bin_paths, embedder, batch_size, image_size=image_size,

@@ -25,13 +25,14 @@ from evaluation.roc_plot import plot_roc
 from evaluation.verification import flip_pair_function
 from data.align import LandmarkError, alignment_matrix, projective_parameters, warp_to_aligned
 from data.pipeline import file_problem
+from registry import MissingFileError, OptionError, UserError
 
 SUBSETS = ("IJBB", "IJBC")
 VARIANTS = tuple(itertools.product((True, False), repeat=3))
 """(use_norm_score, use_detector_score, flip) of every variant, insightface's default (all True) first."""
 
 
-class IjbFormatError(ValueError):
+class IjbFormatError(UserError, ValueError):
     """A meta file of the IJB folder that does not parse, or files that disagree; the message names them."""
 
 
@@ -41,10 +42,10 @@ def variant_name(use_norm_score, use_detector_score, flip):
 
 
 def meta_path(ijb_dir, subset, suffix):
-    """DIR/meta/<subset lower>_<suffix>.txt; FileNotFoundError saying what the layout must be when it is missing."""
+    """DIR/meta/<subset lower>_<suffix>.txt; MissingFileError saying what the layout must be when it is missing."""
     path = os.path.join(ijb_dir, "meta", f"{subset.lower()}_{suffix}.txt")
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{path!r} does not exist. --ijb must be an IJB folder in insightface's layout (meta/"
             f"{subset.lower()}_face_tid_mid.txt, meta/{subset.lower()}_template_pair_label.txt, "
             f"meta/{subset.lower()}_name_5pts_score.txt, loose_crop/), e.g. IJB_release/{subset} as insightface "
@@ -94,7 +95,7 @@ def read_ijb_meta(ijb_dir, subset):
     """
     subset = subset.upper()
     if subset not in SUBSETS:
-        raise ValueError(f"--subset={subset!r}: choose IJBB or IJBC.")
+        raise OptionError("--subset", subset, "must be IJBB or IJBC.")
     faces = _read_rows(meta_path(ijb_dir, subset, "face_tid_mid"), 3,
                        lambda fields: (fields[0], int(fields[1]), int(fields[2])))
     points_path = meta_path(ijb_dir, subset, "name_5pts_score")
@@ -120,12 +121,12 @@ def read_ijb_meta(ijb_dir, subset):
 
 
 def image_paths(ijb_dir, names):
-    """DIR/loose_crop/<name> for every name; FileNotFoundError naming the missing ones and their count."""
+    """DIR/loose_crop/<name> for every name; MissingFileError naming the missing ones and their count."""
     folder = os.path.join(ijb_dir, "loose_crop")
     paths = [os.path.join(folder, name) for name in names]
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{len(missing)} of {len(paths)} images named in the meta files are not in {folder!r}, e.g. "
             f"{', '.join(repr(path) for path in missing[:3])}. Unpack the whole loose_crop archive of the subset "
             "there.")

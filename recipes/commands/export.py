@@ -26,6 +26,7 @@ from storage.run_folder import RunFolder
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.model_card import source_card, write_model_card
 from recipes.commands.runtimes import load_runtime, require_onnx_packages
+from registry import MissingFileError, UserError
 
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 DEFAULT_NAMES = {"saved_model": "saved_model", "onnx": "embedding.onnx", "tflite": "embedding.tflite"}
@@ -36,7 +37,7 @@ PROBE_IMAGES = 8
 RUN_MODEL_NAMES = (RunFolder.BEST_EMBEDDING, RunFolder.EMBEDDING)
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export that cannot be made or that does not compute what the Keras model computes."""
 
 
@@ -48,10 +49,10 @@ def find_model_file(model):
         for name in RUN_MODEL_NAMES:
             if os.path.isfile(os.path.join(model, name)):
                 return os.path.join(model, name), model if os.path.isfile(RunFolder(model).recipe_path) else None
-        raise FileNotFoundError(f"run folder {model!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
+        raise MissingFileError(f"run folder {model!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
                                 "pass a finished run's folder or a .keras file.")
     if not os.path.isfile(model):
-        raise FileNotFoundError(f"model {model!r} does not exist; pass a run folder or a .keras file written by a run.")
+        raise MissingFileError(f"model {model!r} does not exist; pass a run folder or a .keras file written by a run.")
     if not model.endswith(".keras"):
         raise ExportError(f"model {model!r} is not a .keras file; pass a run folder or a .keras file written by a run.")
     folder = os.path.dirname(os.path.abspath(model))

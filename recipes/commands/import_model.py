@@ -4,6 +4,7 @@ import time
 import numpy as np
 
 from backbones.onnx_import import import_onnx_model, onnx_input, read_onnx
+from registry import OptionError
 from storage.atomic import save_model
 
 CHECK_IMAGES = 4
@@ -27,7 +28,7 @@ def relative_error_against_onnxruntime(model, path, count=CHECK_IMAGES, seed=0):
 def import_model(onnx_path, backbone, out, image_size=None):
     """Import `onnx_path` into `backbone`, save it to `out` (atomically); a summary to print."""
     if not str(out).endswith(".keras"):
-        raise ValueError(f"--out={out!r}: the imported model is saved as a Keras model, give a path ending in .keras.")
+        raise OptionError("--out", out, "must end in .keras: the imported model is saved as a Keras model.")
     started = time.perf_counter()
     model = import_onnx_model(onnx_path, backbone, image_size)
     seconds = time.perf_counter() - started
