@@ -68,9 +68,9 @@ class ConstantThenExponential(StepSchedule):
 
     @classmethod
     def validate_options(cls, constant_epochs, decay):
-        """Refuse (OptionError) `constant_epochs` that is not a whole number >= 0 and a `decay` < 0."""
+        """Refuse (OptionError) `constant_epochs` that is not a whole number >= 0 and a `decay` that is not finite."""
         whole_number("constant_epochs", constant_epochs, 0)
-        check_range("decay", decay, 0.0, meaning="the rate's exponential decay per epoch")
+        check_range("decay", decay, meaning="the rate's exponential decay per epoch")
 
     def rate(self, step):
         epoch = self.epoch(step)
@@ -94,9 +94,10 @@ class StepDecay(StepSchedule):
 
     @classmethod
     def validate_options(cls, step_epochs, factor):
-        """Refuse (OptionError) `step_epochs` that is not a whole number >= 1 and a `factor` outside (0, 1]."""
+        """Refuse (OptionError) `step_epochs` that is not a whole number >= 1 and a `factor` <= 0 or not finite
+        (a factor above 1 grows the rate, as PyTorch's StepLR allows)."""
         whole_number("step_epochs", step_epochs, 1)
-        check_range("factor", factor, 0.0, 1.0, low_open=True, meaning="the rate's multiplier at each step")
+        check_range("factor", factor, 0.0, low_open=True, meaning="the rate's multiplier at each step")
 
     def rate(self, step):
         return self.base_lr * tf.pow(self.factor, tf.floor(self.epoch(step) / self.step_epochs))

@@ -58,7 +58,7 @@ def one_line(err):
      "--schedule_args.warmup_epochs=5.0 must be in [0, 2) (shorter than the run's --epochs=2"),
     (["--lr_schedule=cosine", "--schedule_args.warmup_epochs=2"],
      "--schedule_args.warmup_epochs=2.0 must be in [0, 2) (shorter than the run's --epochs=2"),
-    (["--lr_schedule=step", "--schedule_args.factor=0"], "--schedule_args.factor=0.0 must be in (0, 1]"),
+    (["--lr_schedule=step", "--schedule_args.factor=0"], "--schedule_args.factor=0.0 must be > 0"),
 ])
 def test_out_of_range_values_are_refused_before_the_data_scan(options, message, tiny_faces, workdir, capsys):
     err = refused(capsys, workdir, "run", "softmax", *TINY, "--epochs=2", f"--data={tiny_faces.train_dir}",

@@ -63,6 +63,7 @@ def test_sigterm_before_the_first_checkpoint_says_nothing_can_be_resumed(tiny_fa
     assert stopped == (f"stopped: interrupted. No epoch finished, so {run_dir} holds no checkpoint and nothing can be "
                        f"resumed; start again with: python -m recipes run {run_dir}/recipe.json (and delete {run_dir})")
     assert "--resume" not in err and list_checkpoints(run_dir) == []
+    main(["show", f"{run_dir}/recipe.json"])  # the command to start again reads the run's recipe as a recipe file
 
 
 class SignalDuringEpoch2(keras.callbacks.Callback):
