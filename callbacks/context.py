@@ -13,9 +13,10 @@ class RunContext:
     config: the resolved run config as written to `recipe.json` (recipe fields + data facts).
     bin_paths: verification files. global_batch: images per step. chief: this process writes
     the run folder. resumed: continuing from a checkpoint. baseline: verification metrics of the
-    untrained model (filled by the verification callback). every_worker_saves: a save of the model
-    gathers the shards of its class-sharded head from all workers (a collective), so every worker
-    takes part in it; a worker that is not the chief saves into its temporary run folder.
+    untrained model (filled by the verification callback; on resume, row 0 of the run's history).
+    every_worker_saves: a save of the model gathers the shards of its class-sharded head from all
+    workers (a collective), so every worker takes part in it; a worker that is not the chief saves
+    into its temporary run folder.
     """
 
     run: RunFolder

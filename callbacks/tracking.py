@@ -1,5 +1,7 @@
 """Experiment tracking with Weights & Biases: mode choice, flat run config, per-epoch logging, the model artifact.
 
+The `wandb` callback; `--tracking` (`callbacks.trackers`) decides whether a run builds it.
+
 `start_tracking` opens one wandb run per training run (or continues it on resume) and never
 prompts or fails for lack of an account: the mode is `online` when an API key is configured,
 `offline` (a local run under `RUN_DIR/wandb/` that `wandb sync` uploads later) when none is, or
@@ -287,9 +289,9 @@ class TrackingCallback(keras.callbacks.Callback):
         self.tracker.finish(exit_code=exit_code)
 
 
-@CALLBACKS.register("tracking")
-def tracking(context):
-    """Weights & Biases: per-step and per-epoch metrics, the run config, the best model artifact."""
+@CALLBACKS.register("wandb")
+def wandb_tracking(context):
+    """Weights & Biases (mode: --wandb): per-step and per-epoch metrics, the run config, the best model artifact."""
     if not context.chief:
         return None
     tracker = start_tracking(context.config, context.run.path, run_id=context.state.wandb_run_id)

@@ -24,7 +24,11 @@ ARCFACE_TEMPLATE = np.array([
 """The five ArcFace reference points (x, y) in pixels of a 112×112 aligned face (insightface `arcface_dst`)."""
 
 
-class LandmarkError(DataError):
+class AlignmentError(DataError):
+    """An alignment that cannot be made (an output size the template does not scale to, unusable landmarks)."""
+
+
+class LandmarkError(AlignmentError):
     """Landmarks that cannot define an alignment (wrong shape, not finite, all in one point)."""
 
 
@@ -41,8 +45,8 @@ def template_points(size=112):
         points = ARCFACE_TEMPLATE.astype(np.float64) * (size / 128.0)
         points[:, 0] += 8.0 * size / 128.0
         return points
-    raise ValueError(f"aligned face size {size} is not a multiple of 112 or 128 (insightface's estimate_norm); "
-                     "use 112 for the ArcFace crop.")
+    raise AlignmentError(f"aligned face size {size} is not a multiple of 112 or 128 (insightface's estimate_norm); "
+                         "use 112 for the ArcFace crop.")
 
 
 def umeyama_similarity(source, destination):

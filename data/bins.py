@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.errors import DataError
-from data.pipeline import decode_face
+from data.pipeline import decode_face, encoded_problem
 from registry import MissingFileError
 from storage.atomic import atomic_write
 
@@ -25,7 +25,7 @@ except ImportError:
 
 
 class BinFormatError(DataError):
-    """A file is not a valid verification `.bin` (wrong structure, counts or refused content)."""
+    """A file is not a valid verification `.bin` (a folder, empty, wrong structure, counts or refused content)."""
 
 
 def _latin1_encode(text, encoding):
@@ -95,12 +95,18 @@ def read_bin(path):
     """Read a verification `.bin` → (encoded images: list of 2P bytes, issame: bool array (P,)).
 
     Raises MissingFileError for a missing file and BinFormatError for anything that is not
-    the `(bins, issame_list)` format with at least one pair, including pickles that would
-    import other globals.
+    the `(bins, issame_list)` format with at least one pair (a folder, an empty file, pickles
+    that would import other globals ...).
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise BinFormatError(f"{path!r} is a folder, not a verification .bin; pass the .bin files in it, e.g. "
+                             f"{os.path.join(path, '*.bin')!r}.")
     if not os.path.isfile(path):
         raise MissingFileError(f"verification .bin {path!r} does not exist; check the path (e.g. --eval_bins).")
+    if os.path.getsize(path) == 0:
+        raise BinFormatError(f"{path!r} is empty (0 bytes); a verification .bin is a pickle of (encoded images, "
+                             "issame labels). Copy or download it again.")
     with open(path, "rb") as file:
         try:
             content = _BinUnpickler(file, path).load()
@@ -133,19 +139,45 @@ def read_bin(path):
     return [_as_bytes(item, index, path) for index, item in enumerate(bins)], issame
 
 
-def load_bin_images(path, image_size=112, batch_size=256):
-    """Read and decode a verification `.bin` → (uint8 images (2P, S, S, 3) RGB, issame bool (P,)).
+def check_bin(path):
+    """Refuse now what `load_bin_images` would refuse later; returns the number of pairs.
 
-    Decoding runs in a parallel tf.data map; images not S x S are resized bilinearly.
+    Reads the file as `read_bin` does (missing: FileNotFoundError; a folder, an empty file, not
+    the `(bins, issame_list)` pickle, 0 pairs: BinFormatError) and decodes the two images of the
+    first pair (BinFormatError naming the image). Costs one read of the file; nothing is kept.
     """
     encoded, issame = read_bin(path)
-    images = np.empty((len(encoded), image_size, image_size, 3), np.uint8)
+    for index in (0, 1):
+        problem = encoded_problem(encoded[index])
+        if problem:
+            raise BinFormatError(f"{os.fspath(path)!r}: image {index} of the first pair: {problem}; the file is "
+                                 "corrupt or not a verification .bin.")
+    return len(issame)
+
+
+def decoded_batches(encoded, image_size=112, batch_size=256):
+    """tf.data of uint8 (B, S, S, 3) RGB batches of the encoded images `encoded` (list of bytes), in their order.
+
+    Decoding runs in a parallel map that must keep the order (`deterministic=True`): pair k is
+    images 2k, 2k + 1. (TensorFlow's default map-and-batch fusion hides a non-deterministic map;
+    without it, quick images overtake slow ones.) Images not S x S are resized bilinearly.
+    """
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, dtype=tf.string))
     dataset = dataset.map(lambda item: decode_face(item, image_size), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
+    return dataset.batch(batch_size).prefetch(2)
+
+
+def load_bin_images(path, image_size=112, batch_size=256):
+    """Read and decode a verification `.bin` → (uint8 images (2P, S, S, 3) RGB, issame bool (P,)).
+
+    Decoded by `decoded_batches`, in the file's order.
+    """
+    encoded, issame = read_bin(path)
+    images = np.empty((len(encoded), image_size, image_size, 3), np.uint8)
     start = 0
     try:
-        for batch in dataset.batch(batch_size).prefetch(2):
+        for batch in decoded_batches(encoded, image_size, batch_size):
             images[start:start + len(batch)] = batch.numpy()
             start += len(batch)
     except tf.errors.InvalidArgumentError as error:

@@ -52,6 +52,10 @@ class RecordIOError(DataError):
     """A `.rec` / `.idx` that cannot be used at all; the message names the file and the offset."""
 
 
+class MisplacedRecord(RecordIOError):
+    """No record starts at an offset the index gives (misaligned, wrong magic, a record's middle part)."""
+
+
 def is_recordio_folder(folder):
     """True if `folder` holds `train.rec` or `train.idx` (reading it then needs both)."""
     return any(os.path.isfile(os.path.join(os.fspath(folder), name)) for name in (REC_NAME, IDX_NAME))
@@ -138,7 +142,7 @@ def read_payload(file, offset, size):
     parts, position, first = [], offset, True
     while True:
         if position % 4:
-            raise RecordIOError(f"offset {position} is not a multiple of 4")
+            raise MisplacedRecord(f"offset {position} is not a multiple of 4")
         if position >= size:
             raise RecordIOError(f"byte offset {position} is past the end of the file ({size} bytes)")
         header = os.pread(file.fileno(), 8, position)
@@ -146,10 +150,11 @@ def read_payload(file, offset, size):
             raise RecordIOError(f"record cut short: {size - position} byte(s) left at byte {position}")
         magic, lrec = struct.unpack("<II", header)
         if magic != MAGIC:
-            raise RecordIOError(f"wrong magic {magic:#010x} at byte {position} (expected {MAGIC:#010x})")
+            raise (MisplacedRecord if first else RecordIOError)(
+                f"wrong magic {magic:#010x} at byte {position} (expected {MAGIC:#010x})")
         cflag, length = lrec >> LENGTH_BITS, lrec & ((1 << LENGTH_BITS) - 1)
         if cflag not in ((0, 1) if first else (2, 3)):
-            raise RecordIOError(f"continuation flag {cflag} at byte {position} "
+            raise (MisplacedRecord if first else RecordIOError)(f"continuation flag {cflag} at byte {position} "
                                 f"({'not the start of a record' if first else 'record part missing'})")
         data = os.pread(file.fileno(), length, position + 8)
         if len(data) < length:
@@ -276,12 +281,14 @@ def _build_index(rec_path, idx_path):
         layout, chosen, skipped = _choose_records(rec_path, idx_path, file, size, keys, offsets)
         keys, offsets = keys[chosen], offsets[chosen]
         starts, lengths, labels, fits = _whole_records(rec_path, size, offsets)
-        problems = {}
+        problems, misplaced = {}, []
         for number in np.flatnonzero(~fits):
             try:
                 _, record_labels, image = unpack_payload(read_payload(file, int(offsets[number]), size))
             except RecordIOError as error:
                 problems[number] = str(error)
+                if isinstance(error, MisplacedRecord):
+                    misplaced.append(number)
                 continue
             lengths[number], labels[number] = len(image), record_labels[0]
             problem = "record holds no image bytes" if not image else header_problem(image[:16])
@@ -294,12 +301,26 @@ def _build_index(rec_path, idx_path):
     bad_label = (labels < 0) | (labels != np.floor(labels)) | ~np.isfinite(labels) | (labels >= 2**31)
     for number in np.flatnonzero(bad_label):
         problems.setdefault(number, f"label {float(labels[number])!r} is not a class id (a whole number >= 0)")
+    _check_index_matches(rec_path, idx_path, keys, offsets, misplaced, problems)
     bad = np.array(sorted(problems), np.int64)
     skipped += [(record_name(rec_path, keys[number], offsets[number]), problems[number]) for number in bad]
     keep = np.ones(len(keys), bool)
     keep[bad] = False
     return RecordIndex(rec_path, keys[keep], offsets[keep], starts[keep], lengths[keep],
                        labels[keep].astype(np.int64), tuple(skipped), layout)
+
+
+def _check_index_matches(rec_path, idx_path, keys, offsets, misplaced, problems):
+    """RecordIOError when no record starts at more than half of the offsets the index gives for image records:
+    the index was written for another `.rec` (a damaged `.rec` loses a few records, not most)."""
+    if not misplaced or 2 * len(misplaced) <= len(keys):
+        return
+    first = misplaced[0]
+    raise RecordIOError(
+        f"{idx_path!r} does not index {rec_path!r}: at {len(misplaced)} of the {len(keys)} image record offsets it "
+        f"gives, no record starts (e.g. key {int(keys[first])}, byte {int(offsets[first])}: {problems[first]}). The "
+        f"two files come from different downloads or versions of the dataset; put the {IDX_NAME} that was shipped "
+        f"with this {REC_NAME} beside it.")
 
 
 def _whole_records(rec_path, size, offsets):

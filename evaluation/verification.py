@@ -1,9 +1,10 @@
 """Embedding `.bin` verification pairs and scoring them: the steps the verification callback and `eval` share."""
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from evaluation.verification_metrics import roc_metrics, verification_metrics
 from storage.atomic import atomic_write
@@ -29,11 +30,12 @@ def flip_pair_function(embedder):
 def embed_batches(embed, batches, total=None, description=None):
     """Run `embed` (a batch → a tuple of (B, d) tensors) over the image batches of `batches` (any iterable).
 
-    Returns the tuple of outputs, each concatenated over batches as numpy (N, d); a tqdm bar
-    shows progress when `description` is given.
+    Returns the tuple of outputs, each concatenated over batches as numpy (N, d); a tqdm bar on stderr
+    shows progress when `description` is given and stderr is a terminal (a log gets no bar).
     """
     outputs = []
-    for batch in tqdm(batches, desc=description, total=total, leave=False, unit="batch", disable=description is None):
+    for batch in tqdm(batches, desc=description, total=total, leave=False, unit="batch",
+                      disable=None if description else True, file=sys.stderr):
         outputs.append([output.numpy() for output in embed(batch)])
     return tuple(np.concatenate(column) for column in zip(*outputs))
 

@@ -2,9 +2,17 @@
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 
-from registry import LOSSES, check_range
+from registry import LOSSES, UserError, check_range
+
+CHECK_BATCH = 4
+"""Samples in the tiny batch `check_loss_output` runs a loss on."""
+
+
+class LossShapeError(UserError, ValueError):
+    """A loss that does not return one value per sample; the message names the loss, its class and the shape."""
 
 
 class FaceLoss(keras.layers.Layer):
@@ -106,3 +114,32 @@ def loss_options(name):
 def build_loss(name, num_classes, embedding_size, **options):
     """The loss registered as `name`, for `num_classes` classes and `embedding_size`-d embeddings."""
     return LOSSES.build(name, num_classes=num_classes, embedding_size=embedding_size, **options)
+
+
+def wrong_shape_message(face_loss, shape, batch):
+    """The sentence that refuses `face_loss` for returning `shape` on a batch of `batch` samples."""
+    kind = type(face_loss)
+    return (f"loss {face_loss.name!r} ({kind.__module__}.{kind.__qualname__}) returned shape {shape} for a batch of "
+            f"{batch} samples; a face loss must return one value per sample, shape ({batch},). Reduce the other axes "
+            "inside its `call` and leave the mean over the batch to the trainer.")
+
+
+def check_loss_output(face_loss, batch=CHECK_BATCH):
+    """Call `face_loss` and every `FaceLoss` inside it (innermost first) once on a tiny batch; LossShapeError
+    unless each returns shape (batch,).
+
+    The batch: labels `arange(batch) % num_classes` (B,), embeddings (B, d) and their cosine logits
+    against random unit class vectors (B, num_classes), fixed seed, float32; `training=False`, so no
+    state (centres, batch statistics) changes. Run it before anything is written: a wrong shape is
+    otherwise found only when the train step is traced.
+    """
+    rng = np.random.default_rng(0)
+    parts = [layer for layer in face_loss._flatten_layers(include_self=True) if isinstance(layer, FaceLoss)]
+    for part in reversed(parts):
+        embeddings = rng.normal(size=(batch, part.embedding_size)).astype(np.float32)
+        weights = rng.normal(size=(part.embedding_size, part.num_classes))
+        logits = (embeddings @ (weights / np.linalg.norm(weights, axis=0))).astype(np.float32)
+        labels = (np.arange(batch) % part.num_classes).astype(np.int32)
+        shape = tuple(ops.shape(part(labels, embeddings, logits, training=False)))
+        if shape != (batch,):
+            raise LossShapeError(wrong_shape_message(part, shape, batch))

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms, embedding_norms
 from losses.margin import safe_acos
-from registry import LOSSES, OptionError, check_range
+from registry import LOSSES, check_range
 
 
 def magface_margin(clipped_norms, lower_norm, upper_norm, lower_margin, upper_margin):

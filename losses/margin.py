@@ -42,20 +42,28 @@ def combined_margin_logits(cosine, labels, margin1, margin2, margin3, scale):
     return scale * logits
 
 
+# (margin1, margin2, margin3) in the spec's order. "spec": the seed document's default; "arcface" and
+# "cosface": the papers'; "sphereface": SphereFace's multiplicative margin as insightface trains it in the
+# combined form (recognition/arcface_paddle/utils/losses.py, SphereFace m1 = 1.35); "combined":
+# insightface's combined margin (recognition/arcface_mxnet/sample_config.py, loss.combined: m1 1.0,
+# m2 0.3 added to the angle, m3 0.2 subtracted from the cosine), the seed's commented-out alternative.
 MARGIN_PRESETS = {
     "spec": (0.9, 0.4, 0.15),
     "arcface": (1.0, 0.0, 0.5),
     "cosface": (1.0, 0.35, 0.0),
+    "sphereface": (1.35, 0.0, 0.0),
+    "combined": (1.0, 0.2, 0.3),
 }
 
 
 @LOSSES.register("arcface")
 @keras.saving.register_keras_serializable(package="faces")
 class MarginLoss(FaceLoss):
-    """Combined-margin (ArcFace family) cross-entropy on `logits / ||x||`.
+    """Combined margin: default the seed's (0.9, 0.4, 0.15); the paper's (1, 0, 0.5) with --loss_args.preset=arcface.
 
-    Margins come from `preset` ("spec" = (0.9, 0.4, 0.15), the default; "arcface" =
-    (1, 0, 0.5); "cosface" = (1, 0.35, 0)); a margin given explicitly overrides the preset's.
+    Margins come from `preset` (MARGIN_PRESETS: "spec" = (0.9, 0.4, 0.15), the seed document's
+    default; "arcface" = (1, 0, 0.5), the paper's; "cosface" = (1, 0.35, 0); "sphereface" = (1.35, 0, 0);
+    "combined" = (1, 0.2, 0.3)); a margin given explicitly overrides the preset's.
     """
 
     def __init__(self, num_classes, embedding_size, margin1=None, margin2=None, margin3=None, scale=64.0,
@@ -85,3 +93,9 @@ class MarginLoss(FaceLoss):
             **super().get_config(),
             "margin1": self.margin1, "margin2": self.margin2, "margin3": self.margin3, "scale": self.scale,
         }
+
+
+@LOSSES.register("cosface")
+def cosface(num_classes, embedding_size, margin2=0.35, scale=64.0, **kwargs):
+    """CosFace (Wang et al. 2018): s·(cos θ_y − m2), m2 0.35, s 64; the `arcface` loss with preset cosface."""
+    return MarginLoss(num_classes, embedding_size, margin2=margin2, scale=scale, preset="cosface", **kwargs)

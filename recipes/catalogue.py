@@ -11,9 +11,25 @@ def softmax():
     return Recipe(name="softmax", loss="softmax")
 
 
+SEED_MARGINS = (0.9, 0.4, 0.15)
+PAPER_MARGINS_HINT = ("the ArcFace paper's are (1, 0, 0.5): --loss_args.preset=arcface (other presets: cosface, "
+                      "sphereface, combined)")
+
+
+def recipe_notes(resolved):
+    """Things a user of the resolved recipe dict `resolved` should know (one sentence each): the seed
+    document's default margins where the loss uses them."""
+    loss_args = resolved.get("loss_args", {})
+    margins = tuple(loss_args.get(key) for key in ("margin1", "margin2", "margin3"))
+    if loss_args.get("preset") == "spec" and margins == SEED_MARGINS:
+        return [f"the margins (m1, m2, m3) = {SEED_MARGINS} of loss {resolved.get('loss')!r} are the seed "
+                f"document's default, not the paper's: {PAPER_MARGINS_HINT}."]
+    return []
+
+
 @RECIPES.register("arcface")
 def arcface():
-    """Combined-margin ArcFace with the spec's margins (0.9, 0.4, 0.15), s = 64."""
+    """Seed document's margins (0.9, 0.4, 0.15), s 64; the paper's ArcFace (1, 0, 0.5): --loss_args.preset=arcface."""
     return Recipe(name="arcface", loss="arcface")
 
 
@@ -31,7 +47,7 @@ def center_softmax():
 
 @RECIPES.register("center_arcface")
 def center_arcface():
-    """Combined-margin ArcFace + center loss (factor 1, centre step 0.5)."""
+    """Seed margins (0.9, 0.4, 0.15) + center loss (factor 1, step 0.5); paper's (1, 0, 0.5): --loss_args.preset=arcface."""
     return Recipe(name="center_arcface", loss="center_arcface")
 
 

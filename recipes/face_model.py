@@ -5,6 +5,7 @@ from keras import ops
 
 from backbones.torch_like import freeze_scales, frozen_scale_layers
 from heads.sharded_softmax import sharded_accuracy, sharded_face_loss
+from losses.base import LossShapeError, wrong_shape_message
 from recipes.recipe import RecipeError
 
 
@@ -163,7 +164,7 @@ class FaceTrainingModel(keras.Model):
 
 
 def checked_per_sample(face_loss, per_sample, labels):
-    """`per_sample` if `face_loss` returned one value per sample: shape (B,) for labels (B,); else ValueError.
+    """`per_sample` if `face_loss` returned one value per sample: shape (B,) for labels (B,); else LossShapeError.
 
     Runs while the train step is traced, so it costs nothing per step. The static shapes
     decide it when the batch size is known (the training pipeline's batches always are);
@@ -171,15 +172,8 @@ def checked_per_sample(face_loss, per_sample, labels):
     """
     shape, batch = per_sample.shape, labels.shape[0]
     if shape.rank is not None and (shape.rank != 1 or (None not in (shape[0], batch) and shape[0] != batch)):
-        raise ValueError(_wrong_shape_message(face_loss, tuple(shape), batch))
+        raise LossShapeError(wrong_shape_message(face_loss, tuple(shape), batch))
     if shape.rank is None or None in (shape[0], batch):
         tf.debugging.assert_equal(tf.shape(per_sample), tf.shape(labels)[:1],
-                                  message=_wrong_shape_message(face_loss, "other than (B,)", "B"))
+                                  message=wrong_shape_message(face_loss, "other than (B,)", "B"))
     return per_sample
-
-
-def _wrong_shape_message(face_loss, shape, batch):
-    kind = type(face_loss)
-    return (f"loss {face_loss.name!r} ({kind.__module__}.{kind.__qualname__}) returned shape {shape} for a batch of "
-            f"{batch} samples; a face loss must return one value per sample, shape ({batch},). Reduce the other axes "
-            "inside its `call` and leave the mean over the batch to the trainer.")

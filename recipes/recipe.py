@@ -25,6 +25,7 @@ BUILTIN_CALLBACKS = ["nan_guard", "verification", "throughput", "tracking", "run
                      "checkpoint"]
 MIXED_PRECISION_CHOICES = ("auto", "true", "false")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+TRACKING_CHOICES = ("auto", "tensorboard", "wandb", "both", "none")
 # Field renamed in round 2; the old name is still accepted on the command line and in stored recipes.
 FIELD_ALIASES = {"lr_schedule_args": "schedule_args"}
 
@@ -69,6 +70,7 @@ class Recipe:
     max_classes: Optional[int] = option(None, "keep only the first N identities", "data")
     image_size: int = option(112, "input size in pixels (square)", "data")
     augment: list = option(["flip"], "augmentations, in order (see `list`)", "data")
+    augment_args: dict = option({}, "augmentation options: --augment_args.NAME.OPTION=VALUE", "data")
     eval_bins: list = option([], "verification .bin files (glob patterns allowed)", "data")
     eval_batch_size: int = option(128, "batch size of verification", "data")
     eval_monitor: Optional[str] = option(None, "metric that picks the best model, BIN/acc (default: last bin)", "data")
@@ -81,11 +83,14 @@ class Recipe:
     plugins: list = option([], "your .py files or modules to import first (they register plugins)", "run")
     callbacks: list = option(BUILTIN_CALLBACKS, "Keras callbacks by name; --callbacks=+NAME adds one", "run")
     callback_args: dict = option({}, "callback options: --callback_args.NAME.OPTION=VALUE", "run")
-    verbose: Optional[int] = option(None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch, 0 silent; "
-                                          "None: 1 on a terminal, else 2", "run")
+    verbose: Optional[int] = option(None, "Keras fit verbosity: 1 progress bar, 2 one line per epoch and "
+                                          "TensorFlow's C++ log lines, 0 silent; None: 1 on a terminal, else 2", "run")
     log_every_steps: int = option(50, "log loss, lr and images/s every N steps (0: only per epoch)", "run")
-    # experiment tracking (Weights & Biases); `name` is the recipe, so the wandb run's name is `run_name`
-    wandb: str = option("auto", "auto (online with an API key, else offline), online, offline, disabled", "tracking")
+    # experiment tracking; `name` is the recipe, so the wandb run's name is `run_name`
+    tracking: str = option("auto", "tensorboard, wandb, both or none; auto: TensorBoard, plus W&B when an API key "
+                                   "is configured, WANDB_MODE is set or --wandb is online/offline", "tracking")
+    wandb: str = option("auto", "W&B mode: auto (online with an API key, else offline), online, offline, disabled",
+                        "tracking")
     wandb_project: str = option("face-recipes", "W&B project", "tracking")
     wandb_entity: Optional[str] = option(None, "W&B entity (team or user)", "tracking")
     wandb_group: Optional[str] = option(None, "W&B group (None: the recipe name)", "tracking")
@@ -94,7 +99,8 @@ class Recipe:
 
     def replace(self, **overrides):
         """A validated copy with `overrides` (field → value, 'loss_args.key' → value,
-        'callback_args.NAME.key' → value, 'callbacks' → '+NAME' to add one) coerced to the fields' types.
+        'callback_args.NAME.key' / 'augment_args.NAME.key' → value, 'callbacks' → '+NAME' to add one) coerced
+        to the fields' types.
 
         Changing a part (`loss`, `head`, ...) without giving its `*_args` starts those args empty.
         """
@@ -117,11 +123,15 @@ class Recipe:
                 values[args] = {}
         for part, args in PART_ARGS.items():
             values[args] = _validate_args(part, args, values[args], part_options(part, values[part]))
-        values["callback_args"] = {
-            name: _validate_args(f"callback '{name}'", f"callback_args.{name}", options,
-                                 part_options("callbacks", name))
-            for name, options in values["callback_args"].items()
-        }
+        if values["augment"] != self.augment and not any(key.split(".")[0] == "augment_args" for key in overrides):
+            values["augment_args"] = {name: options for name, options in values["augment_args"].items()
+                                      if name in values["augment"]}
+        for field, kind, owner in (("callback_args", "callbacks", "callback"),
+                                   ("augment_args", "augment", "augmentation")):
+            values[field] = {
+                name: _validate_args(f"{owner} '{name}'", f"{field}.{name}", options, part_options(kind, name))
+                for name, options in values[field].items()
+            }
         recipe = Recipe(**values)
         recipe.validate()
         return recipe
@@ -138,8 +148,11 @@ class Recipe:
                 if name not in registry:
                     raise RecipeError(f"--{field}: " + unknown_message(registry.name[:-1], name, registry.names()))
         for name in self.callback_args:
-            if name not in self.callbacks:
+            if name not in self.callbacks + tracker_callbacks(self):
                 raise RecipeError(f"--callback_args.{name}: callback {name!r} is not in --callbacks {self.callbacks}.")
+        for name in self.augment_args:
+            if name not in self.augment:
+                raise RecipeError(f"--augment_args.{name}: augmentation {name!r} is not in --augment {self.augment}.")
         from recipes.optimizers import optimizer_classes
 
         if self.optimizer not in optimizer_classes():
@@ -175,6 +188,9 @@ class Recipe:
         if self.mixed_precision not in MIXED_PRECISION_CHOICES:
             raise RecipeError(f"--mixed_precision={self.mixed_precision!r}: " + unknown_message(
                 "choice", self.mixed_precision, MIXED_PRECISION_CHOICES))
+        if self.tracking not in TRACKING_CHOICES:
+            raise RecipeError(f"--tracking={self.tracking!r}: " + unknown_message("choice", self.tracking,
+                                                                                  TRACKING_CHOICES))
         if self.wandb not in WANDB_MODES:
             raise RecipeError(f"--wandb={self.wandb!r}: " + unknown_message("wandb mode", self.wandb, WANDB_MODES))
         if self.eval_monitor is not None and not self.eval_monitor.endswith(("/acc", "/best_acc")):
@@ -218,7 +234,11 @@ class Recipe:
         built = build_loss(self.loss, 2, 2, **self.loss_args).get_config()
         values["loss_args"].update({key: built[key] for key in values["loss_args"] if key in built})
         values["callback_args"] = {name: {**_defaults(part_options("callbacks", name)), **self.callback_args.get(name, {})}
-                                   for name in self.callbacks}
+                                   for name in self.callbacks + [key for key in self.callback_args
+                                                                 if key not in self.callbacks]}
+        values["augment_args"] = {
+            name: {**_defaults(part_options("augment", name)), **self.augment_args.get(name, {})}
+            for name in dict.fromkeys(self.augment)}
         return values
 
     @classmethod
@@ -260,15 +280,24 @@ PART_ARGS = {"backbone": "backbone_args", "head": "head_args", "loss": "loss_arg
 _FIELD_TYPES = typing.get_type_hints(Recipe)
 
 
+def tracker_callbacks(recipe):
+    """The tracking callbacks (`tensorboard`, `wandb`) that `recipe.tracking` may build; their options go in
+    `callback_args` like those of the callbacks listed in `callbacks`."""
+    if "tracking" not in recipe.callbacks:
+        return []
+    return {"auto": ["tensorboard", "wandb"], "both": ["tensorboard", "wandb"], "tensorboard": ["tensorboard"],
+            "wandb": ["wandb"]}.get(recipe.tracking, [])
+
+
 def part_options(part, name):
-    """{option: default} that part `name` of kind `part` (a PART_ARGS key or 'callbacks') accepts, besides
-    the arguments the trainer itself passes; {} for an unknown name (validation names it)."""
+    """{option: default} that part `name` of kind `part` (a PART_ARGS key, 'callbacks' or 'augment') accepts,
+    besides the arguments the trainer itself passes; {} for an unknown name (validation names it)."""
     from recipes.optimizers import optimizer_classes, optimizer_options
 
     registries = {"backbone": (BACKBONES, ("input_shape", "weights")), "head": (HEADS, ("num_classes",)),
                   "loss": (LOSSES, ("num_classes", "embedding_size", "name", "trainable", "dtype")),
                   "lr_schedule": (SCHEDULES, ("base_lr", "epochs", "steps_per_epoch")),
-                  "callbacks": (CALLBACKS, ("context",))}
+                  "callbacks": (CALLBACKS, ("context",)), "augment": (AUGMENTATIONS, ("image", "seed"))}
     if part == "optimizer":
         return optimizer_options(name) if name in optimizer_classes() else {}
     registry, fixed = registries[part]
@@ -316,14 +345,14 @@ def _has_center_loss(loss, loss_args):
 
 
 def _set_nested(field, mapping, sub_key, value):
-    """`mapping` with `sub_key` ('key' or, for callback_args, 'callback.key') set to `value`."""
-    if field != "callback_args":
+    """`mapping` with `sub_key` ('key' or, for callback_args and augment_args, 'name.key') set to `value`."""
+    if field not in ("callback_args", "augment_args"):
         if "." in sub_key:
             raise RecipeError(f"--{field}.{sub_key}: use --{field}.OPTION=VALUE with one option name.")
         return {**mapping, sub_key: value}
     name, _, key = sub_key.partition(".")
     if not key:
-        raise RecipeError(f"--callback_args.{sub_key}: use --callback_args.CALLBACK.OPTION=VALUE.")
+        raise RecipeError(f"--{field}.{sub_key}: use --{field}.{field.split('_')[0].upper()}.OPTION=VALUE.")
     return {**mapping, name: {**mapping.get(name, {}), key: value}}
 
 

@@ -2,6 +2,7 @@
 resume) plus overrides to the `Recipe` to run, loading the plugins it names."""
 from recipes.plugins import load_plugin, load_plugins
 from recipes.recipe import Recipe, RecipeError
+from recipes.run_label import run_label
 from registry import RECIPES, unknown_message
 from registry.registry import where_defined
 from storage.checkpoints import find_run_to_resume
@@ -55,13 +56,14 @@ def build_recipe(name):
 
 
 def resolve_resume(reference, resume, overrides):
-    """(recipe, run folder) to continue: `resume` is True (the newest run of the recipe) or a run folder.
+    """(recipe, run folder) to continue: `resume` is True (the newest run of the recipe, preferring those whose
+    folder is named as `reference` with `overrides` would name it, `run_label`) or a run folder.
 
     The run's stored recipe (and its plugins) is the base; `overrides` apply on top.
     """
     if resume is True:
-        named = resolve_recipe(reference, {key: overrides[key] for key in ("runs_dir", "plugins") if key in overrides})
-        resume = find_run_to_resume(named.runs_dir, named.name)
+        named = resolve_recipe(reference, overrides)
+        resume = find_run_to_resume(named.runs_dir, named.name, run_label(named))
     run = RunFolder(str(resume))
     stored = run.read_config()
     load_plugins(overrides.get("plugins"))

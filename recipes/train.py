@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import traceback
 
 import keras
 import tensorflow as tf
@@ -26,16 +27,20 @@ from callbacks.context import RunContext
 from storage.training_state import TrainingState
 from recipes.schedules import build_schedule
 from storage.run_folder import RunFolder
-from storage.history import truncate_history
+from storage.history import truncate_history, untrained_metrics
 from storage.provenance import git_commit, project_version
 from evaluation.verification import bin_name
-from data.pipeline import SkippedFiles, train_dataset
+from data.bins import BinFormatError, check_bin
+from data.pipeline import SkippedFiles, build_augmentations, train_dataset
 from data.sources import expand_bin_patterns, load_training_data
+from losses.base import check_loss_output
 from losses.combined import find_center_loss
+from recipes.callback_failure import callback_failure_message, failing_callback
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel, is_class_sharded
 from recipes.optimizers import build_optimizer
 from recipes.recipe import RecipeError
+from recipes.run_label import run_label
 from registry import CALLBACKS, HEADS
 
 
@@ -96,13 +101,15 @@ def check_before_data(recipe, resume_dir):
     except FileNotFoundError as error:
         raise RunRefused(str(error)) from None
     for path in bins:
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            raise RunRefused(f"--eval_bins: {path!r} " + ("is empty" if os.path.isfile(path) else "does not exist")
-                             + "; pass verification .bin files (lfw.bin, ...).")
+        try:
+            check_bin(path)
+        except (BinFormatError, FileNotFoundError) as error:
+            raise RunRefused(f"--eval_bins: {error}") from None
     names = [bin_name(path) for path in bins]
     if bins and recipe.eval_monitor and recipe.eval_monitor.split("/")[0] not in names:
         raise RunRefused(f"--eval_monitor={recipe.eval_monitor!r} names no file of --eval_bins: use one of "
                          + ", ".join(f"{name}/acc" for name in names) + ".")
+    check_augmentations(recipe.augment, recipe.augment_args)
     if recipe.backbone_weights and not os.path.isfile(recipe.backbone_weights):
         raise RunRefused(f"--backbone_weights={recipe.backbone_weights!r} does not exist; pass a local weights file.")
     if resume_dir is not None:
@@ -117,6 +124,16 @@ def check_before_data(recipe, resume_dir):
     if not os.path.isdir(existing) or not os.access(existing, os.W_OK):
         raise RunRefused(f"--runs_dir={recipe.runs_dir!r} cannot be created: {existing!r} is "
                          f"{'not a folder' if not os.path.isdir(existing) else 'not writable'}; pass a writable folder.")
+
+
+def check_augmentations(augment, augment_args):
+    """Refuse augmentation options that an augmentation rejects (ValueError), by running each on a blank image."""
+    image, seed = tf.zeros((8, 8, 3), tf.uint8), tf.constant([0, 0], tf.int64)
+    for name, augmentation in zip(augment, build_augmentations(augment, augment_args)):
+        try:
+            augmentation(image, seed)
+        except ValueError as error:
+            raise RunRefused(f"--augment {name}: {error}") from None
 
 
 def check_same_data(run, folder):
@@ -149,8 +166,12 @@ def run_facts(data, strategy, steps, global_batch):
 
 
 def load_data(recipe):
-    """The run's `TrainingData`; the data's own refusals (e.g. fewer than 2 identities) are `DataError`s."""
-    return load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+    """The run's `TrainingData`; the data's own refusals (e.g. fewer than 2 identities, a bad `.bin` of the
+    dataset's own when --eval_bins is not given) are `DataError`s."""
+    data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+    for path in () if recipe.eval_bins else data.bin_paths:
+        check_bin(path)
+    return data
 
 
 def restore_run(run, model, chief):
@@ -172,8 +193,8 @@ def prepare_run(recipe, resume_dir=None, held=None):
     chief = is_chief()
     if resume_dir is not None and chief:
         held.enter_context(RunFolder(resume_dir).lock())
+    strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)  # first: it configures TensorFlow's devices
     check_before_data(recipe, resume_dir)
-    strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)
     policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
     keras.mixed_precision.set_global_policy(policy)
     print(f"precision: {policy} ({reason})")
@@ -187,12 +208,13 @@ def prepare_run(recipe, resume_dir=None, held=None):
     steps = recipe.steps_per_epoch or max(1, len(data.train) // global_batch)
     with strategy.scope():
         model = build_training_model(recipe, data.train.num_classes, steps)
+        check_loss_output(model.face_loss)
     if not chief:
         run = RunFolder(tempfile.mkdtemp(prefix="worker-run-"))
     elif resume_dir is not None:
         run = RunFolder(resume_dir)
     else:
-        run = RunFolder.create(recipe.runs_dir, recipe.name)
+        run = RunFolder.create(recipe.runs_dir, run_label(recipe))
         held.enter_context(run.lock())
     state = restore_run(RunFolder(resume_dir), model, chief) if resume_dir is not None else TrainingState()
     config = {**recipe.resolved(), **run_facts(data, strategy, steps, global_batch)}
@@ -207,17 +229,21 @@ def prepare_run(recipe, resume_dir=None, held=None):
     skipped.extend(data.train.skipped)
     dataset = per_worker_datasets(strategy, lambda batch, start, shard, shards: train_dataset(
         data.train.paths, data.train.labels, batch, recipe.image_size, recipe.augment, recipe.seed, start_step=start,
-        skipped=skipped, shard=shard, num_shards=shards), global_batch, state.epoch * steps)
+        skipped=skipped, shard=shard, num_shards=shards, augment_args=recipe.augment_args), global_batch,
+        state.epoch * steps)
     _, schedule_callback = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps, **recipe.schedule_args)
     context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None,
-                         every_worker_saves=is_class_sharded(model.head))
+                         every_worker_saves=is_class_sharded(model.head),
+                         baseline=untrained_metrics(run.history_path) if resume_dir is not None else {})
     return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)
 
 
 def build_callbacks(recipe, context):
-    """The Keras callbacks named in `recipe.callbacks`, built from `context` with `recipe.callback_args`."""
+    """The Keras callbacks named in `recipe.callbacks`, built from `context` with `recipe.callback_args` (a factory
+    may return None, one callback or a list, as `tracking` does)."""
     built = [CALLBACKS.build(name, context=context, **recipe.callback_args.get(name, {})) for name in recipe.callbacks]
-    return [callback for callback in built if callback is not None]
+    flat = [item for callback in built for item in (callback if isinstance(callback, (list, tuple)) else [callback])]
+    return [callback for callback in flat if callback is not None]
 
 
 def _raise_interrupt(signum, frame):
@@ -254,6 +280,13 @@ def fit_with_recovery(prepared, callback_list):
             raise
         raise TrainingStopped(f"the disk is full ({error.filename or context.run.path}: {error.strerror}). Free "
                               f"space. {what_next(context.run.path, recipe.name)}", 5) from None
+    except Exception as error:
+        failed = failing_callback(error, callback_list)
+        if failed is None:
+            raise
+        traceback.print_exception(error)
+        raise TrainingStopped(callback_failure_message(failed, error, recipe.callbacks, context.run.path,
+                                                       resume_command(recipe.name, context.run.path)), 1) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         _report_skipped(prepared.skipped)
@@ -268,10 +301,15 @@ def what_next(run_path, recipe_name):
     epochs = [epoch for epoch, _ in list_checkpoints(run_path)]
     if epochs:
         return (f"The last finished epoch ({epochs[-1]}) is checkpointed in {run_path}; continue with: "
-                f"python -m recipes run {shlex.quote(recipe_name)} --resume={shlex.quote(run_path)}")
+                + resume_command(recipe_name, run_path))
     recipe_file = os.path.join(run_path, RunFolder.RECIPE)
     return (f"No epoch finished, so {run_path} holds no checkpoint and nothing can be resumed; start again with: "
             f"python -m recipes run {shlex.quote(recipe_file)} (and delete {run_path})")
+
+
+def resume_command(recipe_name, run_path):
+    """The command line that continues the run in `run_path` (any recipe reference works with a run folder)."""
+    return f"python -m recipes run {shlex.quote(recipe_name)} --resume={shlex.quote(run_path)}"
 
 
 def _report_skipped(skipped):

@@ -105,3 +105,22 @@ def atomic_write_directory(path, write):
         fsync_directory(parent)
     finally:
         shutil.rmtree(temp_folder, ignore_errors=True)
+
+
+def unwritable_reason(folder):
+    """Why files cannot be written into `folder` (created if missing), or None if they can.
+
+    Tries it: an unnamed temporary file is created (and dropped) in the nearest existing folder
+    of `folder`, so the answer holds for any user, root included, and any mount option.
+    """
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing!r} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"{existing!r} is not writable ({error.strerror or error})"
+    return None

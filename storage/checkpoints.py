@@ -106,12 +106,16 @@ def restore_latest(run_dir, model):
                           + (f" ({reasons})" if reasons else "") + "; start a new run.")
 
 
-def find_run_to_resume(runs_dir, name):
-    """The newest run folder of recipe `name` under `runs_dir` that has a checkpoint."""
-    candidates = [
-        os.path.join(runs_dir, entry) for entry in (os.listdir(runs_dir) if os.path.isdir(runs_dir) else [])
-        if entry.startswith(f"{name}-") and list_checkpoints(os.path.join(runs_dir, entry))
-    ]
+def find_run_to_resume(runs_dir, name, label=None):
+    """The newest run folder of recipe `name` under `runs_dir` that has a checkpoint: among those whose label
+    (`RunFolder.label_of`) is `label` when there are any, else among all of the recipe (label `name` or
+    `name+...`)."""
+    entries = os.listdir(runs_dir) if os.path.isdir(runs_dir) else []
+    labels = {entry: RunFolder.label_of(entry) for entry in entries}
+    candidates = [entry for entry in entries if labels[entry] is not None
+                  and (labels[entry] == name or labels[entry].startswith(f"{name}+"))
+                  and list_checkpoints(os.path.join(runs_dir, entry))]
     if not candidates:
         raise MissingFileError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
-    return max(candidates, key=os.path.getmtime)
+    candidates = [entry for entry in candidates if labels[entry] == label] or candidates
+    return max((os.path.join(runs_dir, entry) for entry in candidates), key=os.path.getmtime)

@@ -28,3 +28,22 @@ def truncate_history(path, epochs_done):
             file.writelines(json.dumps(row) + "\n" for row in kept)
 
     atomic_write(path, write)
+
+
+def untrained_metrics(path):
+    """{metric: float} of the untrained model: row 0 (`"epoch": 0`) of the `history.jsonl` at `path`; {} without one.
+
+    Non-finite values stored as text ("nan", "inf") come back as floats; other fields are left out.
+    """
+    if not os.path.isfile(path):
+        return {}
+    row = next((row for row in read_history(path) if row.get("epoch") == 0), {})
+    metrics = {}
+    for key, value in row.items():
+        if key == "epoch" or isinstance(value, bool):
+            continue
+        try:
+            metrics[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return metrics

@@ -12,11 +12,25 @@ import zipfile
 
 import keras
 
-from registry import UserError
+from registry import MissingFileError, UserError
+from storage.run_folder import RunFolder
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 MISSING_MODULE = re.compile(r"Full object config: \{'module': '([^']+)'")
+
+
+RUN_MODEL_NAMES = (RunFolder.BEST_EMBEDDING, RunFolder.EMBEDDING)
+
+
+def run_model_file(folder):
+    """The embedding model of run folder `folder`: its best_embedding.keras, else its embedding.keras;
+    MissingFileError naming both when it has neither."""
+    for name in RUN_MODEL_NAMES:
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    raise MissingFileError(f"run folder {folder!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
+                           "pass a finished run's folder or a .keras file.")
 
 
 class ModelFileError(UserError, ValueError):

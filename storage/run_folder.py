@@ -2,6 +2,7 @@
 import datetime
 import json
 import os
+import re
 
 from registry import MissingFileError, UserError
 from storage.atomic import write_json
@@ -25,7 +26,8 @@ class RunFolder:
     best_roc.npz         the best epoch's ROC curve of every verification file
     centers.npy          center-loss centres (C, d), if the loss has them
     skipped_files.tsv    unreadable training files, with the reason
-    wandb/               the Weights & Biases run's local files
+    tensorboard/         TensorBoard event files (train/), if tracked with TensorBoard
+    wandb/               the Weights & Biases run's local files, if tracked with W&B
     writer.lock          the lock of the one process writing the folder (see `storage.run_lock`)
     """
 
@@ -40,13 +42,16 @@ class RunFolder:
     CENTERS = "centers.npy"
     SKIPPED = "skipped_files.tsv"
     LOCK = LOCK_FILE
+    TENSORBOARD = "tensorboard"
 
     def __init__(self, path):
         self.path = path
 
     @classmethod
     def create(cls, runs_dir, name):
-        """A new, empty `runs_dir/<name>-<YYYYmmdd-HHMMSS>[-N]`, created atomically (safe for simultaneous starts)."""
+        """A new, empty `runs_dir/<name>-<YYYYmmdd-HHMMSS>[-N]`, created atomically (safe for simultaneous starts).
+
+        `name` is the run's label (`recipes.run_label`: the recipe and the parts it overrides)."""
         try:
             os.makedirs(runs_dir, exist_ok=True)
         except OSError as error:
@@ -69,6 +74,12 @@ class RunFolder:
         """The folder's writer lock, taken now (`RunLocked` if another process writes it); release it, or use
         it as a context manager."""
         return lock_run_folder(self.path)
+
+    @staticmethod
+    def label_of(folder_name):
+        """The label (`create`'s `name`) of a run folder's name, less its `-YYYYmmdd-HHMMSS[-N]`; None if none."""
+        match = re.fullmatch(r"(.+)-\d{8}-\d{6}(?:-\d+)?", folder_name)
+        return match.group(1) if match else None
 
     def file(self, name):
         """The path of `name` inside the run folder."""
@@ -113,6 +124,10 @@ class RunFolder:
     @property
     def skipped_path(self):
         return self.file(self.SKIPPED)
+
+    @property
+    def tensorboard_path(self):
+        return self.file(self.TENSORBOARD)
 
     def read_json(self, name):
         with open(self.file(name)) as file:

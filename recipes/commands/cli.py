@@ -5,7 +5,9 @@ import os
 import sys
 import traceback
 
+from recipes.commands.console import quiet_tensorflow
 from recipes.commands.help import help_text
+from recipes.commands.typed_text import keep_typed_text
 from recipes.plugins import load_plugins
 from recipes.recipe import parse_list
 from recipes.resolve import resolve_recipe, resolve_resume
@@ -23,9 +25,14 @@ class CommandLine:
     def show(self, recipe, **overrides):
         """Print recipe RECIPE (a name, file.py[:NAME] or recipe.json) with overrides, fully resolved, as JSON.
 
-        The output can be run again: `run shown.json`.
+        The output can be run again: `run shown.json`. Notes (e.g. on the default margins) go to stderr.
         """
-        print(json.dumps(resolve_recipe(recipe, overrides).resolved(), indent=2))
+        from recipes.catalogue import recipe_notes
+
+        resolved = resolve_recipe(recipe, overrides).resolved()
+        print(json.dumps(resolved, indent=2))
+        for note in recipe_notes(resolved):
+            print(f"note: {note}", file=sys.stderr)
 
     def run(self, recipe, resume=None, **overrides):
         """Train RECIPE (a name, file.py[:NAME] or recipe.json) with overrides (--FIELD=VALUE, --loss_args.KEY=VALUE).
@@ -48,7 +55,7 @@ class CommandLine:
         print(f"done: {run_dir}" if run_dir else "done: worker finished; the chief worker writes the run folder.")
 
     def eval(self, model, bins, batch_size=128, plugins=(), backbone=None):
-        """Evaluate a saved embedding or training model (.keras, or .onnx with --backbone) on verification .bin files."""
+        """Evaluate a run folder or a saved model (.keras, or .onnx with --backbone) on verification .bin files."""
         load_plugins(plugins)
         from recipes.commands.evaluate import evaluate_saved_model
 
@@ -157,11 +164,12 @@ def main(argv=None):
     import fire
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_tensorflow(argv)
     try:
         if not argv or any(arg in ("--help", "-h") for arg in argv):
             print(help_text([arg for arg in argv if arg not in ("--help", "-h", "--")], CommandLine))
             return
-        fire.Fire(CommandLine, command=argv, name="python -m recipes")
+        fire.Fire(CommandLine, command=keep_typed_text(argv), name="python -m recipes")
     except UserError as error:
         if os.environ.get("FACES_DEBUG"):
             raise

@@ -1,13 +1,16 @@
-"""Embeddings of every image of a folder or a verification `.bin`, as verification computes them.
+r"""Embeddings of every image of a folder or a verification `.bin`, as verification computes them.
 
 Each row is embedder(image) + embedder(horizontal flip), un-normalised (`flip=False`: the image
-alone), computed by `callbacks.verification` (`flip_pair_function`, `embed_batches`). Images are
-decoded by `data.pipeline.decode_face` (grey/RGBA → RGB, other sizes resized); files that are not
-JPEG/PNG are left out by the folder scan (`data.folders`), files that fail to decode are dropped
-from the stream and named with the reason (`data.pipeline.file_problem`).
+alone), computed by `evaluation.verification` (`flip_pair_function`, `embed_batches`). Images are
+decoded by `data.pipeline.decode_face` (grey/RGBA → RGB, other sizes resized). Files of other
+extensions (.txt, .bmp, ...) and files that are not JPEG/PNG inside are left out by the folder scan
+(`data.folders`), files that fail to decode are dropped from the stream; all are listed with the
+reason (`data.pipeline.file_problem`). Hidden files (".name") are ignored.
 
 Outputs: `out` (.npy, float32 (N, d)), `out` with `.tsv` (header `path<TAB>identity`, one line
 per row in row order) and, if any file was skipped, `out` with `.skipped.tsv` (`path<TAB>reason`).
+In both `.tsv` files a backslash, tab, newline or carriage return inside a file name is written
+as `\\`, `\t`, `\n`, `\r` (the "linear TSV" escapes), so every row is one line of two fields.
 """
 import os
 import sys
@@ -18,12 +21,16 @@ import tensorflow as tf
 from storage.atomic import atomic_write
 from evaluation.verification import embed_batches, flip_pair_function
 from data.bins import load_bin_images
-from data.folders import scan_identity_folder, scan_image_folder
+from data.folders import IMAGE_EXTENSIONS, scan_identity_folder, scan_image_folder
 from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, decode_face, file_problem
 from data.tools import _flag
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.export import find_model_file
 from registry import MissingFileError, UserError
+
+OTHER_IMAGE_EXTENSIONS = (".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".jp2", ".ppm", ".pgm")
+"""Image types `embed` does not read (the pipeline decodes JPEG and PNG only); named as such when skipped."""
+TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 class EmbedError(UserError, ValueError):
@@ -37,17 +44,33 @@ def list_images(data):
     ignored, with a warning); otherwise each sub-folder is an identity (`data.folders`).
     """
     paths, skipped = scan_image_folder(data)
+    subfolders = sorted(entry.name for entry in os.scandir(data) if entry.is_dir() and not entry.name.startswith("."))
     if paths:
-        subfolders = [entry.name for entry in os.scandir(data) if entry.is_dir() and not entry.name.startswith(".")]
         if subfolders:
             print(f"warning: {data!r} has images of its own, so it is read as a flat folder; its "
                   f"{len(subfolders)} sub-folder(s) are ignored.", file=sys.stderr)
-        return paths, [""] * len(paths), skipped
+        return paths, [""] * len(paths), skipped + other_files(data)
     try:
         folder = scan_identity_folder(data)
     except ValueError as error:
         raise EmbedError(str(error)) from None
-    return list(folder.paths), [folder.class_names[label] for label in folder.labels], folder.skipped
+    others = other_files(data) + tuple(item for name in subfolders for item in other_files(os.path.join(data, name)))
+    return list(folder.paths), [folder.class_names[label] for label in folder.labels], folder.skipped + others
+
+
+def other_files(folder):
+    """((path, reason), ...) of the visible files directly in `folder` whose extension is not JPEG/PNG, by name."""
+    found = []
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            extension = os.path.splitext(entry.name)[1].lower()
+            if entry.name.startswith(".") or extension in IMAGE_EXTENSIONS or not entry.is_file():
+                continue
+            reason = (f"unsupported image type {extension} (JPEG and PNG only); convert it"
+                      if extension in OTHER_IMAGE_EXTENSIONS else
+                      f"not an image file (extension {extension or 'none'})")
+            found.append((os.path.normpath(entry.path), reason))
+    return tuple(sorted(found))
 
 
 def folder_batches(paths, image_size, batch_size, kept):
@@ -123,12 +146,13 @@ def embed_data(model, data, out="embeddings.npy", flip=True, batch_size=128):
 
 
 def _write_tsv(path, header, rows):
-    """Tab-separated `header` then `rows`, atomically (tabs and newlines inside a cell become spaces)."""
+    """Tab-separated `header` then `rows`, atomically; a backslash, tab, newline or CR in a cell is escaped
+    (`TSV_ESCAPES`)."""
 
     def write(temp_path):
-        with open(temp_path, "w", encoding="utf-8", errors="surrogateescape") as file:
+        with open(temp_path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as file:
             for row in [header, *rows]:
-                file.write("\t".join(" ".join(str(cell).split("\t")).replace("\n", " ") for cell in row) + "\n")
+                file.write("\t".join(str(cell).translate(TSV_ESCAPES) for cell in row) + "\n")
 
     atomic_write(path, write)
 

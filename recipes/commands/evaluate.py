@@ -1,21 +1,25 @@
 """Standalone evaluation of a saved model on verification `.bin` files."""
 import os
 
-from storage.model_files import ModelFileError, load_model_file
+from data.bins import BinFormatError
+from storage.model_files import ModelFileError, load_model_file, run_model_file
 from callbacks.verification import VerificationCallback
 from recipes.face_model import FaceTrainingModel
-from registry import MissingFileError, OptionError
+from registry import MissingFileError
 
 
 def load_embedding_model(path, backbone=None):
     """The embedding model saved at `path`: an embedding `.keras`, the embedder of a training `.keras`,
-    or an `.onnx` face model imported into our registered `backbone`.
+    a run folder's (`run_model_file`), or an `.onnx` face model imported into our registered `backbone`.
 
     Raises MissingFileError for a missing file and `ModelFileError` for a file
     that is not a Keras model or that needs a plugin class not loaded (see `--plugins`).
     """
+    if os.path.isdir(path):
+        path = run_model_file(path)
     if not os.path.isfile(path):
-        raise MissingFileError(f"model file {path!r} does not exist; pass a .keras file written by a run.")
+        raise MissingFileError(f"model file {path!r} does not exist; pass a run folder or a .keras file written by "
+                               "a run.")
     if path.lower().endswith(".onnx"):
         if not backbone:
             raise ModelFileError(f"{path!r} is an ONNX model: say which backbone it is, e.g. --backbone=iresnet100.")
@@ -30,7 +34,7 @@ def evaluate_saved_model(path, bin_paths, batch_size=128, backbone=None):
     """{bin name: verification metrics dict (None if embeddings were non-finite)} of the model at `path`
     (`backbone`: the registered backbone of an `.onnx` file)."""
     if not bin_paths:
-        raise OptionError("--bins", bin_paths, "names no .bin file; pass --bins=[lfw.bin,cfp_fp.bin,...].")
+        raise BinFormatError("no .bin files given; pass --bins=[lfw.bin,cfp_fp.bin,...].")
     embedder = load_embedding_model(path, backbone)
     image_size = int(embedder.input_shape[1])
     verification = VerificationCallback(bin_paths, embedder, batch_size, image_size=image_size,

@@ -13,19 +13,21 @@ pairs are scored by `evaluation.ijb.ijb_verification` for the norm/detector/flip
 """
 import itertools
 import os
+import sys
+import warnings
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from storage.atomic import atomic_write, write_json
 from evaluation.ijb import ijb_verification
 from evaluation.roc import IJB_FARS
 from evaluation.roc_plot import plot_roc
 from evaluation.verification import flip_pair_function
-from data.align import LandmarkError, alignment_matrix, projective_parameters, warp_to_aligned
+from data.align import LandmarkError, alignment_matrix, projective_parameters, template_points, warp_to_aligned
 from data.pipeline import file_problem
-from registry import MissingFileError, OptionError, UserError
+from registry import MissingFileError, UserError
 
 SUBSETS = ("IJBB", "IJBC")
 VARIANTS = tuple(itertools.product((True, False), repeat=3))
@@ -33,7 +35,8 @@ VARIANTS = tuple(itertools.product((True, False), repeat=3))
 
 
 class IjbFormatError(UserError, ValueError):
-    """A meta file of the IJB folder that does not parse, or files that disagree; the message names them."""
+    """An IJB folder that cannot be evaluated: a meta file that does not parse, files that disagree, an empty
+    image, an unknown subset; the message names the file and line."""
 
 
 def variant_name(use_norm_score, use_detector_score, flip):
@@ -77,25 +80,33 @@ def _read_rows(path, columns, convert):
 def read_pairs(path):
     """(template1 (P,), template2 (P,), label (P,)) int64 of a `_template_pair_label.txt` file (fast path: np.loadtxt)."""
     try:
-        table = np.loadtxt(path, dtype=np.int64, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # loadtxt warns on an empty file; refused below
+            table = np.loadtxt(path, dtype=np.int64, ndmin=2)
     except ValueError:
         table = np.array(_read_rows(path, 3, lambda fields: tuple(int(field) for field in fields)), dtype=np.int64)
-    if table.ndim != 2 or table.shape[1] != 3 or table.shape[0] == 0:
+    if table.size == 0:
+        raise IjbFormatError(f"{path} holds no pairs; expected lines 'template_id1 template_id2 label'.")
+    if table.ndim != 2 or table.shape[1] != 3:
         raise IjbFormatError(f"{path}: expected lines 'template_id1 template_id2 label', got a table of shape "
                              f"{table.shape}.")
-    if not np.all(np.isin(table[:, 2], (0, 1))):
-        raise IjbFormatError(f"{path}: labels must be 0 or 1, found {np.unique(table[:, 2])[:10].tolist()}.")
+    bad = np.flatnonzero(~np.isin(table[:, 2], (0, 1)))
+    if bad.size:
+        raise IjbFormatError(f"{path}: labels must be 0 or 1, found {np.unique(table[:, 2])[:10].tolist()}; the first "
+                             f"is pair {bad[0] + 1}: {' '.join(str(value) for value in table[bad[0]])!r}.")
     return table[:, 0], table[:, 1], table[:, 2]
 
 
 def read_ijb_meta(ijb_dir, subset):
     """{'names', 'templates', 'medias', 'landmarks' (N, 5, 2), 'faceness' (N,), 'pairs': (t1, t2, label)}.
 
-    Checks that both per-image files list the same images in the same order (insightface pairs them by line).
+    Checks every line's fields, that both per-image files list the same images in the same order
+    (insightface pairs them by line), that labels are 0/1 and that every template of the pair
+    list has an image in the face list; raises IjbFormatError naming the file and line.
     """
     subset = subset.upper()
     if subset not in SUBSETS:
-        raise OptionError("--subset", subset, "must be IJBB or IJBC.")
+        raise IjbFormatError(f"--subset={subset!r}: choose IJBB or IJBC.")
     faces = _read_rows(meta_path(ijb_dir, subset, "face_tid_mid"), 3,
                        lambda fields: (fields[0], int(fields[1]), int(fields[2])))
     points_path = meta_path(ijb_dir, subset, "name_5pts_score")
@@ -115,13 +126,30 @@ def read_ijb_meta(ijb_dir, subset):
     if bad.size:
         raise IjbFormatError(f"{points_path}, line {bad[0] + 1}: landmarks or score are not finite numbers: "
                              f"{values[bad[0]].tolist()}.")
-    return {"names": [name for name, _, _ in faces], "templates": np.array([row[1] for row in faces], np.int64),
+    templates = np.array([row[1] for row in faces], np.int64)
+    _check_pair_templates(pairs, templates, meta_path(ijb_dir, subset, "template_pair_label"))
+    return {"names": [name for name, _, _ in faces], "templates": templates,
             "medias": np.array([row[2] for row in faces], np.int64), "landmarks": landmarks,
             "faceness": values[:, 10], "pairs": pairs}
 
 
+def _check_pair_templates(pairs, templates, pairs_path):
+    """IjbFormatError naming the first pair whose template has no image in the face list."""
+    known = np.unique(templates)
+    for column in (0, 1):
+        absent = ~np.isin(pairs[column], known)
+        if absent.any():
+            first = int(np.flatnonzero(absent)[0])
+            missing = np.unique(pairs[column][absent])
+            raise IjbFormatError(
+                f"{pairs_path}, pair {first + 1}: template {int(pairs[column][first])} has no image in the face list "
+                f"({missing.size} template id(s) of the pair list are absent, e.g. {missing[:5].tolist()}); the pair "
+                "list and the face list must come from the same IJB subset.")
+
+
 def image_paths(ijb_dir, names):
-    """DIR/loose_crop/<name> for every name; MissingFileError naming the missing ones and their count."""
+    """DIR/loose_crop/<name> for every name; MissingFileError naming the missing ones and their count,
+    IjbFormatError naming the empty (0-byte) ones."""
     folder = os.path.join(ijb_dir, "loose_crop")
     paths = [os.path.join(folder, name) for name in names]
     missing = [path for path in paths if not os.path.isfile(path)]
@@ -130,11 +158,19 @@ def image_paths(ijb_dir, names):
             f"{len(missing)} of {len(paths)} images named in the meta files are not in {folder!r}, e.g. "
             f"{', '.join(repr(path) for path in missing[:3])}. Unpack the whole loose_crop archive of the subset "
             "there.")
+    empty = [path for path in paths if os.path.getsize(path) == 0]
+    if empty:
+        raise IjbFormatError(
+            f"{len(empty)} of {len(paths)} images in {folder!r} are empty (0 bytes), e.g. "
+            f"{', '.join(repr(path) for path in empty[:3])}; replace them with the files from the distributed archive.")
     return paths
 
 
 def alignment_parameters(landmarks, names, size):
-    """(N, 8) `projective_parameters` of every image; an IjbFormatError names the image whose points are unusable."""
+    """(N, 8) `projective_parameters` of every image; an IjbFormatError names the image whose points are unusable.
+
+    A model size the ArcFace template does not scale to is refused first (`data.align.AlignmentError`)."""
+    template_points(size)
     parameters = np.empty((len(landmarks), 8), np.float32)
     for index, points in enumerate(landmarks):
         try:
@@ -160,7 +196,7 @@ def embed_images(embedder, paths, parameters, batch_size):
     embed = flip_pair_function(embedder)
     plain, summed = [], []
     batches = aligned_batches(paths, parameters, size, batch_size)
-    progress = tqdm(total=len(paths), desc="embedding", unit="img")
+    progress = tqdm(total=len(paths), desc="embedding", unit="img", disable=None, file=sys.stderr)  # terminal only
     iterator = iter(batches)
     while True:
         try:

@@ -21,7 +21,8 @@ import warnings
 import keras
 import numpy as np
 
-from storage.atomic import atomic_write, atomic_write_directory
+from storage.atomic import atomic_write, atomic_write_directory, unwritable_reason
+from storage.model_files import run_model_file
 from storage.run_folder import RunFolder
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.model_card import source_card, write_model_card
@@ -34,7 +35,6 @@ PRECISIONS = ("float32", "float16")
 FLOAT32_MAX_RELATIVE_ERROR = 1e-4
 FLOAT16_MIN_COSINE = 0.999
 PROBE_IMAGES = 8
-RUN_MODEL_NAMES = (RunFolder.BEST_EMBEDDING, RunFolder.EMBEDDING)
 
 
 class ExportError(UserError, ValueError):
@@ -46,11 +46,7 @@ def find_model_file(model):
     embedding.keras) or a `.keras` file (its folder is the run folder if it holds a recipe.json)."""
     model = os.fspath(model)
     if os.path.isdir(model):
-        for name in RUN_MODEL_NAMES:
-            if os.path.isfile(os.path.join(model, name)):
-                return os.path.join(model, name), model if os.path.isfile(RunFolder(model).recipe_path) else None
-        raise MissingFileError(f"run folder {model!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
-                                "pass a finished run's folder or a .keras file.")
+        return run_model_file(model), model if os.path.isfile(RunFolder(model).recipe_path) else None
     if not os.path.isfile(model):
         raise MissingFileError(f"model {model!r} does not exist; pass a run folder or a .keras file written by a run.")
     if not model.endswith(".keras"):
@@ -140,6 +136,9 @@ def _options(format_name, out, batch, precision):
         raise ExportError(f"--out={out!r} must end with {suffix} for --format={format_name}.")
     if format_name == "saved_model" and os.path.isfile(out):
         raise ExportError(f"--out={out!r} is a file; a SavedModel is a folder, pass a folder path.")
+    problem = unwritable_reason(os.path.dirname(os.path.abspath(out)))
+    if problem:
+        raise ExportError(f"--out={out!r} cannot be written: {problem}; pass an --out in a writable folder.")
     return out, batch, precision
 
 

@@ -14,6 +14,7 @@ import losses
 import recipes  # noqa: F401
 from storage.checkpoints import latest_checkpoint, read_state
 from storage.history import read_history
+from callbacks.trackers import chosen_trackers
 from callbacks.tracking import ExperimentTracker, api_key_configured, flatten, resolve_mode
 from recipes.resolve import resolve_recipe
 from recipes.recipe import RecipeError
@@ -156,6 +157,7 @@ def test_a_wandb_error_while_logging_is_one_warning_not_a_crash(capsys):
 
 
 def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb_key, tiny_overrides):
+    tiny_overrides = {**tiny_overrides, "tracking": "wandb"}  # asked for: offline without a key
     run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "epochs": 2}))
     (offline,) = offline_runs(run_dir)
     stored = read_offline_run(offline)
@@ -195,6 +197,34 @@ def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb
     continued = read_offline_run(resumed)
     assert continued["run"]["run_id"] == run_id
     assert [row["epoch"] for row in continued["history"] if "epoch" in row and "verify/roc._type" not in row] == [3]
+
+
+@pytest.mark.parametrize("tracking, wandb_mode, environ, chosen", [
+    ("auto", "auto", {}, ("tensorboard",)),  # no key: W&B does not start
+    ("auto", "auto", {"WANDB_API_KEY": FAKE_KEY}, ("tensorboard", "wandb")),
+    ("auto", "auto", {"WANDB_MODE": "offline"}, ("tensorboard", "wandb")),
+    ("auto", "auto", {"WANDB_MODE": "disabled", "WANDB_API_KEY": FAKE_KEY}, ("tensorboard",)),
+    ("auto", "offline", {}, ("tensorboard", "wandb")),
+    ("auto", "disabled", {"WANDB_API_KEY": FAKE_KEY}, ("tensorboard",)),
+    ("wandb", "auto", {}, ("wandb",)),
+    ("wandb", "disabled", {}, ()),
+    ("tensorboard", "online", {"WANDB_API_KEY": FAKE_KEY}, ("tensorboard",)),
+    ("both", "auto", {}, ("tensorboard", "wandb")),
+    ("none", "online", {"WANDB_API_KEY": FAKE_KEY}, ()),
+])
+def test_tracking_choice(no_wandb_key, tracking, wandb_mode, environ, chosen):
+    environ = {"HOME": str(no_wandb_key), "NETRC": str(no_wandb_key / ".netrc"), **environ}
+    assert chosen_trackers(tracking, wandb_mode, environ)[0] == chosen
+
+
+def test_recipe_checks_tracking_and_the_trackers_options():
+    with pytest.raises(RecipeError, match="--tracking='tensorbord'.*Did you mean 'tensorboard'"):
+        resolve_recipe("softmax", {"tracking": "tensorbord"})
+    recipe = resolve_recipe("softmax", {"callback_args.tensorboard.histogram_freq": 2})
+    assert recipe.resolved()["callback_args"]["tensorboard"] == {"histogram_freq": 2, "write_graph": False,
+                                                                 "profile_batch": 0}
+    with pytest.raises(RecipeError, match="--callback_args.tensorboard: callback 'tensorboard' is not in"):
+        resolve_recipe("softmax", {"tracking": "none", "callback_args.tensorboard.histogram_freq": 2})
 
 
 def test_disabled_writes_nothing_wandb_related(no_wandb_key, tiny_overrides):

@@ -5,9 +5,11 @@ import pickle
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
-from data.bins import BinFormatError, load_bin_images, read_bin, write_bin
+from data.bins import BinFormatError, check_bin, decoded_batches, load_bin_images, read_bin, write_bin
+from data.pipeline import decode_face
 
 
 def _png(array):
@@ -150,3 +152,51 @@ def test_a_bin_with_no_pairs_is_refused_naming_the_file(tmp_path, content):
     with pytest.raises(ValueError, match="pass at least one pair"):
         write_bin(tmp_path / "none.bin", [], [])
     assert not os.path.exists(tmp_path / "none.bin")
+
+
+def _slow_and_quick_images(count=24, slow_every=4, slow_side=800, seed=7):
+    """Encoded PNGs: every `slow_every`-th a large noisy one (slow to decode), the others 16 x 16 (quick)."""
+    rng = np.random.default_rng(seed)
+    return [_png(rng.integers(0, 256, (slow_side if index % slow_every == 0 else 16,) * 2 + (3,), dtype=np.uint8))
+            for index in range(count)]
+
+
+def test_pairs_keep_their_order_when_images_decode_at_different_speeds(tmp_path):
+    encoded = _slow_and_quick_images()
+    expected = np.stack([decode_face(item, 16).numpy() for item in encoded])
+    assert len({image.tobytes() for image in expected}) == len(encoded)  # every index has its own image
+    path = tmp_path / "order.bin"
+    write_bin(path, encoded, [index % 2 == 0 for index in range(len(encoded) // 2)])
+    images, issame = load_bin_images(path, image_size=16, batch_size=5)
+    np.testing.assert_array_equal(images, expected)
+    assert issame.tolist() == [index % 2 == 0 for index in range(len(encoded) // 2)]
+    # TensorFlow fuses map and batch by default, which keeps any map in order; without that fusion only a
+    # deterministic map does: quick images would overtake the slow one before them.
+    options = tf.data.Options()
+    options.experimental_optimization.map_and_batch_fusion = False
+    unfused = decoded_batches(encoded, 16, 5).with_options(options)
+    np.testing.assert_array_equal(np.concatenate([batch.numpy() for batch in unfused]), expected)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.mkdir(), r"'.*given' is a folder, not a verification \.bin; pass the \.bin files in it"),
+    (lambda path: path.write_bytes(b""), r"'.*given' is empty \(0 bytes\)"),
+    (lambda path: path.write_text("lfw pairs\n1 2 3\n"), r"'.*given' could not be unpickled"),
+    (lambda path: path.write_bytes(pickle.dumps(([b"x"] * 2, [True]))[:-9]), r"'.*given' could not be unpickled.*"
+                                                                              r"truncated"),
+    (lambda path: path.write_bytes(pickle.dumps({"bins": [], "issame": []})), r"'.*given' holds a dict"),
+    (lambda path: path.write_bytes(pickle.dumps(([], []))), r"'.*given' holds 0 pairs"),
+    (lambda path: path.write_bytes(pickle.dumps(([b"\xff\xd8\xff broken", _png(np.zeros((4, 4, 3), np.uint8))],
+                                                 [True]))), r"'.*given': image 0 of the first pair: cannot be decoded"),
+])
+def test_check_bin_refuses_what_decoding_would_refuse_later(tmp_path, make, message):
+    path = tmp_path / "given"
+    make(path)
+    with pytest.raises(BinFormatError, match=message):
+        check_bin(path)
+
+
+def test_check_bin_counts_the_pairs_of_a_good_file(tmp_path):
+    path = tmp_path / "good.bin"
+    write_bin(path, [_png(image) for image in _random_images(6, 8)], [True, False, True])
+    assert check_bin(path) == 3

@@ -11,7 +11,7 @@ import tensorflow as tf
 from data.pipeline import SkippedFiles, _file_index, decode_face, find_undecodable, train_dataset
 from data.record_folder import scan_record_folder
 from data.recordio import (MAGIC, MAGIC_BYTES, RecordIOError, RecordWriter, encode_record, pack_record, read_index,
-                           read_payload, read_records, write_insightface_folder)
+                           read_payload, read_records, unpack_payload, write_insightface_folder)
 from data.sources import load_training_data
 
 
@@ -338,3 +338,33 @@ def test_two_shards_read_disjoint_halves_that_make_up_the_unsharded_batches(tmp_
             own = {tuple(chunk(count)) for count in range(len(source.calls) + 4)}  # + calls still in flight
             calls = [tuple(call) for call in source.calls]
             assert calls and set(calls) <= own and len(set(calls)) == len(calls) and tuple(chunk(0)) in calls
+
+
+def test_the_training_index_takes_each_label_vectors_first_value_from_the_header(tmp_path):
+    vectors = [[7.0, 0.5], [3.0, 9.0, 1.0], [7.0, 2.0], [12.0, 0.0, 5.0, 6.0]]
+    images = [jpeg(0), with_aligned_magic(jpeg(1)), jpeg(2), jpeg(3)]  # record 2 is split: read by the slow path
+    with RecordWriter(tmp_path) as writer:  # no key 0: im2rec layout, every record an image
+        for key, (vector, image) in enumerate(zip(vectors, images), start=1):
+            writer.write(key, pack_record(vector, image, key))
+    with open(tmp_path / "train.rec", "rb") as file:
+        size = os.path.getsize(tmp_path / "train.rec")
+        headers = [unpack_payload(read_payload(file, offset, size)) for offset in offsets_of(tmp_path).values()]
+    assert [flag for flag, _, _ in headers] == [2, 3, 2, 4]
+    header_labels = [int(labels[0]) for _, labels, _ in headers]
+    assert header_labels == [7, 3, 7, 12]
+    index = read_index(tmp_path, cache=False)
+    assert index.skipped == () and index.image_starts[1] == -1 and (np.delete(index.image_starts, 1) > 0).all()
+    np.testing.assert_array_equal(index.labels, header_labels)
+    folder = scan_record_folder(tmp_path, cache=False)
+    assert folder.class_names == ("3", "7", "12")
+    np.testing.assert_array_equal(folder.labels, [1, 0, 1, 2])
+
+
+def test_an_index_of_another_rec_file_is_refused_with_the_reason(tmp_path):
+    write_insightface_folder(tmp_path / "small", [jpeg(seed, 96) for seed in range(8)], [0, 0, 1, 1, 2, 2, 3, 3])
+    write_insightface_folder(tmp_path / "large", [jpeg(seed) for seed in range(12)], np.arange(12) // 3)
+    shutil.copy(tmp_path / "small" / "train.idx", tmp_path / "large" / "train.idx")
+    refusal = (r"train\.idx' does not index '.*large/train\.rec': at 1[01] of the 12 image record offsets it gives, no "
+               r"record starts \(e\.g\. key \d+, byte \d+: wrong magic .*different downloads or versions")
+    with pytest.raises(RecordIOError, match=refusal):
+        scan_record_folder(tmp_path / "large", cache=False)

@@ -448,3 +448,26 @@ def test_every_splittable_loss_gives_its_single_device_value_across_two_shards()
     assert {"softmax", "arcface", "center_softmax"} <= set(splittable)
     for name, errors in splittable.items():
         assert len(errors) == 2 and max(errors) < 1e-5, (name, errors)
+
+
+def test_sampled_targets_are_each_rows_own_class_and_the_loss_is_cross_entropy_over_the_kept_classes():
+    from heads.sharded_softmax import sharded_face_loss
+
+    keras.utils.set_random_seed(3)
+    head = PartialFC(40, sample_rate=0.25, seed=1)
+    head.build((None, 6))
+    embeddings = np.random.default_rng(0).normal(size=(6, 6)).astype("float32")
+    labels = np.array([34, 25, 20, 3, 34, 39], np.int32)
+    sharded = head.sharded_logits(embeddings, labels, training=True)
+    kept, targets = sharded.class_ids.numpy(), sharded.targets.numpy()
+    assert len(kept) == 10 and set(labels) < set(kept) and kept.tolist() == sorted(kept)  # 5 positives + 5 drawn
+    np.testing.assert_array_equal(targets, [kept.tolist().index(label) for label in labels])  # each row's own class
+    kernel = head.logical(head.kernel).astype(np.float64)
+    unit = kernel / np.linalg.norm(kernel, axis=0)
+    logits = embeddings.astype(np.float64) @ unit[:, kept]
+    own = np.einsum("bd,db->b", embeddings.astype(np.float64), unit[:, labels])
+    np.testing.assert_allclose(sharded.logits.numpy()[:, :-1], logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sharded.logits.numpy()[:, -1], own, rtol=1e-5, atol=1e-5)
+    loss = sharded_face_loss(SoftmaxLoss(40, 6), sharded, training=True).numpy()
+    log_sum = logits.max(axis=1) + np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1))
+    np.testing.assert_allclose(loss, log_sum - own, rtol=1e-5, atol=1e-5)

@@ -144,7 +144,7 @@ def test_explicit_margin_overrides_preset_and_unknown_preset_is_rejected():
     layer = MarginLoss(5, 8, preset="arcface", margin2=0.2)
     assert (layer.margin1, layer.margin2, layer.margin3) == (1.0, 0.2, 0.5)
     with pytest.raises(ValueError, match="preset"):
-        MarginLoss(5, 8, preset="sphereface")
+        MarginLoss(5, 8, preset="spherical")
 
 
 def test_float16_cosine_gives_finite_float32_logits():

@@ -74,8 +74,8 @@ def test_every_part_args_field_is_checked_against_the_parts_signature():
             Recipe().replace(**{key: 1})
     with pytest.raises(RecipeError, match="Did you mean 'adamax'"):
         Recipe().replace(optimizer="adamx")
-    with pytest.raises(RecipeError, match="augmentation 'blur'"):
-        Recipe().replace(augment="[flip,blur]")
+    with pytest.raises(RecipeError, match="augmentation 'motion_blur'"):
+        Recipe().replace(augment="[flip,motion_blur]")
     with pytest.raises(RecipeError, match="keep_checkpoints"):
         Recipe().replace(keep_checkpoints=0)
     with pytest.raises(RecipeError, match="BIN/acc"):

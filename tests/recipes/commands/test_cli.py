@@ -134,7 +134,7 @@ def test_run_a_recipe_file_add_a_plugin_callback_then_resume_it_from_its_folder(
     first = run_cli("run", f"{recipe_file}:plugin_softmax", *tiny_run_args(tiny_faces, runs), "--callbacks=+count_epochs")
     assert first.returncode == 0, first.stderr[-3000:]
     assert count_file.read_text().split() == ["1"]
-    (run_dir,) = glob.glob(str(runs / "plugin_softmax-*"))
+    (run_dir,) = glob.glob(str(runs / "plugin_softmax+backbone=tiny-*"))  # named after the overridden part
     resumed = run_cli("run", "plugin_softmax", f"--resume={run_dir}", "--epochs=3")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert count_file.read_text().split() == ["1", "2", "3"]

@@ -121,3 +121,38 @@ def test_bad_arguments_are_clear_errors(model_path, tmp_path, arguments, message
     arguments["out"] = str(tmp_path / arguments["out"])
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         embed_data(model_path, **arguments)
+
+
+def test_files_of_other_types_are_listed_and_odd_names_are_escaped_in_the_tsv(tiny_faces, model_path, tmp_path):
+    _, sources = _copy_identities(tiny_faces, tmp_path / "identities", count=1)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    odd = ["tab\there.jpg", "new\nline.jpg", "back\\slash.jpg"]
+    for name, source in zip(odd, sources):
+        shutil.copy(source, flat / name)
+    (flat / "notes.txt").write_text("who is who\n")
+    (flat / "face.bmp").write_bytes(b"BM" + bytes(60))
+    (flat / ".hidden.txt").write_text("ignored\n")
+    result = embed_data(model_path, str(flat), str(tmp_path / "odd.npy"))
+    assert result["rows"] == 3 and result["skipped"] == 2
+    with open(tmp_path / "odd.tsv", encoding="utf-8") as file:
+        lines = file.read().split("\n")
+    assert lines[0] == "path\tidentity" and lines[-1] == "" and len(lines) == 5  # header, 3 rows, end
+    escaped = {name: name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") for name in odd}
+    assert sorted(lines[1:4]) == sorted(f"{flat}{os.sep}{escaped[name]}\t" for name in odd)
+    with open(tmp_path / "odd.skipped.tsv", encoding="utf-8") as file:
+        skipped = [line.split("\t") for line in file.read().splitlines()[1:]]
+    assert skipped == [[str(flat / "face.bmp"), "unsupported image type .bmp (JPEG and PNG only); convert it"],
+                       [str(flat / "notes.txt"), "not an image file (extension .txt)"]]
+
+
+def test_files_of_other_types_inside_identity_folders_are_listed(tiny_faces, model_path, tmp_path):
+    names, good = _copy_identities(tiny_faces, tmp_path / "data", count=2)
+    (tmp_path / "data" / names[1] / "scan.tif").write_bytes(b"II*\x00")
+    (tmp_path / "data" / "README").write_text("two people\n")
+    result = embed_data(model_path, str(tmp_path / "data"), str(tmp_path / "ids.npy"))
+    assert result["rows"] == len(good) and result["skipped"] == 2
+    reasons = dict(_read_tsv(str(tmp_path / "ids.skipped.tsv"))[1:])
+    assert reasons == {str(tmp_path / "data" / "README"): "not an image file (extension none)",
+                       str(tmp_path / "data" / names[1] / "scan.tif"):
+                           "unsupported image type .tif (JPEG and PNG only); convert it"}
