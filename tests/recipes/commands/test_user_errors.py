@@ -150,8 +150,8 @@ def test_every_exception_class_of_the_project_is_a_user_error():
 
 def test_a_user_error_is_one_line_and_anything_else_a_traceback_asking_for_a_report(capsys, monkeypatch):
     code, err = _run(capsys, "eval", "--model=missing.keras", "--bins=[lfw.bin]")
-    assert code == 2 and err == ("error: model file 'missing.keras' does not exist; pass a .keras file written by a "
-                                 "run.\n")
+    assert code == 2 and err == ("error: model file 'missing.keras' does not exist; pass a run folder or a .keras "
+                                 "file written by a run.\n")
     from recipes.commands.cli import CommandLine
 
     def broken(self):
