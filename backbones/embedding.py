@@ -3,6 +3,9 @@ import keras
 from keras import layers
 
 from backbones.applications import require_local_weights
+from backbones.onnx_graph import is_onnx_file, parse_onnx
+from backbones.onnx_import import load_onnx_weights
+from backbones.onnx_variants import onnx_backbone_args
 from registry import BACKBONES
 
 PIXEL_MEAN = 127.5
@@ -32,13 +35,20 @@ def pooled_embedding_block(features, embedding_size, dropout, synchronized=False
     return layers.BatchNormalization(name="embedding_bn", dtype="float32", synchronized=synchronized)(embedding)
 
 
-def embedding_block_of(backbone):
-    """The embedding block backbone `backbone` declares (its builder's `embedding_block`), else the pooled one."""
-    return getattr(BACKBONES.get(backbone), "embedding_block", pooled_embedding_block)
+def embedding_block_of(backbone, backbone_args=None):
+    """The embedding block backbone `backbone` declares (its builder's `embedding_block`), else the pooled one.
+
+    A builder offering several blocks declares {name: block} (the first is the default), chosen
+    by its option `embedding_block` in `backbone_args`.
+    """
+    declared = getattr(BACKBONES.get(backbone), "embedding_block", pooled_embedding_block)
+    if isinstance(declared, dict):
+        return declared[(backbone_args or {}).get("embedding_block", next(iter(declared)))]
+    return declared
 
 
 def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, image_size=112, backbone_weights=None,
-                          sync_batchnorm=False, backbone_args=None):
+                          sync_batchnorm=False, backbone_args=None, onnx_graph=None):
     """Image (B, image_size, image_size, 3) in 0..255 → embedding (B, embedding_size), float32.
 
     Inside: `(x - 127.5) / 128` → backbone feature map → the backbone's embedding block
@@ -47,10 +57,15 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     anywhere with no custom objects. `sync_batchnorm` makes every BatchNorm use global-batch
     statistics under a multi-replica strategy. `backbone_weights`: a local Keras weights file
     of the backbone, or an `.onnx` face model whose weights go into the whole embedding model,
-    embedding block included (`backbones.onnx_import`). `backbone_args` are the backbone's own options.
+    embedding block included (`backbones.onnx_import`; the options of the variant the file is,
+    `backbones.onnx_variants`, complete `backbone_args`; `onnx_graph`: the file's `OnnxGraph`,
+    when the caller has parsed it). `backbone_args` are the backbone's own options.
     """
     require_local_weights(backbone_weights)
-    onnx_weights = str(backbone_weights).lower().endswith(".onnx") if backbone_weights else False
+    onnx_weights = is_onnx_file(backbone_weights)
+    if onnx_weights:
+        onnx_graph = onnx_graph or parse_onnx(backbone_weights)
+        backbone_args = onnx_backbone_args(onnx_graph, backbone, backbone_args)
     shape = (image_size, image_size, 3)
     features = BACKBONES.build(backbone, input_shape=shape, weights=None if onnx_weights else backbone_weights,
                                **(backbone_args or {}))
@@ -58,10 +73,9 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
         features = with_synchronized_batchnorm(features)
     images = keras.Input(shape, name="image")
     normalised = layers.Rescaling(1.0 / PIXEL_SCALE, offset=-PIXEL_MEAN / PIXEL_SCALE, name="normalise")(images)
-    embedding = embedding_block_of(backbone)(features(normalised), embedding_size, dropout, sync_batchnorm)
+    block = embedding_block_of(backbone, backbone_args)
+    embedding = block(features(normalised), embedding_size, dropout, sync_batchnorm)
     model = keras.Model(images, embedding, name=f"{backbone}_embedding")
     if onnx_weights:
-        from backbones.onnx_import import load_onnx_weights
-
-        load_onnx_weights(model, str(backbone_weights))
+        load_onnx_weights(model, onnx_graph, backbone)
     return model

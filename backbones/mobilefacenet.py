@@ -1,4 +1,4 @@
-"""MobileFaceNet: arcface_torch's `get_mbf` (blocks (1, 4, 6, 2), scale 2) with its GDC embedding block.
+"""MobileFaceNet: arcface_torch's `MobileFaceNet` (`get_mbf`: blocks (1, 4, 6, 2), scale 2) and its released variants.
 
 Exact port of deepinsight/insightface `recognition/arcface_torch/backbones/mobilefacenet.py`
 (adapted there from cavaface) to channels-last built-in Keras layers (`backbones.torch_like`):
@@ -6,12 +6,24 @@ Exact port of deepinsight/insightface `recognition/arcface_torch/backbones/mobil
 - `ConvBlock` = conv (no bias) → BN → PReLU; `LinearBlock` = conv (no bias) → BN;
 - `DepthWise(in, out, groups=g)` = ConvBlock 1×1 in→g → depthwise 3×3 ConvBlock (stride) →
   LinearBlock 1×1 g→out, plus the input when residual;
-- stem: ConvBlock 3×3 stride 2 → 128, then ConvBlock 3×3 128→128 with groups=64 (grouped, not
-  depthwise: 2 channels per group; held as `torch_like.grouped_conv2d`, fast on CPUs too); then DepthWise 128→128 (g 128, stride 2), 4 residual
-  (g 128), DepthWise 128→256 (g 256, stride 2), 6 residual (g 256), DepthWise 256→256 (g 512,
-  stride 2), 2 residual (g 256); `conv_sep` ConvBlock 1×1 → 512: (112, 112, 3) → (7, 7, 512);
-- embedding block `gdc_embedding_block` (GDC): 7×7 depthwise LinearBlock (valid) → flatten →
-  dense without bias → BN.
+- with width w = 64·scale: stem ConvBlock 3×3 stride 2 → w, then (blocks[0] == 1) ConvBlock 3×3
+  w→w with groups=64 (depthwise at scale 1; grouped at scale > 1, held as
+  `torch_like.grouped_conv2d`, fast on CPUs too) or (blocks[0] > 1) blocks[0] residual DepthWise
+  (g 128); DepthWise w→w (g 128, stride 2), blocks[1] residual (g 128), DepthWise w→2w (g 256,
+  stride 2), blocks[2] residual (g 256), DepthWise 2w→2w (g 512, stride 2), blocks[3] residual
+  (g 256); `conv_sep` ConvBlock 1×1 → 512: (112, 112, 3) → (7, 7, 512).
+
+The options follow the file's history (`git log recognition/arcface_torch/backbones/mobilefacenet.py`):
+width 64 (scale 1) from May to July 2021 (commits bb611ed6, f089b660), 128 (scale 2) hard-coded from
+c0b95cc6 (July 2021), `blocks` and `scale` arguments from 5ef98047 (March 2022: `get_mbf` (1, 4, 6, 2)
+scale 2, `get_mbf_large` (2, 8, 12, 4) scale 4). Embedding blocks (`embedding_block`):
+
+- "gdc" (`gdc_embedding_block`, arcface_torch's GDC, every commit): 7×7 depthwise LinearBlock
+  (valid) → flatten → dense without bias → BN;
+- "pointwise_fc" (`pointwise_fc_embedding_block`): the block of insightface's released
+  `w600k_mbf.onnx` (buffalo_s / buffalo_sc packs), which is in no published training code:
+  1×1 conv 512→64 → PReLU → flatten (64·7·7 = 3,136) → dense with bias → BN. The released file
+  has every BN after a convolution folded in; we keep conv → BN → PReLU like every other ConvBlock.
 
 Initialisation as arcface_torch: kaiming-normal (fan_out, ReLU gain) for convolutions and the
 dense layer, BN γ = 1, β = 0.
@@ -22,7 +34,7 @@ import keras
 from keras import initializers, layers
 
 from backbones.torch_like import batchnorm, conv2d, depthwise_conv2d, grouped_conv2d, prelu
-from registry import BACKBONES
+from registry import BACKBONES, UserError
 
 KAIMING_FAN_OUT = initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
@@ -61,14 +73,26 @@ def residual_stage(inputs, blocks, groups, name):
     return inputs
 
 
-def mobilefacenet_features(input_shape=(112, 112, 3), weights=None, blocks=(1, 4, 6, 2), scale=2):
+DEFAULT_BLOCKS = (1, 4, 6, 2)
+DEFAULT_SCALE = 2
+
+
+def mobilefacenet_features(input_shape=(112, 112, 3), weights=None, blocks=DEFAULT_BLOCKS, scale=DEFAULT_SCALE):
     """MobileFaceNet up to `conv_sep`: normalised image (H, W, 3) → (H/16, W/16, 512)."""
-    width = 64 * scale
+    try:
+        counts, whole_scale = tuple(int(count) for count in blocks), int(scale) if float(scale).is_integer() else 0
+    except (TypeError, ValueError):
+        counts, whole_scale = (), 0
+    if len(counts) != 4 or min(counts) < 1 or whole_scale < 1:
+        raise UserError(f"mobilefacenet: blocks={blocks!r} and scale={scale!r}; need four block counts >= 1 and a "
+                        "whole scale >= 1 (arcface_torch: (1, 4, 6, 2) at scale 2; large: (2, 8, 12, 4), 4).")
+    blocks, width = counts, 64 * whole_scale
     images = keras.Input(input_shape)
     out = conv_block(images, width, 3, "layers0", strides=2, padding=1)
-    if blocks[0] != 1:
-        raise ValueError(f"blocks[0]={blocks[0]}: only get_mbf's blocks[0] == 1 (a grouped ConvBlock) is ported.")
-    out = conv_block(out, width, 3, "layers1", padding=1, groups=64)
+    if blocks[0] == 1:
+        out = conv_block(out, width, 3, "layers1", padding=1, groups=64)
+    else:
+        out = residual_stage(out, blocks[0], 128, "layers1")
     out = depthwise_block(out, width, 128, "layers2", strides=2)
     out = residual_stage(out, blocks[1], 128, "layers3")
     out = depthwise_block(out, 2 * width, 256, "layers4", strides=2)
@@ -100,10 +124,40 @@ def gdc_embedding_block(features, embedding_size, dropout, synchronized=False):
     return batchnorm("features", synchronized=synchronized, dtype="float32")(out)
 
 
+POINTWISE_CHANNELS = 64
+
+
+def pointwise_fc_embedding_block(features, embedding_size, dropout, synchronized=False):
+    """w600k_mbf's block: (B, h, w, 512) → 1×1 conv → 64 → BN → PReLU → flatten → dense (bias) → BN → (B, d).
+
+    The flatten is channels-last (PyTorch's is c, h, w: `backbones.onnx_import` permutes the dense
+    rows). No dropout in the released model, so `dropout` is unused; float32 like the GDC block.
+    """
+    del dropout
+    out = layers.Conv2D(POINTWISE_CHANNELS, 1, use_bias=False, kernel_initializer=KAIMING_FAN_OUT,
+                        name="pointwise_conv", dtype="float32")(features)
+    out = batchnorm("pointwise_bn", synchronized=synchronized, dtype="float32")(out)
+    out = prelu("pointwise_prelu", dtype="float32")(out)
+    out = layers.Flatten(name="pointwise_flatten")(out)
+    out = layers.Dense(embedding_size, kernel_initializer=KAIMING_FAN_OUT, name="pointwise_fc", dtype="float32")(out)
+    return batchnorm("features", synchronized=synchronized, dtype="float32")(out)
+
+
+EMBEDDING_BLOCKS = {"gdc": gdc_embedding_block, "pointwise_fc": pointwise_fc_embedding_block}
+
+
 @BACKBONES.register("mobilefacenet")
-def mobilefacenet(input_shape=(112, 112, 3), weights=None):
-    """MobileFaceNet (arcface_torch get_mbf), (112, 112, 3) → (7, 7, 512); embedding block: GDC (7×7 depthwise → dense → BN)."""
-    return mobilefacenet_features(input_shape, weights)
+def mobilefacenet(input_shape=(112, 112, 3), weights=None, scale=DEFAULT_SCALE, blocks=DEFAULT_BLOCKS,
+                  embedding_block="gdc"):
+    """MobileFaceNet (arcface_torch get_mbf), (112, 112, 3) → (7, 7, 512); embedding block gdc or pointwise_fc.
+
+    `scale`: width 64·scale; `blocks`: residual blocks per stage; `embedding_block`: "gdc"
+    (arcface_torch) or "pointwise_fc" (insightface's released w600k_mbf), see the module docstring.
+    """
+    if embedding_block not in EMBEDDING_BLOCKS:
+        raise UserError(f"mobilefacenet: embedding_block={embedding_block!r} is not one of "
+                         f"{', '.join(EMBEDDING_BLOCKS)}.")
+    return mobilefacenet_features(input_shape, weights, blocks, scale)
 
 
-mobilefacenet.embedding_block = gdc_embedding_block
+mobilefacenet.embedding_block = EMBEDDING_BLOCKS

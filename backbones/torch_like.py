@@ -61,9 +61,10 @@ def freeze_scales(model, names):
             layer.gamma.trainable = False
 
 
-def prelu(name):
+def prelu(name, dtype=None):
     """`PReLU` with one slope per channel, slopes start at 0.25 (PyTorch's `nn.PReLU(C)`)."""
-    return layers.PReLU(alpha_initializer=initializers.Constant(PRELU_INIT), shared_axes=[1, 2], name=name)
+    return layers.PReLU(alpha_initializer=initializers.Constant(PRELU_INIT), shared_axes=[1, 2], name=name,
+                        dtype=dtype)
 
 
 def conv2d(inputs, filters, kernel_size, name, strides=1, padding=0, groups=1, initializer="glorot_uniform"):

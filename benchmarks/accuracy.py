@@ -49,7 +49,7 @@ def last_epoch_metrics(run_dir, bin_name):
 
 def train_recipe(name, epochs, work_dir, data=None, eval_bins=(), batch_size=None, log_path=None, **settings):
     """Train recipe `name` with TRAINING_SETTINGS (updated by `settings`) for `epochs`; returns
-    `last_epoch_metrics` (+ seconds)."""
+    `last_epoch_metrics` (+ seconds, run_dir: the run folder under `work_dir`)."""
     from recipes.train import train
 
     overrides = {**TRAINING_SETTINGS, **settings, "epochs": epochs, "runs_dir": os.path.join(work_dir, "runs"),
@@ -63,7 +63,7 @@ def train_recipe(name, epochs, work_dir, data=None, eval_bins=(), batch_size=Non
     with open(log_path or os.devnull, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         run_dir = train(recipe)
     bin_name = os.path.splitext(os.path.basename(eval_bins[0]))[0] if eval_bins else "verify"
-    return {**last_epoch_metrics(run_dir, bin_name), "seconds": time.perf_counter() - started}
+    return {**last_epoch_metrics(run_dir, bin_name), "seconds": time.perf_counter() - started, "run_dir": run_dir}
 
 
 def real_split(root, work_dir, held_out_fraction=1 / 3, pairs=300, seed=0):
@@ -115,8 +115,10 @@ def run_accuracy(epochs, data=None, eval_bins=(), batch_size=None, recipes=ACCUR
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as work_dir:
         for name in recipes:
-            row = {"recipe": name, **train_recipe(name, epochs, work_dir, data, eval_bins, batch_size,
-                                                  os.path.join(work_dir, "train.log"))}
+            result = train_recipe(name, epochs, work_dir, data, eval_bins, batch_size,
+                                  os.path.join(work_dir, "train.log"))
+            result.pop("run_dir")  # a temporary folder: not a result
+            row = {"recipe": name, **result}
             rows.append(row)
             untrained = "n/a" if row["untrained_acc"] is None else f"{row['untrained_acc']:.4f}"
             progress(f"  accuracy ({label}) {name}: 10-fold acc {row['acc']:.4f} ± {row['acc_std']:.4f} after "

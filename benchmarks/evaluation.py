@@ -118,9 +118,11 @@ def run_evaluation(bin_path, backbone="tiny", image_count=12000, batch_size=EVAL
 
 
 def raw_decode_dataset(paths, batch_size):
-    """Endless batches of just `read_file` + `decode_jpeg`, parallel: the ceiling for any JPEG pipeline."""
+    """Endless batches of just `read_file` + `decode_jpeg` (the accurate IDCT, as `data.decode`), parallel: the
+    ceiling for any JPEG pipeline."""
     dataset = tf.data.Dataset.from_tensor_slices(list(paths)).repeat()
-    dataset = dataset.map(lambda path: tf.io.decode_jpeg(tf.io.read_file(path), channels=3),
+    dataset = dataset.map(lambda path: tf.io.decode_jpeg(tf.io.read_file(path), channels=3,
+                                                         dct_method="INTEGER_ACCURATE"),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -149,14 +151,14 @@ def run_pipeline_own(train_dir, batch_size=32, batches=150, quick=False):
 
 def _measure_with_helper(train_dir, batch_size, batches, repeats):
     """Rows [(label, images/s, CPU µs/image)] measured with `benchmarks.pipeline_throughput`'s functions."""
-    from benchmarks.pipeline_throughput import best_rate_and_cost, raw_decode_loop, timed_batches
+    from benchmarks.pipeline_throughput import ACCURATE, best_rate_and_cost, raw_decode_loop, timed_batches
 
     folder = scan_identity_folder(train_dir, progress=False)
     encoded = []
     for path in folder.paths:
         with open(path, "rb") as file:
             encoded.append(file.read())
-    raw = best_rate_and_cost(lambda: raw_decode_loop(encoded), repeats)
+    raw = best_rate_and_cost(lambda: raw_decode_loop(encoded, ACCURATE), repeats)
     mapped = best_rate_and_cost(lambda: timed_batches(raw_decode_dataset(folder.paths, batch_size), batches,
                                                       batch_size), repeats)
     pipeline = train_dataset(folder.paths, folder.labels, batch_size, 112, ("flip",), seed=0)

@@ -2,7 +2,7 @@
 
 The ONNX file is written by `benchmarks.onnx_graphs` (random weights, 112×112, 512-d) into a
 temporary folder; the time covers reading the file, building the Keras model, matching the
-graphs and copying the weights (`backbones.onnx_import.import_onnx_model`).
+graphs and copying the weights (`backbones.onnx_model.import_onnx_model`).
 
     python -m benchmarks.onnx_import_time iresnet100
 """
@@ -20,7 +20,7 @@ def measure(backbone):
     """(seconds to import, file size in bytes, weights) for `backbone`."""
     import onnx
 
-    from backbones.onnx_import import import_onnx_model
+    from backbones.onnx_model import import_onnx_model
     from benchmarks.onnx_graphs import iresnet_graph, mobilefacenet_graph
 
     if backbone == "mobilefacenet":

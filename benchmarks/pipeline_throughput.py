@@ -4,10 +4,11 @@
 
 Writes `--images` 112x112 synthetic face JPEGs to a temporary folder, then prints images/s of:
 raw `tf.io.decode_jpeg` in a Python loop over the encoded bytes (one core, eager), a tf.data
-map of read+decode (parallel, batched), and `data.pipeline.train_dataset` (flip, batch
-`--batch_size`), with the ratios, and the CPU time per image of each (less sensitive to other
-load on a shared machine). The best of `--repeats` timings is kept. Prints numbers only;
-nothing is asserted.
+map of read+decode (parallel, batched), each with TensorFlow's default fast integer IDCT and
+with the accurate one that `data.decode` uses (libjpeg's default, OpenCV's and PIL's), and
+`data.pipeline.train_dataset` (flip, batch `--batch_size`, accurate IDCT), with the ratios, and
+the CPU time per image of each (less sensitive to other load on a shared machine). The best of
+`--repeats` timings is kept. Prints numbers only; nothing is asserted.
 """
 import argparse
 import os
@@ -25,6 +26,7 @@ from data.pipeline import train_dataset  # noqa: E402
 from data.synthetic import render_identity  # noqa: E402
 
 IMAGES_PER_IDENTITY = 20
+ACCURATE = "INTEGER_ACCURATE"
 
 
 def write_faces(root, count):
@@ -48,11 +50,13 @@ def best_rate_and_cost(measure, repeats):
     return max(rates), min(costs)
 
 
-def raw_decode_loop(encoded):
-    """Decode every JPEG of `encoded` (bytes) eagerly, one after another → (images, seconds, CPU seconds)."""
+def raw_decode_loop(encoded, dct_method=""):
+    """Decode every JPEG of `encoded` (bytes) eagerly, one after another → (images, seconds, CPU seconds).
+
+    `dct_method`: "" (TensorFlow's default, the fast integer IDCT) or "INTEGER_ACCURATE"."""
     started, cpu = time.perf_counter(), time.process_time()
     for item in encoded:
-        tf.io.decode_jpeg(item)
+        tf.io.decode_jpeg(item, dct_method=dct_method)
     return len(encoded), time.perf_counter() - started, time.process_time() - cpu
 
 
@@ -85,22 +89,31 @@ def main():
         for path in folder.paths:
             with open(path, "rb") as file:
                 encoded.append(file.read())
-        raw = best_rate_and_cost(lambda: raw_decode_loop(encoded), args.repeats)
-        read_decode = tf.data.Dataset.from_tensor_slices(list(folder.paths)).repeat().map(
-            lambda path: tf.io.decode_jpeg(tf.io.read_file(path)), num_parallel_calls=tf.data.AUTOTUNE,
-        ).batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
-        mapped = best_rate_and_cost(lambda: timed_batches(read_decode, args.batches, args.batch_size), args.repeats)
+        raw, mapped = {}, {}
+        for method in ("", ACCURATE):
+            raw[method] = best_rate_and_cost(lambda: raw_decode_loop(encoded, method), args.repeats)
+            read_decode = tf.data.Dataset.from_tensor_slices(list(folder.paths)).repeat().map(
+                lambda path: tf.io.decode_jpeg(tf.io.read_file(path), dct_method=method),
+                num_parallel_calls=tf.data.AUTOTUNE).batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
+            mapped[method] = best_rate_and_cost(lambda: timed_batches(read_decode, args.batches, args.batch_size),
+                                                args.repeats)
         pipeline = train_dataset(folder.paths, folder.labels, args.batch_size, augment=("flip",))
         trained = best_rate_and_cost(lambda: timed_batches(pipeline, args.batches, args.batch_size), args.repeats)
-    rows = [("raw tf.io.decode_jpeg loop (eager, 1 thread)", raw),
-            ("tf.data map read+decode_jpeg (parallel)", mapped),
-            (f"train_dataset (flip, batch {args.batch_size})", trained)]
+    rows = [("raw tf.io.decode_jpeg loop (eager, 1 thread), fast IDCT", raw[""]),
+            ("raw tf.io.decode_jpeg loop (eager, 1 thread), accurate IDCT", raw[ACCURATE]),
+            ("tf.data map read+decode_jpeg (parallel), fast IDCT", mapped[""]),
+            ("tf.data map read+decode_jpeg (parallel), accurate IDCT", mapped[ACCURATE]),
+            (f"train_dataset (flip, batch {args.batch_size}; accurate IDCT)", trained)]
     width = max(len(name) for name, _ in rows)
     print(f"{'':<{width}}  {'images/s':>9}  {'CPU µs/image':>12}")
     for name, (rate, cost) in rows:
         print(f"{name:<{width}}  {rate:9.0f}  {cost:12.1f}")
-    print(f"train_dataset / raw decode loop:     {trained[0] / raw[0]:.2f}")
-    print(f"train_dataset / tf.data read+decode: {trained[0] / mapped[0]:.2f}")
+    print(f"accurate / fast IDCT, raw loop:      {raw[ACCURATE][0] / raw[''][0]:.2f} "
+          f"(CPU per image {raw[ACCURATE][1] / raw[''][1]:.2f}x)")
+    print(f"accurate / fast IDCT, tf.data map:   {mapped[ACCURATE][0] / mapped[''][0]:.2f} "
+          f"(CPU per image {mapped[ACCURATE][1] / mapped[''][1]:.2f}x)")
+    print(f"train_dataset / raw decode loop:     {trained[0] / raw[ACCURATE][0]:.2f}")
+    print(f"train_dataset / tf.data read+decode: {trained[0] / mapped[ACCURATE][0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ For every backbone and batch size, three models train in one process, in alterna
 (`benchmarks.throughput.compare_step_times`), on the same in-memory batch (arcface recipe,
 1,000 classes, 112×112): the spec-style reference in float32 (`benchmarks.reference`: one-hot
 labels, concatenated output), our path in float32, and our path in mixed precision
-(mixed_bfloat16 on a CPU, mixed_float16 on a GPU). `auto` is not a fourth model: it is the
-one of ours that `recipes.distribution.precision_choice("auto", backbone)` picks, so its
-ratio is that model's. Ratios are medians of paired per-turn ratios t_reference / t_ours with
-a bootstrap 90% interval (`benchmarks.throughput.paired_ratio`).
+(mixed_bfloat16 on a CPU, mixed_float16 on a GPU). `auto` is the one of ours that
+`recipes.distribution.precision_choice("auto", backbone)` picks, so its ratio is that model's
+(a fourth model only on a GPU where it picks mixed_bfloat16). Ratios are medians of paired
+per-turn ratios t_reference / t_ours with a bootstrap 90% interval
+(`benchmarks.throughput.paired_ratio`).
 
     python -m benchmarks.precision --batch_sizes=32,128 resnet50v2 mobilenetv2
 """
@@ -51,8 +52,11 @@ def measure(backbone, batch_size, warmup, turns, progress=print):
         mixed: (build_with_policy(mixed, lambda: build_ours(backbone, LOSS, NUM_CLASSES, batch_size=batch_size)),
                 images, labels),
     }
-    times = compare_step_times(contenders, warmup, turns, progress)
     auto, reason = precision_choice("auto", backbone, gpu=gpu)
+    if auto not in contenders:  # on a GPU, auto may pick mixed_bfloat16 (compute capability >= 8.0)
+        contenders[auto] = (build_with_policy(auto, lambda: build_ours(backbone, LOSS, NUM_CLASSES,
+                                                                       batch_size=batch_size)), images, labels)
+    times = compare_step_times(contenders, warmup, turns, progress)
     row = {"backbone": backbone, "batch_size": batch_size, "mixed": mixed, "auto": auto, "auto_reason": reason,
            "turns": turns}
     for name, seconds in times.items():
@@ -60,7 +64,7 @@ def measure(backbone, batch_size, warmup, turns, progress=print):
     for name in ("float32", mixed):
         row[f"{name}_vs_reference"] = paired_ratio(times["reference"], times[name])
     row["mixed_vs_float32"] = paired_ratio(times["float32"], times[mixed])
-    row["auto_vs_reference"] = row[f"{auto}_vs_reference"]
+    row["auto_vs_reference"] = row.get(f"{auto}_vs_reference") or paired_ratio(times["reference"], times[auto])
     return row
 
 

@@ -11,8 +11,9 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
+from data.decode import decode_face
 from data.errors import DataError
-from data.pipeline import decode_face, encoded_problem
+from data.pipeline import encoded_problem
 from registry import MissingFileError
 from storage.atomic import atomic_write
 

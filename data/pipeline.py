@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from data.decode import decode_face, decode_rgb
 from data.errors import DataError
 from data.folders import header_problem
 from registry import AUGMENTATIONS
@@ -95,23 +96,6 @@ class SkippedFiles:
         return path in self._reasons
 
 
-def decode_face(encoded, image_size):
-    """Encoded JPEG/PNG bytes → uint8 (image_size, image_size, 3).
-
-    Grey becomes RGB by repeating the channel; RGBA drops alpha (as PIL's `convert("RGB")`);
-    other sizes are resized bilinearly and rounded. Training images and verification
-    images (`data.bins`) are both decoded by this function.
-    """
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-
-    def resize():
-        resized = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size))
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
-
-    image = tf.cond(tf.reduce_all(tf.shape(image)[:2] == image_size), lambda: image, resize)
-    return tf.ensure_shape(image, (image_size, image_size, 3))
-
-
 def file_problem(path):
     """Why the image file `path` cannot be used (read, header or decode error, one line); None if it decodes."""
     try:
@@ -128,7 +112,7 @@ def encoded_problem(encoded):
     if problem:
         return problem
     try:
-        tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        decode_rgb(encoded)
     except tf.errors.OpError as error:
         return f"cannot be decoded: {_op_message(error)}"
     return None
@@ -344,7 +328,7 @@ def find_undecodable(paths, progress=True):
         return []
 
     def decoded_index(index, _, encoded):
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        image = decode_rgb(encoded)
         return index, tf.shape(image)[0]
 
     dataset = _encoded_stream(paths, _read_one(paths), 0, len(paths), tf.identity, decoded_index)

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from data.bins import write_bin
 from data.folders import scan_identity_folder
 from data.pairs import draw_pairs
-from data.pipeline import CHANGED_MEANWHILE, decode_face, find_undecodable, image_problem, read_image
+from data.decode import decode_face, decode_rgb
+from data.pipeline import CHANGED_MEANWHILE, find_undecodable, image_problem, read_image
 from data.recordio import is_recordio_folder
 from registry import OptionError, whole_number
 
@@ -148,7 +149,7 @@ def _prepare_images(paths, indices, image_size, prepared):
     for index in tqdm(indices, desc="checking images", unit="image", disable=None, mininterval=0.5, file=sys.stderr):
         try:
             content = read_image(paths, index)
-            shape = tf.io.decode_image(content, channels=3, expand_animations=False).shape
+            shape = decode_rgb(content).shape
         except (OSError, ValueError, tf.errors.OpError):
             failed[index] = image_problem(paths, index) or CHANGED_MEANWHILE
             continue

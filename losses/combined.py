@@ -65,11 +65,11 @@ def center_softmax(num_classes, embedding_size, center_factor=1.0, center_alpha=
 
 @LOSSES.register("center_arcface")
 def center_arcface(num_classes, embedding_size, center_factor=1.0, center_alpha=0.5, margin1=None, margin2=None,
-                   margin3=None, scale=64.0, preset="spec"):
+                   margin3=None, scale=64.0, preset="spec", margin_gradient="exact"):
     """Combined-margin ArcFace + center_factor × center loss (the spec's center_arcface_loss)."""
     return with_center_loss(
         "arcface", num_classes, embedding_size, center_factor, center_alpha,
-        margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset,
+        margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset, margin_gradient=margin_gradient,
     )
 
 
@@ -79,10 +79,12 @@ def _validate_center_options(center_factor, center_alpha):
     check_range("center_alpha", center_alpha, 0.0, 1.0, meaning="the centre step; 0 keeps the centres fixed")
 
 
-def _validate_center_arcface_options(center_factor, center_alpha, margin1, margin2, margin3, scale, preset):
+def _validate_center_arcface_options(center_factor, center_alpha, margin1, margin2, margin3, scale, preset,
+                                     margin_gradient):
     """`center_arcface`'s options: the center part's and `MarginLoss`'s rules."""
     _validate_center_options(center_factor, center_alpha)
-    MarginLoss.validate_options(margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset)
+    MarginLoss.validate_options(margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset,
+                                margin_gradient=margin_gradient)
 
 
 center_softmax.validate_options = _validate_center_options

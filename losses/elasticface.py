@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms
-from losses.margin import safe_acos
+from losses.margin import check_margin_gradient, safe_acos, straight_through
 from registry import LOSSES, OptionError, check_range
 
 ELASTIC_DEFAULTS = {  # variant → (margin, σ, σ with plus=True)
@@ -27,13 +27,15 @@ def plus_order(margins, target_cosine):
     return tf.gather(tf.sort(margins), order)
 
 
-def elastic_logits(cosine, labels, margins, variant, scale):
+def elastic_logits(cosine, labels, margins, variant, scale, margin_gradient="exact"):
     """Scaled logits (B, C): the target gets its own margin m_i (B,); cos θ clipped to [−1, 1].
 
         arc: target s · cos(θ_y + m_i)   (no guard for θ_y + m_i > π, as in the official code)
         cos: target s · (cos θ_y − m_i)
         non-target: s · cos θ_j
     The angle comes from `safe_acos`: the official value, with a finite gradient at cos θ = ±1.
+    `margin_gradient` "exact" (the official code's) or "straight_through" (∂target/∂cos θ_y = 1,
+    as arcface_torch's ArcFace since December 2022; losses/margin.py).
     """
     cosine = tf.clip_by_value(tf.cast(cosine, tf.float32), -1.0, 1.0)
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
@@ -43,6 +45,8 @@ def elastic_logits(cosine, labels, margins, variant, scale):
         target = tf.cos(safe_acos(target_cosine) + margins)
     else:
         target = target_cosine - margins
+    if check_margin_gradient(margin_gradient) == "straight_through":
+        target = straight_through(target, target_cosine)
     rows = tf.range(tf.shape(labels)[0], dtype=tf.int32)
     return scale * tf.tensor_scatter_nd_update(cosine, tf.stack([rows, labels], axis=1), target)
 
@@ -57,12 +61,14 @@ class ElasticFaceLoss(FaceLoss):
     of the chosen variant. With `training=False` every sample gets the mean margin. With
     sigma = 0 the "arc" variant is ArcFace (m 0.5) without the spec's θ + m > π guard, the "cos"
     variant CosFace (m 0.35). The draws come from a Keras `SeedGenerator` (its state is saved).
+    `margin_gradient`: "exact" (the official code's) or "straight_through" (see `elastic_logits`).
     """
 
     def __init__(self, num_classes, embedding_size, variant="arc", margin=None, sigma=None, plus=False, scale=64.0,
-                 seed=None, **kwargs):
+                 seed=None, margin_gradient="exact", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
-        self.validate_options(variant=variant, margin=margin, sigma=sigma, scale=scale)
+        self.validate_options(variant=variant, margin=margin, sigma=sigma, scale=scale, margin_gradient=margin_gradient)
+        self.margin_gradient = margin_gradient
         default_margin, default_sigma, plus_sigma = ELASTIC_DEFAULTS[variant]
         self.variant, self.plus, self.scale = variant, bool(plus), float(scale)
         self.margin = float(default_margin if margin is None else margin)
@@ -72,8 +78,10 @@ class ElasticFaceLoss(FaceLoss):
         self.built = True
 
     @classmethod
-    def validate_options(cls, variant, margin, sigma, scale):
-        """Refuse (OptionError) an unknown `variant`, a `margin` that is not finite, `sigma` < 0 and `scale` <= 0."""
+    def validate_options(cls, variant, margin, sigma, scale, margin_gradient):
+        """Refuse (OptionError) an unknown `variant` or `margin_gradient`, a `margin` that is not finite, `sigma` < 0
+        and `scale` <= 0."""
+        check_margin_gradient(margin_gradient)
         if variant not in ELASTIC_DEFAULTS:
             raise OptionError("variant", variant, f"is not a variant; choose one of {sorted(ELASTIC_DEFAULTS)}.")
         check_margins(margin=margin)
@@ -92,8 +100,8 @@ class ElasticFaceLoss(FaceLoss):
                 margins = plus_order(margins, tf.stop_gradient(target_cosine))
         else:
             margins = tf.fill(count, self.margin)
-        return elastic_logits(cosine, labels, margins, self.variant, self.scale)
+        return elastic_logits(cosine, labels, margins, self.variant, self.scale, self.margin_gradient)
 
     def get_config(self):
         return {**super().get_config(), "variant": self.variant, "margin": self.margin, "sigma": self.sigma,
-                "plus": self.plus, "scale": self.scale, "seed": self.seed}
+                "plus": self.plus, "scale": self.scale, "seed": self.seed, "margin_gradient": self.margin_gradient}

@@ -86,26 +86,55 @@ def subcenter_arcface():
 # Their lr is for their global batch: 8 GPUs x 128 = 1024. With another global batch, scale --lr linearly.
 # Margins: arcface_torch's `margin_list (m1, m2, m3)` = (angle scale, angle add, cosine subtract) is
 # (margin1, margin3, margin2) in our (spec's) order.
+ARCFACE_TORCH_OPTIMISATION = {"weight_decay_mode": "coupled", "weight_decay_exclude": []}
+# Appended to each field recipe's docstring: where each training value comes from.
+ARCFACE_TORCH_TRAINING = """
+
+    Trained as arcface_torch trains at that commit (the same lines at d9cb10e and fe116a4, recognition/arcface_torch/):
+    - weight_decay_mode=coupled, weight_decay_exclude=[]: train.py 84-86 `torch.optim.SGD(params=[backbone,
+      partial_fc], lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)`, PyTorch's L2 decay (wd·w added to
+      the gradient) of every parameter, BatchNorm and PReLU included;
+    - clip_grad_norm=5: train.py 139-140 `amp.unscale_(opt)`, `torch.nn.utils.clip_grad_norm_(backbone.parameters(), 5)`;
+    - lr_schedule polynomial, power 2: lr_scheduler.py 10 `PolyScheduler` `self.power = 2` (warm-up base·t/W): the
+      same rate at every update, the first included;
+    - margin_gradient=exact: losses.py 44-50 differentiates `cos_theta_m = target_logit * self.cos_m - sin_theta *
+      self.sin_m` (since 657ae30, 2022-12-15, arcface_torch computes the margin under torch.no_grad():
+      --loss_args.margin_gradient=straight_through);
+    - mixed_precision=true (mixed_float16 with dynamic loss scaling on a GPU): configs/<name>.py 14 `config.fp16 = True`.
+    Differs on purpose: the margin's guard where θ + m > π keeps cos θ (arcface_torch: cos θ − m·sin m); Keras' loss
+    scale starts at 2^15 and doubles after 2,000 finite steps (train.py 126 `GradScaler(growth_interval=100)`: 2^16,
+    every 100)."""
+
+
+def _cites(function):
+    """Append ARCFACE_TORCH_TRAINING to a field recipe's docstring."""
+    function.__doc__ += ARCFACE_TORCH_TRAINING
+    return function
+
 
 def _arcface_torch(name, backbone, epochs, lr, weight_decay, preset, warmup_epochs=0.0):
-    """A recipe with arcface_torch's training setup: SGD momentum 0.9, decoupled weight decay, batch 128 per
-    replica, per-step polynomial decay (power 1) with linear warm-up, 512-d, mixed precision, no dropout."""
+    """A recipe with arcface_torch's training setup: SGD momentum 0.9 with PyTorch's (coupled) weight decay of every
+    parameter, the backbone's gradient clipped to norm 5, batch 128 per replica, per-step polynomial decay (power 2)
+    with linear warm-up, exact margin gradient, 512-d, mixed precision (fp16 on a GPU), no dropout."""
     return Recipe(name=name, backbone=backbone, embedding_size=512, dropout=0.0, loss="arcface",
-                  loss_args={"preset": preset, "scale": 64.0}, optimizer="sgd",
-                  optimizer_args={"momentum": 0.9, "weight_decay": weight_decay}, lr=lr, lr_schedule="polynomial",
-                  schedule_args={"warmup_epochs": warmup_epochs, "power": 1.0}, epochs=epochs, batch_size=128,
+                  loss_args={"preset": preset, "scale": 64.0, "margin_gradient": "exact"}, optimizer="sgd",
+                  optimizer_args={"momentum": 0.9, "weight_decay": weight_decay, **ARCFACE_TORCH_OPTIMISATION},
+                  clip_grad_norm=5.0, lr=lr, lr_schedule="polynomial",
+                  schedule_args={"warmup_epochs": warmup_epochs, "power": 2.0}, epochs=epochs, batch_size=128,
                   mixed_precision="true")
 
 
 @RECIPES.register("ms1mv3_r50")
+@_cites
 def ms1mv3_r50():
     """arcface_torch `configs/ms1mv3_r50.py` (commit d9cb10e): iresnet50, ArcFace (1, 0, 0.5) s 64, SGD lr 0.1
-    (global batch 1024) momentum 0.9 wd 5e-4, 20 epochs, no warm-up, fp16. (Its later revision 5ef9804 uses
+    (global batch 1024) momentum 0.9 wd 5e-4, 20 epochs, no warm-up, fp16. (Its earlier revision 5ef9804 uses
     lr 0.2, 25 epochs and 2 warm-up epochs: `--lr=0.2 --epochs=25 --schedule_args.warmup_epochs=2`.)"""
     return _arcface_torch("ms1mv3_r50", "iresnet50", epochs=20, lr=0.1, weight_decay=5e-4, preset="arcface")
 
 
 @RECIPES.register("ms1mv3_r100")
+@_cites
 def ms1mv3_r100():
     """arcface_torch `configs/ms1mv3_r100.py` (commit fe116a4): iresnet100, ArcFace (1, 0, 0.5) s 64, SGD lr 0.2
     (global batch 1024) momentum 0.9 wd 5e-4, 25 epochs, no warm-up, fp16."""
@@ -113,16 +142,19 @@ def ms1mv3_r100():
 
 
 @RECIPES.register("glint360k_r50")
+@_cites
 def glint360k_r50():
     """arcface_torch `configs/glint360k_r50.py` (commit d9cb10e): iresnet50, CosFace (margin_list (1.0, 0.0, 0.4),
     i.e. (1, 0.4, 0) in our order) s 64, SGD lr 0.1 (global batch 1024) momentum 0.9 wd 1e-4, 20 epochs, fp16;
-    Partial FC (`partial_fc` head) at its `sample_rate = 1.0`: the 360,232-class matrix sharded over the replicas."""
+    Partial FC (`partial_fc` head) at its `sample_rate = 1.0`: the 360,232-class matrix sharded over the replicas.
+    (CosFace's target cos θ − m has derivative 1: both margin gradients are the same here.)"""
     recipe = _arcface_torch("glint360k_r50", "iresnet50", epochs=20, lr=0.1, weight_decay=1e-4, preset="cosface")
-    return dataclasses.replace(recipe, loss_args={"preset": "cosface", "margin2": 0.4, "scale": 64.0},
+    return dataclasses.replace(recipe, loss_args={**recipe.loss_args, "margin2": 0.4},
                                head="partial_fc", head_args={"sample_rate": 1.0})
 
 
 @RECIPES.register("ms1mv3_mbf")
+@_cites
 def ms1mv3_mbf():
     """arcface_torch `configs/ms1mv3_mbf.py` (commit d9cb10e): mobilefacenet, ArcFace (1, 0, 0.5) s 64, SGD lr 0.1
     (global batch 1024) momentum 0.9 wd 1e-4, 40 epochs, no warm-up, fp16."""

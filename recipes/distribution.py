@@ -62,9 +62,15 @@ def is_chief():
 # in one process by `python -m benchmarks.precision` (arcface recipe, 1,000 classes, 112x112; batch 128, iresnet50 32;
 # Intel Xeon with AMX, 2 cores; benchmarks/REPORT.md, "Measured separately").
 CPU_BFLOAT16_SPEEDUP = {"resnet50v2": 1.20, "mobilenetv2": 0.67, "iresnet50": 1.67, "mobilefacenet": 0.82}
-# Mixed float16 relative to float32 on a GPU, measured by `python -m benchmarks --gpu`: none measured yet.
-GPU_FLOAT16_SPEEDUP = {}
 WORTH_IT = 1.05  # mixed precision is chosen only when it measured at least this much faster
+# Mixed precision on a GPU follows its tensor cores, by compute capability (major, minor): bfloat16 ones from Ampere
+# (8.0) on, float16 ones from Volta (7.0) on (Volta, Turing: float16 only), none before.
+GPU_TENSOR_CORES = (("mixed_bfloat16", (8, 0), "bfloat16 tensor cores (Ampere or newer): no loss scaling needed"),
+                    ("mixed_float16", (7, 0), "float16 tensor cores: with dynamic loss scaling"))
+# Measured on a GPU, relative to float32: one H200 (compute capability 9.0), batch 128, the same Keras layers on Keras'
+# JAX backend (benchmarks/REPORT.md, "GPU"). A policy measured below WORTH_IT is passed over for the next one.
+GPU_SPEEDUP = {"iresnet50": {"mixed_float16": 1.38, "mixed_bfloat16": 1.65},
+               "resnet50v2": {"mixed_float16": 1.19, "mixed_bfloat16": 0.88}}
 
 
 def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
@@ -77,30 +83,63 @@ def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def precision_choice(mixed_precision, backbone, gpu=None, bfloat16_cpu=None):
+def gpu_compute_capability():
+    """(major, minor) compute capability of the first visible GPU, or None (no GPU, or TensorFlow does not say)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+    return tuple(int(part) for part in capability) if capability else None
+
+
+def precision_choice(mixed_precision, backbone, gpu=None, bfloat16_cpu=None, compute_capability=None):
     """(Keras dtype policy name, reason) for `--mixed_precision` ('auto', 'true' or 'false') and `backbone`.
 
-    true: mixed_float16 on a GPU (Keras adds loss scaling), mixed_bfloat16 on a CPU. auto: mixed
-    precision only where it measured at least WORTH_IT faster for this backbone on this kind of
-    device (`GPU_FLOAT16_SPEEDUP`, `CPU_BFLOAT16_SPEEDUP` on a CPU with bfloat16); anything not
-    measured trains in float32. Heads, losses and the embedding BatchNorm stay float32 either way.
+    true: mixed_float16 on a GPU (Keras adds loss scaling; arcface_torch's fp16), mixed_bfloat16
+    on a CPU. auto on a GPU: by its `compute_capability` (default: the first visible GPU's),
+    mixed_bfloat16 from 8.0, mixed_float16 on 7.x, float32 below or unknown (`GPU_TENSOR_CORES`),
+    passing over a policy measured slower for this backbone (`GPU_SPEEDUP`). auto on a CPU:
+    mixed_bfloat16 only where it measured at least WORTH_IT faster for this backbone on a CPU with
+    bfloat16 (`CPU_BFLOAT16_SPEEDUP`). Heads, losses and the embedding BatchNorm stay float32 either way.
     """
+    if compute_capability is not None and gpu is None:
+        gpu = True
     gpu = bool(tf.config.list_physical_devices("GPU")) if gpu is None else gpu
     mixed = "mixed_float16" if gpu else "mixed_bfloat16"
     if mixed_precision == "false":
         return "float32", "--mixed_precision=false"
     if mixed_precision == "true":
         return mixed, "--mixed_precision=true"
-    table = GPU_FLOAT16_SPEEDUP if gpu else CPU_BFLOAT16_SPEEDUP
-    device = "GPU" if gpu else "CPU"
-    if not gpu and not (cpu_has_bfloat16() if bfloat16_cpu is None else bfloat16_cpu):
+    if gpu:
+        return _gpu_choice(backbone, gpu_compute_capability() if compute_capability is None else compute_capability)
+    if not (cpu_has_bfloat16() if bfloat16_cpu is None else bfloat16_cpu):
         return "float32", "auto: this CPU has no bfloat16 arithmetic (AVX512_BF16/AMX)"
-    speedup = table.get(backbone)
+    speedup = CPU_BFLOAT16_SPEEDUP.get(backbone)
     if speedup is None:
-        return "float32", (f"auto: {mixed} is not measured for {backbone} on a {device} "
+        return "float32", (f"auto: mixed_bfloat16 is not measured for {backbone} on a CPU "
                            f"(--mixed_precision=true to use it anyway)")
-    reason = f"auto: {mixed} measured {speedup:.2f}x float32 for {backbone} on this kind of {device}"
-    return (mixed if speedup >= WORTH_IT else "float32"), reason
+    reason = f"auto: mixed_bfloat16 measured {speedup:.2f}x float32 for {backbone} on this kind of CPU"
+    return ("mixed_bfloat16" if speedup >= WORTH_IT else "float32"), reason
+
+
+def _gpu_choice(backbone, capability):
+    """`precision_choice`'s auto on a GPU of compute `capability` (major, minor) or None."""
+    if capability is None:
+        return "float32", "auto: the GPU's compute capability is unknown (--mixed_precision=true for mixed_float16)"
+    capability = tuple(int(part) for part in capability)
+    version = ".".join(map(str, capability))
+    passed_over = []
+    for policy, first, what in GPU_TENSOR_CORES:
+        if capability < first:
+            continue
+        speedup = GPU_SPEEDUP.get(backbone, {}).get(policy)
+        if speedup is not None and speedup < WORTH_IT:
+            passed_over.append(f"{policy} measured {speedup:.2f}x float32 for {backbone}")
+            continue
+        return policy, f"auto: GPU compute capability {version}, {what}" + "".join(f"; {text}" for text in passed_over)
+    if passed_over:
+        return "float32", f"auto: GPU compute capability {version}; " + "; ".join(passed_over)
+    return "float32", f"auto: GPU compute capability {version} has no tensor cores (below 7.0)"
 
 
 def resolve_precision(recipe):

@@ -6,6 +6,7 @@ from keras import ops
 from backbones.torch_like import freeze_scales, frozen_scale_layers
 from heads.sharded_softmax import sharded_accuracy, sharded_face_loss
 from losses.base import LossShapeError, wrong_shape_message
+from recipes.optimizers import FaceOptimizer
 from recipes.recipe import RecipeError
 
 
@@ -62,8 +63,17 @@ class FaceTrainingModel(keras.Model):
 
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        if isinstance(optimizer, FaceOptimizer):
+            optimizer.assign_parts(self.parts())
         if is_class_sharded(self.head):
             self.head.attach_optimizer(self.optimizer)
+
+    def parts(self):
+        """{part name: trainable variables}: "backbone" (the embedding model: arcface_torch's `backbone`), "head",
+        "loss" (e.g. learned loss parameters); what per-part optimizer settings (`clip_grad_norm`) act on."""
+        return {"backbone": self.embedder.trainable_variables, "head": self.head.trainable_variables,
+                "loss": self.face_loss.trainable_variables}
 
     def compile_from_config(self, config):
         """As Keras' (which skips a custom `compile`): compile, then build the optimizer's variables."""
@@ -78,7 +88,11 @@ class FaceTrainingModel(keras.Model):
 
     def _sharded_train_step(self, images, labels):
         """One step with a class-sharded head: dense weights by the model's optimizer (gradients summed
-        over replicas), the head's shard by the head's optimizer (each replica's own gradient)."""
+        over replicas), the head's shard by the head's optimizer (each replica's own gradient).
+
+        The head is updated first: its optimizer reads the model optimizer's learning rate, whose
+        schedule step the dense update advances, so both apply the rate of the same update.
+        """
         kernel = self.head.kernel
         with tf.GradientTape() as tape:
             tape.watch(kernel.value)
@@ -94,8 +108,8 @@ class FaceTrainingModel(keras.Model):
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
             self._apply_loss_scaled(gradients[:-1], dense, gradients[-1])
         else:
-            self.optimizer.apply(gradients[:-1], dense)
             self.head.apply_gradient(gradients[-1])
+            self.optimizer.apply(gradients[:-1], dense)
         self.accuracy_metric.update_state(sharded_accuracy(sharded))
         return self._metric_results()
 
@@ -103,25 +117,25 @@ class FaceTrainingModel(keras.Model):
         """Apply the gradients of the scaled loss (mixed_float16): the dense ones through the model's
         `LossScaleOptimizer`, the head's divided by this step's scale, on the steps that optimizer applies:
         where its `check_finite` of the dense gradients holds (of the first replica, as it decides).
-        The head's gradient (float32 from the logits on) is not checked itself.
+        The head's gradient (float32 from the logits on) is not checked itself. The head goes first
+        (see `_sharded_train_step`).
         """
         scale = ops.convert_to_tensor(self.optimizer.dynamic_scale)
         applied = self.optimizer.check_finite(dense_gradients)
         head_gradient = head_gradient / scale
-        self.optimizer.apply(dense_gradients, dense)
 
         def apply_head(gradient):
             self.head.apply_gradient(gradient)
 
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
             ops.cond(applied, lambda: apply_head(head_gradient), lambda: None)
-            return
+        else:
+            def apply_head_everywhere(strategy, applied, gradient):  # as Keras' LossScaleOptimizer: cond across replicas
+                ops.cond(strategy.experimental_local_results(applied)[0],
+                         lambda: strategy.extended.call_for_each_replica(apply_head, args=(gradient,)), lambda: None)
 
-        def apply_head_everywhere(strategy, applied, gradient):  # as Keras' LossScaleOptimizer: cond across replicas
-            ops.cond(strategy.experimental_local_results(applied)[0],
-                     lambda: strategy.extended.call_for_each_replica(apply_head, args=(gradient,)), lambda: None)
-
-        tf.distribute.get_replica_context().merge_call(apply_head_everywhere, args=(applied, head_gradient))
+            tf.distribute.get_replica_context().merge_call(apply_head_everywhere, args=(applied, head_gradient))
+        self.optimizer.apply(dense_gradients, dense)
 
     def _replica_loss(self, per_sample):
         """Mean per-sample loss (+ layer losses), divided by the replica count: the replicas' gradients are summed."""

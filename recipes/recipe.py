@@ -49,7 +49,11 @@ class Recipe:
     centers_file: Optional[str] = option(None, "centers.npy of an earlier run to start the center loss from", "model")
     # optimisation
     optimizer: str = option("adamax", "any keras.optimizers name: sgd, adam, adamw, adamax, ...", "optimisation")
-    optimizer_args: dict = option({}, "optimizer options: --optimizer_args.momentum=0.9, .weight_decay=5e-4", "optimisation")
+    optimizer_args: dict = option({}, "optimizer options: --optimizer_args.momentum=0.9, .weight_decay=5e-4, "
+                                  ".weight_decay_mode=coupled (PyTorch's) or decoupled (Keras'), "
+                                  ".weight_decay_exclude=[gamma,beta] (name substrings; [] decays all)", "optimisation")
+    clip_grad_norm: float = option(0.0, "clip the backbone's gradients to this global L2 norm each step, after "
+                                   "the replicas' sum and loss-scale unscaling (0: off)", "optimisation")
     lr: float = option(0.001, "base learning rate", "optimisation")
     lr_schedule: str = option("constant_then_exponential", "learning-rate schedule (see `list`)", "optimisation")
     schedule_args: dict = option({}, "schedule options: --schedule_args.NAME=VALUE", "optimisation")
@@ -153,7 +157,7 @@ class Recipe:
         for name in self.augment_args:
             if name not in self.augment:
                 raise RecipeError(f"--augment_args.{name}: augmentation {name!r} is not in --augment {self.augment}.")
-        from recipes.optimizers import optimizer_classes
+        from recipes.optimizers import WEIGHT_DECAY_MODES, optimizer_classes
 
         if self.optimizer not in optimizer_classes():
             raise RecipeError(f"--optimizer={self.optimizer!r}: " + unknown_message(
@@ -176,6 +180,12 @@ class Recipe:
             raise RecipeError(f"--dropout={self.dropout!r} must be in [0, 1).")
         if self.lr <= 0:
             raise RecipeError(f"--lr={self.lr!r} must be positive.")
+        if self.clip_grad_norm < 0:
+            raise RecipeError(f"--clip_grad_norm={self.clip_grad_norm!r} must be >= 0 (0: no clipping).")
+        mode = self.optimizer_args.get("weight_decay_mode", "decoupled")
+        if mode not in WEIGHT_DECAY_MODES:
+            raise RecipeError(f"--optimizer_args.weight_decay_mode={mode!r}: choose coupled (PyTorch's SGD/Adam "
+                              "weight_decay: wd·w added to the gradient) or decoupled (Keras': w ← w − lr·wd·w).")
         from recipes.distribution import STRATEGIES
 
         if self.strategy not in STRATEGIES:

@@ -139,7 +139,9 @@ class Cosine(StepSchedule):
 class Polynomial(StepSchedule):
     """arcface_torch's `PolynomialLRWarmup` closed form (`recognition/arcface_torch/lr_scheduler.py`), per step t:
     t ≤ W: base · t / W; else base · (1 − (min(T, t) − W) / (T − W))^power, with W = warmup_epochs ·
-    steps_per_epoch, T the total steps. power 1 (the default) decays linearly to 0 at the last step."""
+    steps_per_epoch, T the total steps. power 1 (the default) decays linearly to 0 at the last step. With power 2
+    it is, at every update, arcface_torch's earlier `PolyScheduler` (`lr_scheduler.py` at d9cb10e: `self.power = 2`,
+    warm-up base · t / W), which the field recipes' commits train with."""
 
     def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0.0, power=1.0):
         super().__init__(base_lr, epochs, steps_per_epoch)

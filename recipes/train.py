@@ -21,6 +21,8 @@ import backbones
 import callbacks  # noqa: F401  (registers the callbacks and schedules)
 import heads  # noqa: F401
 import losses
+from backbones.onnx_graph import is_onnx_file, parse_onnx
+from backbones.onnx_variants import onnx_backbone_args
 from storage.atomic import save_model
 from storage.checkpoints import list_checkpoints, restore_latest
 from callbacks.context import RunContext
@@ -88,7 +90,9 @@ def build_training_model(recipe, num_classes, steps_per_epoch=1):
         center.import_centers(recipe.centers_file)
     learning_rate, _ = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps_per_epoch,
                                       **recipe.schedule_args)
-    model.compile(optimizer=build_optimizer(recipe.optimizer, learning_rate, **recipe.optimizer_args),
+    optimizer = build_optimizer(recipe.optimizer, learning_rate, clip_grad_norm=recipe.clip_grad_norm,
+                                **recipe.optimizer_args)
+    model.compile(optimizer=optimizer,
                   jit_compile=recipe.jit_compile)
     model.optimizer.build(model.trainable_variables)
     return model
@@ -184,6 +188,18 @@ def restore_run(run, model, chief):
     return state
 
 
+def with_onnx_variant(recipe):
+    """`recipe` with the backbone options of the variant its `.onnx` --backbone_weights is (the file decides them),
+    so that the run's recipe.json says what was built."""
+    if not is_onnx_file(recipe.backbone_weights):
+        return recipe
+    options = onnx_backbone_args(parse_onnx(recipe.backbone_weights), recipe.backbone, recipe.backbone_args)
+    if options != recipe.backbone_args:
+        print(f"backbone options of {recipe.backbone_weights}: " +
+              " ".join(f"--backbone_args.{key}={value!r}" for key, value in options.items()))
+    return recipe.replace(backbone_args=options)
+
+
 def prepare_run(recipe, resume_dir=None, held=None):
     """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config.
 
@@ -195,6 +211,7 @@ def prepare_run(recipe, resume_dir=None, held=None):
         held.enter_context(RunFolder(resume_dir).lock())
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)  # first: it configures TensorFlow's devices
     check_before_data(recipe, resume_dir)
+    recipe = with_onnx_variant(recipe)
     policy, reason = precision_choice(recipe.mixed_precision, recipe.backbone)
     keras.mixed_precision.set_global_policy(policy)
     print(f"precision: {policy} ({reason})")
@@ -351,5 +368,5 @@ def train(recipe, resume_dir=None):
     """
     with contextlib.ExitStack() as held:  # the run folder's writer lock, for as long as this writes the run
         prepared = prepare_run(recipe, resume_dir, held)
-        history = fit_with_recovery(prepared, build_callbacks(recipe, prepared.context))
+        history = fit_with_recovery(prepared, build_callbacks(prepared.recipe, prepared.context))
         return finish(prepared, history)

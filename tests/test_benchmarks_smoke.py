@@ -163,6 +163,19 @@ def test_precision_parity_verdict_compares_the_difference_with_the_float32_sprea
     assert not summarise(shifted)[0]["at_parity"]
 
 
+def test_optimisation_table_summarises_each_variant_and_marks_a_diverged_run():
+    from benchmarks.optimisation import VARIANTS, format_rows
+
+    rows = [{"mode": mode, "clip": clip, "seed": seed, "acc": 0.6 + 0.01 * seed, "loss": 30.0, "weight_norm": 20.0,
+             "untrained_acc": 0.55 + 0.02 * seed} for mode, _, clip in VARIANTS for seed in (0, 1)]
+    rows[0] = {**rows[0], "acc": None, "loss": None, "weight_norm": None, "untrained_acc": None}
+    table = format_rows(rows).splitlines()
+    assert len(table) == 3 + len(VARIANTS)
+    assert table[2] == "| decoupled | off | diverged, 0.6100 | 0.6100 ± nan | 30.000 | 20.0 |"
+    assert table[-2] == "| coupled | 5 | 0.6000, 0.6100 | 0.6050 ± 0.0071 | 30.000 | 20.0 |"
+    assert table[-1] == "| untrained | | 0.5500, 0.5700 | 0.5600 | | |"
+
+
 def test_step_memory_trace_replays_allocations_by_address():
     from benchmarks.step_memory_trace import Allocation, by_op, live_at_peak
 

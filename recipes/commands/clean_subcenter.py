@@ -18,7 +18,7 @@ from storage.atomic import atomic_write
 from storage.model_files import load_model_file
 from storage.run_folder import RunFolder
 from data.folders import scan_identity_folder
-from data.pipeline import decode_face
+from data.decode import decode_face
 from heads.subcenter import SubCenterNormDense
 from recipes.plugins import load_plugins
 from recipes.face_model import FaceTrainingModel

@@ -55,7 +55,7 @@ class CommandLine:
         print(f"done: {run_dir}" if run_dir else "done: worker finished; the chief worker writes the run folder.")
 
     def eval(self, model, bins, batch_size=128, plugins=(), backbone=None):
-        """Evaluate a run folder or a saved model (.keras, or .onnx with --backbone) on verification .bin files."""
+        """Evaluate a run folder or a saved model (.keras; .onnx, --backbone optional) on verification .bin files."""
         load_plugins(plugins)
         from recipes.commands.evaluate import evaluate_saved_model
 
@@ -74,7 +74,7 @@ class CommandLine:
         """IJB-B/C 1:1 verification (insightface protocol) of a saved model on --ijb (insightface's IJB folder).
 
         Prints TAR@FAR for the N/D/F variants; writes <subset>_scores.npy, _roc.png, _tar_at_far.json to --out.
-        An .onnx --model needs --backbone (imported on the fly).
+        An .onnx --model is imported on the fly (--backbone optional: read from the graph).
         """
         load_plugins(plugins)
         from recipes.commands.evaluate_ijb import evaluate_ijb, tar_table
@@ -85,17 +85,20 @@ class CommandLine:
         print("TAR (%) at FAR; N1: feature norm kept, D1: detector score weight, F1: flip embedding added "
               f"(insightface's default: N1D1F1). Written to {out}.")
 
-    def export(self, model, format="onnx", out=None, batch="dynamic", precision="float32", plugins=()):
+    def export(self, model, format="onnx", out=None, batch="dynamic", precision="float32", layout="nhwc",
+               plugins=()):
         """Export a run folder or .keras (--model) to --format=saved_model|onnx|tflite at --out, parity-checked.
 
-        Input: RGB NHWC float32 0..255 at the training size; output: the raw embedding.
-        --batch=dynamic or a fixed size; --precision=float16 (tflite only). Writes model_card.json beside --out.
+        --layout=nhwc (default): input RGB NHWC float32 0..255 at the training size; output: the raw
+        embedding. --layout=insightface (ONNX): input (N, 3, S, S) as insightface's ArcFaceONNX.get_feat
+        feeds it, so insightface's model_zoo.get_model loads the file. --batch=dynamic or a fixed size;
+        --precision=float16 (tflite only). Writes model_card.json beside --out.
         """
         load_plugins(plugins)
         from recipes.commands.export import export_model, format_export
 
         print(format_export(export_model(str(model), str(format), None if out is None else str(out), batch,
-                                         str(precision))))
+                                         str(precision), str(layout))))
 
     def embed(self, model, data, out="embeddings.npy", flip=True, batch_size=128, plugins=()):
         """Embeddings (image + flip summed, as verification does) of every image of --data (folder or .bin) to --out.
@@ -136,12 +139,16 @@ class CommandLine:
 
         print(format_data_stats(data_stats(str(data), decode)))
 
-    def import_model(self, onnx, backbone, out="imported.keras", image_size=None):
-        """Import an insightface/arcface_torch ONNX face model into registered --backbone; save it to --out (.keras)."""
+    def import_model(self, onnx, backbone=None, out="imported.keras", image_size=None):
+        """Import an insightface/arcface_torch/MXNet ONNX face model (IResNet or MobileFaceNet) into our registered
+        backbone, checked against onnxruntime; save it to --out (.keras).
+
+        Without --backbone the backbone and its options are read from the graph and printed.
+        """
         from recipes.commands.import_model import import_model
 
         image_size = image_size and whole_number("--image_size", image_size, 1)
-        print(import_model(str(onnx), str(backbone), str(out), image_size))
+        print(import_model(str(onnx), backbone and str(backbone), str(out), image_size))
 
     def clean_subcenter(self, run, threshold=75.0, out=None, clean_dir=None, batch_size=128):
         """List the training images of RUN (a subcenter-head run folder) at >= --threshold degrees from

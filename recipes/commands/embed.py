@@ -2,7 +2,7 @@ r"""Embeddings of every image of a folder or a verification `.bin`, as verificat
 
 Each row is embedder(image) + embedder(horizontal flip), un-normalised (`flip=False`: the image
 alone), computed by `evaluation.verification` (`flip_pair_function`, `embed_batches`). Images are
-decoded by `data.pipeline.decode_face` (grey/RGBA → RGB, other sizes resized). Files of other
+decoded by `data.decode.decode_face` (grey/RGBA → RGB, other sizes resized). Files of other
 extensions (.txt, .bmp, ...) and files that are not JPEG/PNG inside are left out by the folder scan
 (`data.folders`), files that fail to decode are dropped from the stream; all are listed with the
 reason (`data.pipeline.file_problem`). Hidden files (".name") are ignored.
@@ -22,7 +22,8 @@ from storage.atomic import atomic_write
 from evaluation.verification import embed_batches, flip_pair_function
 from data.bins import load_bin_images
 from data.folders import IMAGE_EXTENSIONS, scan_identity_folder, scan_image_folder
-from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, decode_face, file_problem
+from data.decode import decode_face
+from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, file_problem
 from data.tools import _flag
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.export import find_model_file

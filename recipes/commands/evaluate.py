@@ -1,30 +1,30 @@
 """Standalone evaluation of a saved model on verification `.bin` files."""
 import os
 
-from data.bins import BinFormatError
-from storage.model_files import ModelFileError, load_model_file, run_model_file
+from backbones.onnx_graph import is_onnx_file
+from backbones.onnx_model import import_onnx_model
 from callbacks.verification import VerificationCallback
+from data.bins import BinFormatError
 from recipes.face_model import FaceTrainingModel
 from registry import MissingFileError
+from storage.model_files import load_model_file, run_model_file
 
 
 def load_embedding_model(path, backbone=None):
     """The embedding model saved at `path`: an embedding `.keras`, the embedder of a training `.keras`,
-    a run folder's (`run_model_file`), or an `.onnx` face model imported into our registered `backbone`.
+    a run folder's (`run_model_file`), or an `.onnx` face model imported into our registered `backbone`
+    (None: the one the graph is).
 
-    Raises MissingFileError for a missing file and `ModelFileError` for a file
-    that is not a Keras model or that needs a plugin class not loaded (see `--plugins`).
+    Raises MissingFileError for a missing file, `ModelFileError` for a file that is not a Keras
+    model or that needs a plugin class not loaded (see `--plugins`), `OnnxImportError` for an
+    `.onnx` file that is not an importable face model.
     """
     if os.path.isdir(path):
         path = run_model_file(path)
     if not os.path.isfile(path):
         raise MissingFileError(f"model file {path!r} does not exist; pass a run folder or a .keras file written by "
                                "a run.")
-    if path.lower().endswith(".onnx"):
-        if not backbone:
-            raise ModelFileError(f"{path!r} is an ONNX model: say which backbone it is, e.g. --backbone=iresnet100.")
-        from backbones.onnx_import import import_onnx_model
-
+    if is_onnx_file(path):
         return import_onnx_model(path, backbone)
     model = load_model_file(path, compile=False)
     return model.embedder if isinstance(model, FaceTrainingModel) else model

@@ -26,6 +26,7 @@ from evaluation.roc import IJB_FARS
 from evaluation.roc_plot import plot_roc
 from evaluation.verification import flip_pair_function
 from data.align import LandmarkError, alignment_matrix, projective_parameters, template_points, warp_to_aligned
+from data.decode import decode_rgb
 from data.pipeline import file_problem
 from registry import MissingFileError, UserError
 
@@ -183,7 +184,7 @@ def alignment_parameters(landmarks, names, size):
 def aligned_batches(paths, parameters, size, batch_size):
     """tf.data of uint8 (B, size, size, 3) batches: read, decode (RGB), align; parallel, in order."""
     def load(path, parameter):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image = decode_rgb(tf.io.read_file(path))
         return warp_to_aligned(image, parameter, size)
 
     dataset = tf.data.Dataset.from_tensor_slices((paths, parameters))

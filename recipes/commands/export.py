@@ -25,11 +25,13 @@ from storage.atomic import atomic_write, atomic_write_directory, unwritable_reas
 from storage.model_files import run_model_file
 from storage.run_folder import RunFolder
 from recipes.commands.evaluate import load_embedding_model
+from recipes.commands.insightface_layout import check_insightface_routing, insightface_blob, insightface_model
 from recipes.commands.model_card import source_card, write_model_card
 from recipes.commands.runtimes import load_runtime, require_onnx_packages
 from registry import MissingFileError, UserError
 
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
+LAYOUTS = ("nhwc", "insightface")
 DEFAULT_NAMES = {"saved_model": "saved_model", "onnx": "embedding.onnx", "tflite": "embedding.tflite"}
 PRECISIONS = ("float32", "float16")
 FLOAT32_MAX_RELATIVE_ERROR = 1e-4
@@ -119,10 +121,15 @@ def _make_readable(path):
             os.chmod(os.path.join(folder, name), 0o644)
 
 
-def _options(format_name, out, batch, precision):
+def _options(format_name, out, batch, precision, layout):
     """Validated (out path, batch size or None for dynamic, precision)."""
     if format_name not in FORMATS:
         raise ExportError(f"--format={format_name!r} is not one of {', '.join(FORMATS)}.")
+    if layout not in LAYOUTS:
+        raise ExportError(f"--layout={layout!r} is not one of {', '.join(LAYOUTS)}.")
+    if layout == "insightface" and format_name != "onnx":
+        raise ExportError(f"--layout=insightface is an ONNX layout (insightface loads .onnx files); not for "
+                          f"--format={format_name}.")
     if precision not in PRECISIONS:
         raise ExportError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}.")
     if precision == "float16" and format_name != "tflite":
@@ -142,18 +149,19 @@ def _options(format_name, out, batch, precision):
     return out, batch, precision
 
 
-def export_model(model, format_name="onnx", out=None, batch="dynamic", precision="float32"):
+def export_model(model, format_name="onnx", out=None, batch="dynamic", precision="float32", layout="nhwc"):
     """Export `model` (run folder or `.keras`) to `out` (default: RUN/export/<name>); returns the export facts.
 
-    The facts (also in `model_card.json` beside `out`) hold the format, precision, input batch
-    and the parity check. `batch`: "dynamic" or a fixed batch size. Raises ExportError for bad
-    options, a missing ONNX extra, or a parity failure (then nothing at `out` is changed).
+    The facts (also in `model_card.json` beside `out`) hold the format, precision, input batch,
+    layout and the parity check. `batch`: "dynamic" or a fixed batch size. `layout`: "nhwc" (RGB
+    NHWC 0..255) or, for ONNX, "insightface" (`recipes.commands.insightface_layout`). Raises ExportError
+    for bad options, a missing ONNX extra, or a parity failure (then nothing at `out` is changed).
     """
     model_path, run_dir = find_model_file(model)
     if out is None:
         out = os.path.join(run_dir or os.path.dirname(os.path.abspath(model_path)), "export", DEFAULT_NAMES.get(
             format_name, "model"))
-    out, batch, precision = _options(format_name, os.fspath(out), batch, precision)
+    out, batch, precision = _options(format_name, os.fspath(out), batch, precision, layout)
     if format_name == "onnx":
         try:
             require_onnx_packages()
@@ -165,9 +173,11 @@ def export_model(model, format_name="onnx", out=None, batch="dynamic", precision
     source_policy = sorted({layer.dtype_policy.name for layer in source._flatten_layers()})
     embedder = float32_model(source)
     size = int(embedder.input_shape[1])
-    signature = [tf.TensorSpec((batch, size, size, 3), tf.float32, name=embedder.inputs[0].name)]
     images = probe_faces(size, PROBE_IMAGES if batch is None else batch)
     expected = np.asarray(embedder(images, training=False))
+    if layout == "insightface":
+        embedder, images = insightface_model(embedder), insightface_blob(images)
+    signature = [tf.TensorSpec((batch, *embedder.input_shape[1:]), tf.float32, name=embedder.inputs[0].name)]
     options = {}
     if precision == "float16":
         options = {"optimizations": [tf.lite.Optimize.DEFAULT], "target_spec": {"supported_types": [tf.float16]}}
@@ -179,12 +189,14 @@ def export_model(model, format_name="onnx", out=None, batch="dynamic", precision
             embedder.export(temp_path, format=FORMATS[format_name], verbose=False, input_signature=signature,
                             **options)
         facts["parity"] = check_parity(temp_path, format_name, precision, images, expected)
+        if layout == "insightface":
+            facts["input"] = check_insightface_routing(temp_path)
         _make_readable(temp_path)
 
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     (atomic_write_directory if format_name == "saved_model" else atomic_write)(out, write)
     facts = {"format": format_name, "file": os.path.basename(os.path.normpath(out)), "precision": precision,
-             "batch": "dynamic" if batch is None else batch, **facts}
+             "batch": "dynamic" if batch is None else batch, "layout": layout, **facts}
     card = write_model_card(os.path.dirname(os.path.abspath(out)), source_card(model_path, run_dir, source,
                                                                                  source_policy), facts["file"], facts)
     return {**facts, "out": out, "model": model_path, "model_card": card}
@@ -198,7 +210,10 @@ def format_export(result):
         f"batch {result['batch']})",
         f"parity on {parity['images']} synthetic faces with {parity['runtime']}: max relative error "
         f"{parity['max_relative_error']:.2e}, min cosine {parity['min_cosine']:.6f}",
-        f"input '{parity['input_name']}': RGB NHWC float32 0..255; output '{parity['output_name']}': raw embedding",
+        f"input '{parity['input_name']}': " + (
+            "NCHW float32 RGB (x - 127.5) / 127.5, as insightface's ArcFaceONNX.get_feat feeds BGR crops"
+            if result.get("layout") == "insightface" else "RGB NHWC float32 0..255")
+        + f"; output '{parity['output_name']}': raw embedding",
         f"model card: {result['model_card']}",
     ])
 

@@ -121,3 +121,24 @@ def test_grouped_convolution_equals_pytorchs_grouped_conv(channels, filters, gro
                                           stride, 1) for g in range(groups)], axis=-1)
     np.testing.assert_allclose(np.asarray(model(images)), expected, rtol=1e-4, atol=1e-4)
     assert model.count_params() == weight.size
+
+
+def test_mobilefacenet_pointwise_fc_block_has_the_released_w600k_mbf_weights():
+    """arcface_torch's get_mbf up to conv_sep (2,083,328 − the GDC block's 291,328) + the w600k_mbf block: 1×1 conv
+    512→64 (32,768) + BN (256) + PReLU (64) + FC 3,136→512 with bias (1,606,144) + BN (2,048) = 3,433,280."""
+    model = backbones.build_embedding_model("mobilefacenet", embedding_size=512, image_size=112,
+                                            backbone_args={"embedding_block": "pointwise_fc"})
+    assert model.count_params() == 3_433_280
+    assert model.get_layer("pointwise_fc").input.shape == (None, 64 * 7 * 7)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"embedding_block": "gnap"}, "embedding_block='gnap' is not one of gdc, pointwise_fc"),
+    ({"blocks": [1, 4, 6]}, r"blocks=\[1, 4, 6\] and scale=2; need four block counts"),
+    ({"scale": 1.5}, "scale=1.5; need four block counts >= 1 and a whole scale"),
+])
+def test_mobilefacenet_options_are_checked(options, message):
+    from registry import UserError
+
+    with pytest.raises(UserError, match=message):
+        backbones.build_embedding_model("mobilefacenet", embedding_size=8, image_size=32, backbone_args=options)

@@ -10,7 +10,8 @@ from PIL import Image
 
 from data.bins import load_bin_images, write_bin
 from data.folders import scan_identity_folder
-from data.pipeline import SkippedFiles, decode_face, find_undecodable, train_dataset
+from data.decode import decode_face
+from data.pipeline import SkippedFiles, find_undecodable, train_dataset
 from image_files import _encode, _pixels, _write, write_acceptance_folder
 from registry import AUGMENTATIONS
 

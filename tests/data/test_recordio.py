@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data.pipeline import SkippedFiles, _file_index, decode_face, find_undecodable, train_dataset
+from data.decode import decode_face
+from data.pipeline import SkippedFiles, _file_index, find_undecodable, train_dataset
 from data.record_folder import scan_record_folder
 from data.recordio import (MAGIC, MAGIC_BYTES, RecordIOError, RecordWriter, encode_record, pack_record, read_index,
                            read_payload, read_records, unpack_payload, write_insightface_folder)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from data.bins import load_bin_images, read_bin
-from data.pipeline import decode_face
+from data.decode import decode_face
 from data.pairs import _different_pairs, _same_pairs, draw_pairs
 from data.tools import data_stats, format_data_stats, format_make_bin, make_bin
 

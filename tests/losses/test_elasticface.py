@@ -106,3 +106,23 @@ def test_bad_variant_and_sigma_are_refused():
         ElasticFaceLoss(5, 8, variant="sphere")
     with pytest.raises(ValueError, match="sigma"):
         ElasticFaceLoss(5, 8, sigma=-0.1)
+
+
+def test_straight_through_passes_the_target_gradient_unchanged_with_the_same_logits():
+    """ElasticArcFace's target cos(θ_y + m_i): "exact" slope sin(θ + m_i) / sin θ, "straight_through" 1."""
+    rng = np.random.default_rng(2)
+    cosine = tf.Variable(rng.uniform(-0.8, 0.8, size=(6, 5)).astype(np.float32))
+    labels = rng.integers(0, 5, size=6)
+    margins = rng.normal(0.5, 0.05, size=6).astype(np.float32)
+    results = {}
+    for mode in ("exact", "straight_through"):
+        with tf.GradientTape() as tape:
+            logits = elastic_logits(cosine, labels, margins, "arc", 64.0, margin_gradient=mode)
+            total = tf.reduce_sum(logits)
+        results[mode] = logits.numpy(), tape.gradient(total, cosine).numpy()
+    np.testing.assert_array_equal(results["exact"][0], results["straight_through"][0])
+    rows = np.arange(6)
+    theta = np.arccos(cosine.numpy()[rows, labels].astype(np.float64))
+    np.testing.assert_allclose(results["exact"][1][rows, labels] / 64.0, np.sin(theta + margins) / np.sin(theta),
+                               rtol=1e-4)
+    np.testing.assert_allclose(results["straight_through"][1], np.full((6, 5), 64.0), rtol=1e-6)

@@ -180,3 +180,54 @@ def test_xla_compiled_gives_same_numbers(preset, margins):
     np.testing.assert_allclose(logits.numpy(), eager, rtol=1e-5, atol=1e-4)
     assert_logits_match(logits.numpy(), reference_logits(cosine, labels, *margins, SCALE))
     assert np.all(np.isfinite(gradient.numpy()))
+
+
+def closed_form_gradient(cosine, labels, margins, scale, margin_gradient):
+    """∂ mean_i CE(s · margin_logits)_i / ∂cos (B, C) in float64: s (p − onehot) / B on every column, the target's
+    times ∂target/∂cos θ_y = m1 · sin(m1θ + m3) / sin θ ("exact", inside the guard), 1 ("straight_through")."""
+    margin1, _, margin3 = margins
+    cosine = np.asarray(cosine, dtype=np.float64)
+    logits = reference_logits(cosine, labels, *margins, scale)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    rows = np.arange(len(labels))
+    gradient = probabilities.copy()
+    gradient[rows, labels] -= 1.0
+    gradient *= scale / len(labels)
+    if margin_gradient == "exact":
+        theta = np.arccos(cosine[rows, labels])
+        angle = margin1 * theta + margin3
+        slope = np.where(angle <= math.pi, margin1 * np.sin(angle) / np.sin(theta), 1.0)
+        gradient[rows, labels] *= slope
+    return gradient
+
+
+@pytest.mark.parametrize("margin_gradient", ["exact", "straight_through"])
+@pytest.mark.parametrize("preset, margins", PRESETS)
+def test_margin_gradient_is_the_closed_form_and_the_loss_value_does_not_change(preset, margins, margin_gradient):
+    """Unit embeddings, so the layer's cosine is the logits; θ kept away from 0 and π (the exact slope's poles)."""
+    rng = np.random.default_rng(13)
+    cosine = rng.uniform(-0.95, 0.95, size=(12, 9)).astype(np.float32)
+    labels = rng.integers(0, 9, size=12)
+    cosine[0, labels[0]] = -0.93  # ArcFace's guard (θ + 0.5 > π) on this row
+    embeddings = np.eye(12, 8, dtype=np.float32) + np.eye(12, 8, k=-8, dtype=np.float32)
+    logits = tf.Variable(cosine)
+    values = {}
+    for mode in ("exact", margin_gradient):
+        layer = MarginLoss(9, 8, *margins, scale=SCALE, margin_gradient=mode)
+        with tf.GradientTape() as tape:
+            values[mode] = layer(labels, embeddings, logits)
+            mean = tf.reduce_mean(values[mode])
+        gradient = tape.gradient(mean, logits).numpy()
+    np.testing.assert_array_equal(values[margin_gradient].numpy(), values["exact"].numpy())
+    expected = closed_form_gradient(cosine, labels, margins, SCALE, margin_gradient)
+    np.testing.assert_allclose(gradient, expected, rtol=1e-4, atol=1e-6)
+    rows = np.arange(12)
+    differs = not np.allclose(expected[rows, labels], closed_form_gradient(
+        cosine, labels, margins, SCALE, "exact")[rows, labels], rtol=1e-3)
+    assert differs == (margin_gradient == "straight_through" and preset != "cosface")  # CosFace's slope is 1
+
+
+def test_an_unknown_margin_gradient_is_refused():
+    with pytest.raises(ValueError, match="margin_gradient='none'"):
+        MarginLoss(5, 8, margin_gradient="none")

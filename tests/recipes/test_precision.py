@@ -24,7 +24,28 @@ def test_false_is_always_float32_and_auto_needs_a_measured_gain(backbone, gpu, b
 def test_the_measured_table_decides_on_a_bfloat16_cpu(backbone, policy):
     """Faster in bfloat16 where measured so (benchmarks.precision); slower or unmeasured backbones stay float32."""
     assert precision_choice("auto", backbone, gpu=False, bfloat16_cpu=True)[0] == policy
-    assert precision_choice("auto", backbone, gpu=True, bfloat16_cpu=True)[0] == "float32"  # nothing measured on GPU
+    assert precision_choice("auto", backbone, gpu=True, bfloat16_cpu=True)[0] == "float32"  # no GPU here: unknown
+
+
+@pytest.mark.parametrize("capability, policy", [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"),
+                                                ((8, 6), "mixed_bfloat16"), ((7, 5), "mixed_float16"),
+                                                ((7, 0), "mixed_float16"), ((6, 1), "float32"), ((3, 7), "float32")])
+@pytest.mark.parametrize("backbone", ["iresnet50", "tiny", "a_new_backbone"])
+def test_auto_on_a_gpu_follows_its_tensor_cores(capability, policy, backbone):
+    chosen, reason = precision_choice("auto", backbone, gpu=True, compute_capability=capability)
+    assert chosen == policy and f"compute capability {capability[0]}.{capability[1]}" in reason
+    assert ("loss scaling" in reason) == (policy != "float32")
+    assert precision_choice("auto", backbone, compute_capability=capability)[0] == policy  # gpu implied
+    assert precision_choice("true", backbone, gpu=True, compute_capability=capability)[0] == "mixed_float16"
+    assert precision_choice("false", backbone, gpu=True, compute_capability=capability)[0] == "float32"
+
+
+def test_a_gpu_policy_measured_slower_is_passed_over_and_an_unknown_capability_is_float32():
+    chosen, reason = precision_choice("auto", "resnet50v2", gpu=True, compute_capability=(9, 0))
+    assert chosen == "mixed_float16" and "mixed_bfloat16 measured 0.88x float32 for resnet50v2" in reason
+    assert precision_choice("auto", "resnet50v2", gpu=True, compute_capability=(7, 5))[0] == "mixed_float16"
+    chosen, reason = precision_choice("auto", "iresnet50", gpu=True)  # this machine has no GPU to ask
+    assert chosen == "float32" and "unknown" in reason
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):

@@ -1,8 +1,12 @@
+import json
+
 import pytest
 
 import recipes  # noqa: F401  (registers every built-in plugin)
+from recipes.commands.cli import CommandLine
 from recipes.resolve import resolve_recipe
 from recipes.recipe import Recipe, RecipeError
+from registry import RECIPES
 
 
 def test_defaults_are_the_specs():
@@ -119,9 +123,28 @@ def test_arcface_torch_recipes_carry_their_configs(name, backbone, lr, weight_de
     assert (resolved["backbone"], resolved["lr"], resolved["epochs"], resolved["batch_size"]) == (backbone, lr, epochs, 128)
     assert resolved["optimizer"] == "sgd" and resolved["optimizer_args"]["momentum"] == 0.9
     assert resolved["optimizer_args"]["weight_decay"] == weight_decay
-    assert resolved["lr_schedule"] == "polynomial" and resolved["schedule_args"]["power"] == 1.0
+    assert resolved["lr_schedule"] == "polynomial" and resolved["schedule_args"]["power"] == 2.0  # PolyScheduler's
+    assert resolved["optimizer_args"]["weight_decay_mode"] == "coupled"
+    assert resolved["optimizer_args"]["weight_decay_exclude"] == [] and resolved["clip_grad_norm"] == 5
+    assert resolved["loss_args"]["margin_gradient"] == "exact"
+    doc = RECIPES.get(name).__doc__
+    for value in ("weight_decay_mode=coupled", "clip_grad_norm=5", "margin_gradient=exact", "power 2",
+                  "config.fp16 = True", "clip_grad_norm_(backbone.parameters(), 5)", "self.power = 2"):
+        assert value in doc, value
     loss = resolved["loss_args"]
     assert (loss["margin1"], loss["margin2"], loss["margin3"], loss["scale"]) == (*margins, 64.0)
     assert resolved["embedding_size"] == 512
     assert resolved["head"] == ("partial_fc" if name == "glint360k_r50" else "norm_dense")
     assert resolved["mixed_precision"] == "true"
+
+
+def test_show_prints_the_field_recipes_optimisation(capsys):
+    CommandLine().show("ms1mv3_r50")
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["optimizer_args"]["weight_decay_mode"] == "coupled"
+    assert shown["optimizer_args"]["weight_decay_exclude"] == [] and shown["clip_grad_norm"] == 5
+    assert shown["loss_args"]["margin_gradient"] == "exact" and shown["mixed_precision"] == "true"
+    CommandLine().show("arcface")  # the other recipes keep Keras' decoupled decay and no clipping
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["optimizer_args"]["weight_decay_mode"] == "decoupled" and shown["clip_grad_norm"] == 0
+    assert shown["optimizer_args"]["weight_decay_exclude"] == ["gamma", "beta", "bias", "alpha"]

@@ -92,6 +92,22 @@ def test_polynomial_lr_per_step_is_exact_across_a_resume_and_a_plugin_callback_r
     assert LearningRateProbe.epoch_ends == [1, 2, 3, 4]
 
 
+def poly_scheduler(base, warmup, total, step):
+    """arcface_torch `PolyScheduler.get_lr` (lr_scheduler.py at d9cb10e), last_epoch = step (updates done):
+    step < warmup: base · step / warmup; else base · (1 − (step − warmup) / (total − warmup))^2."""
+    if step < warmup:
+        return base * step / warmup
+    return base * (1.0 - (step - warmup) / (total - warmup)) ** 2
+
+
+@pytest.mark.parametrize("warmup_epochs", [0, 2])
+def test_polynomial_of_power_2_is_arcface_torchs_poly_scheduler(warmup_epochs):
+    schedule = SCHEDULES.build("polynomial", base_lr=0.1, epochs=6, steps_per_epoch=5, warmup_epochs=warmup_epochs,
+                               power=2.0)
+    want = [poly_scheduler(0.1, warmup_epochs * 5, 30, step) for step in range(30)]
+    np.testing.assert_allclose([float(schedule(step)) for step in range(30)], want, rtol=1e-6, atol=1e-9)
+
+
 def test_decoupled_weight_decay_shrinks_kernels_but_not_batchnorm_or_prelu():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization(),
                               keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25))])

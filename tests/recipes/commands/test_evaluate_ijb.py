@@ -118,7 +118,7 @@ def test_a_bad_pair_line_is_named(ijb_setup, tmp_path, line, message):
 
 def test_eval_ijb_accepts_an_onnx_file_with_its_backbone(ijb_setup, tmp_path):
     onnx = pytest.importorskip("onnx")
-    from backbones.onnx_import import import_onnx_model
+    from backbones.onnx_model import import_onnx_model
     from benchmarks.onnx_graphs import mobilefacenet_graph
 
     ijb_dir, _, _, (faces, faceness, templates, medias, pairs) = ijb_setup
