@@ -142,7 +142,7 @@ def test_every_exception_class_of_the_project_is_a_user_error():
 
     classes = project_exception_classes()
     assert {"recipes.recipe.RecipeError", "data.bins.BinFormatError", "storage.run_lock.RunLocked",
-            "recipes.commands.evaluate_ijb.IjbFormatError", "backbones.onnx_import.OnnxImportError"} <= set(classes)
+            "recipes.commands.evaluate_ijb.IjbFormatError", "backbones.onnx_graph.OnnxImportError"} <= set(classes)
     not_user_errors = sorted(name for name, cls in classes.items()
                              if not issubclass(cls, UserError) and cls.__name__ not in NOT_REFUSALS)
     assert not_user_errors == []
