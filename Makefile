@@ -1,10 +1,13 @@
 # `make demo`: install into .venv and train center_softmax on the built-in synthetic faces.
-# `make test`: install into .venv (with test extras) and run the test suite.
+# `make test`: install into .venv (with test extras) and run the whole test suite in two processes (a few minutes on
+#   2 cores); prints the 25 slowest tests.
+# `make test-fast`: the unit tests alone, without those marked `slow` (trainings, subprocesses), in about a minute:
+#   the edit loop. How to keep tests fast: tests/conftest.py.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test
+.PHONY: install demo test test-fast
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,4 +23,7 @@ demo: install
 		--lr_schedule=constant --lr=0.002
 
 test: install
-	$(PY) -m pytest -n 2  # two test processes: the suite's heavy tests are mostly subprocesses and waits
+	$(PY) -m pytest -n 2 --durations=25
+
+test-fast: install
+	$(PY) -m pytest -n 2 -m "not slow"

@@ -27,7 +27,8 @@ import tensorflow as tf
 
 from heads.sharded_softmax import ShardedLogits, target_logits
 from losses.cross_replica import global_batch, sum_over_replicas
-from registry import HEADS, check_range, whole_number
+from heads.options import validate_partial_fc_options
+from registry import HEADS
 
 
 def shard_layout(num_classes, replicas):
@@ -50,7 +51,11 @@ def kept_classes(scores, positive, budget):
 
 
 def _unsummed_optimizer_class(base):
-    """A subclass of the optimizer class `base` that applies each replica's own gradient to its copy."""
+    """A subclass of the optimizer class `base` that applies each replica's own gradient to its copy.
+
+    Private override (`_all_reduce_sum_gradients`): Keras 3 (3.12 to 3.15) has no public switch for the
+    gradient sum its TensorFlow optimizer does inside the replicas.
+    """
     if not hasattr(base, "_all_reduce_sum_gradients"):
         raise TypeError(f"optimizer {base.__name__} does not sum gradients through Keras' TensorFlow optimizer; "
                         "partial_fc needs a Keras 3 optimizer on the TensorFlow backend.")
@@ -86,11 +91,7 @@ class PartialFC(keras.layers.Layer):
         self.seed = int(seed)
         self._optimizer = _NotSaved(None)
 
-    @classmethod
-    def validate_options(cls, sample_rate, seed):
-        """Refuse (OptionError) a `sample_rate` outside (0, 1] or not finite, and a `seed` that is not an integer."""
-        check_range("sample_rate", sample_rate, 0.0, 1.0, low_open=True, meaning="the share of classes kept per step")
-        whole_number("seed", seed)
+    validate_options = staticmethod(validate_partial_fc_options)
 
     def build(self, input_shape):
         strategy = tf.distribute.get_strategy()
@@ -122,6 +123,10 @@ class PartialFC(keras.layers.Layer):
             shard = np.zeros(tuple(variable.shape), np.float32)
             shard[:count] = rows[start:start + count]
             copy.assign(shard)
+
+    def assign_logical(self, variable, matrix):
+        """Set `variable` (the kernel, or a slot shaped like it) from the logical (d, C) `matrix`, shard by shard."""
+        self._assign_shards(variable, matrix)
 
     def _shards(self, variable):
         """The R shards of `variable`, each (max n_r, d) numpy, in replica order.
@@ -186,6 +191,8 @@ class PartialFC(keras.layers.Layer):
         config = {**model_optimizer.get_config(), "learning_rate": lambda: model_optimizer.learning_rate}
         config["name"] = f"{self.name}_optimizer"
         optimizer = _unsummed_optimizer_class(type(model_optimizer)).from_config(config)
+        if hasattr(optimizer, "assign_parts"):  # per-part settings (lr_mult) of the model's optimizer apply here too
+            optimizer.assign_parts({"head": [self.kernel]})
         optimizer.build([self.kernel])
         self._optimizer = _NotSaved(optimizer)
 

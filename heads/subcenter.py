@@ -2,7 +2,8 @@
 import keras
 from keras import ops
 
-from registry import HEADS, whole_number
+from heads.options import validate_subcenter_options
+from registry import HEADS
 
 
 @HEADS.register("subcenter")
@@ -24,10 +25,7 @@ class SubCenterNormDense(keras.layers.Layer):
         self.validate_options(k=k)
         self.num_classes, self.k = int(num_classes), int(k)
 
-    @classmethod
-    def validate_options(cls, k):
-        """Refuse (OptionError) a `k` (sub-centres per class) that is not a whole number >= 1."""
-        whole_number("k", k, 1)
+    validate_options = staticmethod(validate_subcenter_options)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(

@@ -7,9 +7,10 @@ import math
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms
+from losses.base import FaceLoss, cosine_and_norms
 from losses.cross_replica import global_batch
-from registry import LOSSES, check_range
+from losses.options import validate_adaface_options
+from registry import LOSSES
 
 EPSILON = 1e-3  # the official `self.eps`: cosine clip, angle clip and the σ floor
 NORM_CLIP = (0.001, 100.0)  # the official `safe_norms` range
@@ -73,12 +74,7 @@ class AdaFaceLoss(FaceLoss):
                                          trainable=False, aggregation="only_first_replica")
         self.built = True
 
-    @classmethod
-    def validate_options(cls, margin, h, scale, t_alpha):
-        """Refuse (OptionError) a `t_alpha` outside (0, 1], a `scale` <= 0 and a margin or `h` that is not finite."""
-        check_margins(margin=margin, h=h)
-        check_scale(scale)
-        check_range("t_alpha", t_alpha, 0.0, 1.0, low_open=True, meaning="the weight of each batch's statistics")
+    validate_options = staticmethod(validate_adaface_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, norms = cosine_and_norms(embeddings, logits)

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from registry import LOSSES, UserError, check_range
+from registry import LOSSES, UserError
 
 CHECK_BATCH = 4
 """Samples in the tiny batch `check_loss_output` runs a loss on."""
@@ -70,18 +70,6 @@ class FaceLoss(keras.layers.Layer):
         config = super().get_config()
         config.pop("dtype", None)
         return {**config, "num_classes": self.num_classes, "embedding_size": self.embedding_size}
-
-
-def check_scale(scale):
-    """Refuse (OptionError) a logit scale s that is not a finite number > 0."""
-    check_range("scale", scale, 0.0, low_open=True, meaning="the logit scale s")
-
-
-def check_margins(**margins):
-    """Refuse (OptionError) a margin that is given (not None) and not a finite number."""
-    for name, value in margins.items():
-        if value is not None:
-            check_range(name, value)
 
 
 def embedding_norms(embeddings):

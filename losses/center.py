@@ -8,7 +8,8 @@ from keras import ops
 
 from losses.base import FaceLoss
 from losses.cross_replica import global_batch
-from registry import LOSSES, MissingFileError, check_range
+from losses.options import validate_center_options
+from registry import LOSSES, MissingFileError
 
 
 def center_update(centers, embeddings, labels, alpha):
@@ -47,10 +48,7 @@ class CenterLoss(FaceLoss):
         )
         self.built = True
 
-    @classmethod
-    def validate_options(cls, alpha):
-        """Refuse (OptionError) a centre step `alpha` outside [0, 1]."""
-        check_range("alpha", alpha, 0.0, 1.0, meaning="the centre step; 0 keeps the centres fixed")
+    validate_options = staticmethod(validate_center_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         return None

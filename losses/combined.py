@@ -3,8 +3,9 @@ import keras
 
 from losses.base import FaceLoss, build_loss
 from losses.center import CenterLoss
-from losses.margin import MarginLoss
-from registry import LOSSES, check_range
+from losses.options import validate_center_arcface_options, validate_center_softmax_options
+from losses.presets import resolve_margin_options
+from registry import LOSSES
 
 
 @keras.saving.register_keras_serializable(package="faces")
@@ -73,19 +74,6 @@ def center_arcface(num_classes, embedding_size, center_factor=1.0, center_alpha=
     )
 
 
-def _validate_center_options(center_factor, center_alpha):
-    """Refuse (OptionError) a `center_factor` < 0 and a centre step `center_alpha` outside [0, 1]."""
-    check_range("center_factor", center_factor, 0.0, meaning="the weight of the center loss")
-    check_range("center_alpha", center_alpha, 0.0, 1.0, meaning="the centre step; 0 keeps the centres fixed")
-
-
-def _validate_center_arcface_options(center_factor, center_alpha, margin1, margin2, margin3, scale, preset,
-                                     margin_gradient):
-    """`center_arcface`'s options: the center part's and `MarginLoss`'s rules."""
-    _validate_center_options(center_factor, center_alpha)
-    MarginLoss.validate_options(margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset,
-                                margin_gradient=margin_gradient)
-
-
-center_softmax.validate_options = _validate_center_options
-center_arcface.validate_options = _validate_center_arcface_options
+center_arcface.resolve_options = resolve_margin_options
+center_softmax.validate_options = validate_center_softmax_options
+center_arcface.validate_options = validate_center_arcface_options

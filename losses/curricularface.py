@@ -8,9 +8,10 @@ import math
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms
+from losses.base import FaceLoss, cosine_and_norms
 from losses.cross_replica import global_batch
 from losses.margin import safe_acos
+from losses.options import validate_curricularface_options
 from registry import LOSSES
 
 T_MOMENTUM = 0.01  # the official `t = mean(cos θ_y) * 0.01 + (1 - 0.01) * t`
@@ -56,11 +57,7 @@ class CurricularFaceLoss(FaceLoss):
                                  aggregation="only_first_replica")
         self.built = True
 
-    @classmethod
-    def validate_options(cls, margin, scale):
-        """Refuse (OptionError) a `margin` that is not finite and a `scale` <= 0."""
-        check_margins(margin=margin)
-        check_scale(scale)
+    validate_options = staticmethod(validate_curricularface_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

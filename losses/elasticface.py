@@ -7,14 +7,11 @@ ElasticArcFacePlus σ 0.0175; ElasticCosFace m 0.35, σ 0.05; ElasticCosFacePlus
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms
+from losses.base import FaceLoss, cosine_and_norms
 from losses.margin import check_margin_gradient, safe_acos, straight_through
-from registry import LOSSES, OptionError, check_range
-
-ELASTIC_DEFAULTS = {  # variant → (margin, σ, σ with plus=True)
-    "arc": (0.5, 0.05, 0.0175),
-    "cos": (0.35, 0.05, 0.02),
-}
+from losses.options import validate_elastic_options
+from losses.presets import elastic_margin_sigma, resolve_elastic_options
+from registry import LOSSES
 
 
 def plus_order(margins, target_cosine):
@@ -67,27 +64,16 @@ class ElasticFaceLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, variant="arc", margin=None, sigma=None, plus=False, scale=64.0,
                  seed=None, margin_gradient="exact", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
-        self.validate_options(variant=variant, margin=margin, sigma=sigma, scale=scale, margin_gradient=margin_gradient)
+        self.validate_options(variant, margin, sigma, scale, margin_gradient)
         self.margin_gradient = margin_gradient
-        default_margin, default_sigma, plus_sigma = ELASTIC_DEFAULTS[variant]
         self.variant, self.plus, self.scale = variant, bool(plus), float(scale)
-        self.margin = float(default_margin if margin is None else margin)
-        self.sigma = float((plus_sigma if self.plus else default_sigma) if sigma is None else sigma)
+        self.margin, self.sigma = elastic_margin_sigma(variant, margin, sigma, self.plus)
         self.seed = None if seed is None else int(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed, name="margin_seed")
         self.built = True
 
-    @classmethod
-    def validate_options(cls, variant, margin, sigma, scale, margin_gradient):
-        """Refuse (OptionError) an unknown `variant` or `margin_gradient`, a `margin` that is not finite, `sigma` < 0
-        and `scale` <= 0."""
-        check_margin_gradient(margin_gradient)
-        if variant not in ELASTIC_DEFAULTS:
-            raise OptionError("variant", variant, f"is not a variant; choose one of {sorted(ELASTIC_DEFAULTS)}.")
-        check_margins(margin=margin)
-        if sigma is not None:
-            check_range("sigma", sigma, 0.0, meaning="the std of the per-sample margin")
-        check_scale(scale)
+    resolve_options = staticmethod(resolve_elastic_options)
+    validate_options = staticmethod(validate_elastic_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

@@ -7,9 +7,10 @@ on NormDense logits. Defaults from `run/run.sh`: l_a 10, u_a 110, l_m 0.45, u_m 
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms, embedding_norms
+from losses.base import FaceLoss, cosine_and_norms, embedding_norms
 from losses.margin import safe_acos
-from registry import LOSSES, check_range
+from losses.options import validate_magface_options
+from registry import LOSSES
 
 
 def magface_margin(clipped_norms, lower_norm, upper_norm, lower_margin, upper_margin):
@@ -61,15 +62,7 @@ class MagFaceLoss(FaceLoss):
         self.lower_margin, self.upper_margin = float(lower_margin), float(upper_margin)
         self.lambda_g, self.scale = float(lambda_g), float(scale)
 
-    @classmethod
-    def validate_options(cls, lower_norm, upper_norm, lower_margin, upper_margin, lambda_g, scale):
-        """Refuse (OptionError) norms unless 0 < lower_norm < upper_norm, margins that are not finite,
-        `lambda_g` < 0 and `scale` <= 0."""
-        check_range("lower_norm", lower_norm, 0.0, low_open=True, meaning="l_a, the smallest feature norm")
-        check_range("upper_norm", upper_norm, lower_norm, low_open=True, meaning="u_a, above lower_norm")
-        check_margins(lower_margin=lower_margin, upper_margin=upper_margin)
-        check_range("lambda_g", lambda_g, 0.0, meaning="the weight of the norm regulariser")
-        check_scale(scale)
+    validate_options = staticmethod(validate_magface_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, norms = cosine_and_norms(embeddings, logits)

@@ -4,15 +4,16 @@ import math
 import keras
 import tensorflow as tf
 
-from losses.base import FaceLoss, check_margins, check_scale, cosine_and_norms
-from registry import LOSSES, OptionError
+from losses.base import FaceLoss, cosine_and_norms
+from losses.options import check_margin_gradient, validate_margin_options
+from losses.presets import preset_margins, resolve_margin_options
+from registry import LOSSES
 
 _ACOS_GRADIENT_FLOOR = 1e-6
 # How the target logit's margin enters the gradient: "exact" differentiates cos(m1·θ + m3) − m2 (insightface's MXNet
 # code, arcface_torch up to d9cb10e); "straight_through" passes the gradient to cos θ_y as if there were no margin
 # (arcface_torch since 657ae30 of 2022-12-15, `recognition/arcface_torch/losses.py`: the margin is computed in place
-# under `torch.no_grad()`). Both give the same loss value.
-MARGIN_GRADIENTS = ("exact", "straight_through")
+# under `torch.no_grad()`). Both give the same loss value. (`losses.options.MARGIN_GRADIENTS`.)
 
 
 @tf.custom_gradient
@@ -35,14 +36,6 @@ def straight_through(value, source):
         return tf.zeros_like(upstream), upstream
 
     return tf.identity(value), gradient
-
-
-def check_margin_gradient(margin_gradient):
-    """`margin_gradient` if it is one of MARGIN_GRADIENTS, else OptionError."""
-    if margin_gradient not in MARGIN_GRADIENTS:
-        raise OptionError("margin_gradient", margin_gradient, "must be exact (the analytic gradient) or "
-                          "straight_through (arcface_torch since December 2022: the margin gets no gradient).")
-    return margin_gradient
 
 
 def combined_margin_logits(cosine, labels, margin1, margin2, margin3, scale, margin_gradient="exact"):
@@ -70,26 +63,12 @@ def combined_margin_logits(cosine, labels, margin1, margin2, margin3, scale, mar
     return scale * logits
 
 
-# (margin1, margin2, margin3) in the spec's order. "spec": the seed document's default; "arcface" and
-# "cosface": the papers'; "sphereface": SphereFace's multiplicative margin as insightface trains it in the
-# combined form (recognition/arcface_paddle/utils/losses.py, SphereFace m1 = 1.35); "combined":
-# insightface's combined margin (recognition/arcface_mxnet/sample_config.py, loss.combined: m1 1.0,
-# m2 0.3 added to the angle, m3 0.2 subtracted from the cosine), the seed's commented-out alternative.
-MARGIN_PRESETS = {
-    "spec": (0.9, 0.4, 0.15),
-    "arcface": (1.0, 0.0, 0.5),
-    "cosface": (1.0, 0.35, 0.0),
-    "sphereface": (1.35, 0.0, 0.0),
-    "combined": (1.0, 0.2, 0.3),
-}
-
-
 @LOSSES.register("arcface")
 @keras.saving.register_keras_serializable(package="faces")
 class MarginLoss(FaceLoss):
     """Combined margin: default the seed's (0.9, 0.4, 0.15); the paper's (1, 0, 0.5) with --loss_args.preset=arcface.
 
-    Margins come from `preset` (MARGIN_PRESETS: "spec" = (0.9, 0.4, 0.15), the seed document's
+    Margins come from `preset` (`losses.presets.MARGIN_PRESETS`: "spec" = (0.9, 0.4, 0.15), the seed document's
     default; "arcface" = (1, 0, 0.5), the paper's; "cosface" = (1, 0.35, 0); "sphereface" = (1.35, 0, 0);
     "combined" = (1, 0.2, 0.3)); a margin given explicitly overrides the preset's.
     `margin_gradient`: "exact" or "straight_through" (see MARGIN_GRADIENTS; for CosFace both
@@ -99,24 +78,13 @@ class MarginLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, margin1=None, margin2=None, margin3=None, scale=64.0,
                  preset="spec", margin_gradient="exact", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
-        self.validate_options(margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset,
-                              margin_gradient=margin_gradient)
+        self.validate_options(margin1, margin2, margin3, scale, preset, margin_gradient)
         self.margin_gradient = margin_gradient
-        given = (margin1, margin2, margin3)
-        self.margin1, self.margin2, self.margin3 = (
-            float(value if value is not None else default) for value, default in zip(given, MARGIN_PRESETS[preset])
-        )
+        self.margin1, self.margin2, self.margin3 = preset_margins(margin1, margin2, margin3, preset)
         self.scale = float(scale)
 
-    @classmethod
-    def validate_options(cls, margin1, margin2, margin3, scale, preset, margin_gradient):
-        """Refuse (OptionError) an unknown `preset` or `margin_gradient`, a margin that is not finite and a
-        `scale` <= 0."""
-        check_margin_gradient(margin_gradient)
-        if preset not in MARGIN_PRESETS:
-            raise OptionError("preset", preset, f"is not a margin preset; choose one of {sorted(MARGIN_PRESETS)}.")
-        check_margins(margin1=margin1, margin2=margin2, margin3=margin3)
-        check_scale(scale)
+    resolve_options = staticmethod(resolve_margin_options)
+    validate_options = staticmethod(validate_margin_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

@@ -4,9 +4,9 @@ import os
 
 import tensorflow as tf
 
+from recipes.recipe import STRATEGIES
 from registry import UserError
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 COLLECTIVE_TIMEOUT_SECONDS = 1800  # long enough for the chief to evaluate big .bin files between steps
 
 
@@ -18,6 +18,8 @@ def split_cpu(replicas):
     if replicas <= 1:
         return
     cpus = tf.config.list_physical_devices("CPU")
+    if len(tf.config.get_logical_device_configuration(cpus[0]) or ()) == replicas:
+        return  # split so already, e.g. by the test suite before TensorFlow initialised
     try:
         tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * replicas)
     except RuntimeError as error:

@@ -10,7 +10,9 @@ import math
 import keras
 import tensorflow as tf
 
-from registry import SCHEDULES, check_range, whole_number
+from recipes.schedule_options import (validate_cosine_options, validate_exponential_options, validate_plateau_options,
+                                      validate_polynomial_options, validate_step_options)
+from registry import SCHEDULES
 
 
 class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -39,13 +41,6 @@ class StepSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
 
 
-def check_warmup(warmup_epochs, epochs):
-    """Refuse (OptionError) a warm-up that is negative or not shorter than the run: a warm-up as long as the
-    run ends before the rate reaches base_lr, and never decays."""
-    check_range("warmup_epochs", warmup_epochs, 0.0, float(epochs), high_open=True,
-                meaning=f"shorter than the run's --epochs={epochs}, or the rate never reaches --lr and never decays")
-
-
 @SCHEDULES.register("constant")
 @keras.saving.register_keras_serializable(package="faces")
 class Constant(StepSchedule):
@@ -66,11 +61,7 @@ class ConstantThenExponential(StepSchedule):
         self.constant_epochs = int(constant_epochs)
         self.decay = float(decay)
 
-    @classmethod
-    def validate_options(cls, constant_epochs, decay):
-        """Refuse (OptionError) `constant_epochs` that is not a whole number >= 0 and a `decay` that is not finite."""
-        whole_number("constant_epochs", constant_epochs, 0)
-        check_range("decay", decay, meaning="the rate's exponential decay per epoch")
+    validate_options = staticmethod(validate_exponential_options)
 
     def rate(self, step):
         epoch = self.epoch(step)
@@ -92,12 +83,7 @@ class StepDecay(StepSchedule):
         self.step_epochs = int(step_epochs)
         self.factor = float(factor)
 
-    @classmethod
-    def validate_options(cls, step_epochs, factor):
-        """Refuse (OptionError) `step_epochs` that is not a whole number >= 1 and a `factor` <= 0 or not finite
-        (a factor above 1 grows the rate, as PyTorch's StepLR allows)."""
-        whole_number("step_epochs", step_epochs, 1)
-        check_range("factor", factor, 0.0, low_open=True, meaning="the rate's multiplier at each step")
+    validate_options = staticmethod(validate_step_options)
 
     def rate(self, step):
         return self.base_lr * tf.pow(self.factor, tf.floor(self.epoch(step) / self.step_epochs))
@@ -118,11 +104,7 @@ class Cosine(StepSchedule):
         self.warmup_epochs = float(warmup_epochs)
         self.min_lr = float(min_lr)
 
-    @classmethod
-    def validate_options(cls, base_lr, epochs, warmup_epochs, min_lr):
-        """Refuse (OptionError) a warm-up not shorter than the run (`check_warmup`) and `min_lr` outside [0, base_lr]."""
-        check_warmup(warmup_epochs, epochs)
-        check_range("min_lr", min_lr, 0.0, float(base_lr), meaning="the rate at the end, at most --lr")
+    validate_options = staticmethod(validate_cosine_options)
 
     def rate(self, step):
         warmup = self.warmup_epochs * self.steps_per_epoch
@@ -149,11 +131,7 @@ class Polynomial(StepSchedule):
         self.warmup_epochs = float(warmup_epochs)
         self.power = float(power)
 
-    @classmethod
-    def validate_options(cls, epochs, warmup_epochs, power):
-        """Refuse (OptionError) a warm-up not shorter than the run (`check_warmup`) and a `power` <= 0."""
-        check_warmup(warmup_epochs, epochs)
-        check_range("power", power, 0.0, low_open=True, meaning="the decay's exponent")
+    validate_options = staticmethod(validate_polynomial_options)
 
     def rate(self, step):
         warmup = self.warmup_epochs * self.steps_per_epoch
@@ -172,14 +150,7 @@ def reduce_on_plateau(base_lr, epochs, steps_per_epoch, monitor="loss", factor=0
     return keras.callbacks.ReduceLROnPlateau(monitor, factor=factor, patience=patience, min_lr=min_lr, mode=mode)
 
 
-def _validate_plateau_options(factor, patience, min_lr):
-    """Refuse (OptionError) a `factor` outside (0, 1), `patience` that is not a whole number >= 0, `min_lr` < 0."""
-    check_range("factor", factor, 0.0, 1.0, low_open=True, high_open=True, meaning="the rate's multiplier")
-    whole_number("patience", patience, 0)
-    check_range("min_lr", min_lr, 0.0)
-
-
-reduce_on_plateau.validate_options = _validate_plateau_options
+reduce_on_plateau.validate_options = validate_plateau_options
 
 
 SCHEDULE_FIXED_ARGUMENTS = ("base_lr", "epochs", "steps_per_epoch")

@@ -6,10 +6,18 @@
     class MyLoss(FaceLoss): ...
 
     LOSSES.build("my_loss", num_classes=10)
+
+The built-in entries are declared from `registry/manifest.py`, so their names, options and summaries
+are known without importing them (and TensorFlow); `get`/`build` import an entry's module.
 """
+import importlib
+
+from registry import manifest
 from registry.errors import MissingFileError, OptionError, UserError
-from registry.options import check_range, real_number, validate_part_options, whole_number
-from registry.registry import Registry, RegistryError, close_matches, did_you_mean, keyword_options, unknown_message
+from registry.lazy import import_attribute, lazy_attributes
+from registry.options import call_validator, check_range, real_number, whole_number
+from registry.registry import (Declaration, Registry, RegistryError, close_matches, did_you_mean, keyword_options,
+                               unknown_message)
 
 BACKBONES = Registry("backbones")
 HEADS = Registry("heads")
@@ -22,6 +30,27 @@ RECIPES = Registry("recipes")
 
 ALL_REGISTRIES = (BACKBONES, HEADS, LOSSES, SCHEDULES, CALLBACKS, DATASETS, AUGMENTATIONS, RECIPES)
 
-__all__ = ["Registry", "RegistryError", "UserError", "MissingFileError", "OptionError", "ALL_REGISTRIES", "check_range",
-           "close_matches", "did_you_mean", "keyword_options", "real_number", "unknown_message",
-           "validate_part_options", "whole_number"] + [r.name.upper() for r in ALL_REGISTRIES]
+
+def _declare_builtins():
+    by_name = {table.name: table for table in ALL_REGISTRIES}
+    for name, rows in manifest.ENTRIES.items():
+        for row in rows:
+            by_name[name].declare(row["name"], row["module"], row["options"], aliases=row["aliases"],
+                                  summary=row["summary"], resolver=row["resolver"], validator=row["validator"])
+
+
+def import_builtins():
+    """Import every built-in entry and every module defining a Keras-serializable class of the project, so
+    that any saved model of the project loads with `keras.saving.load_model` (imports TensorFlow)."""
+    for table in ALL_REGISTRIES:
+        table.import_declared()
+    for module in manifest.KERAS_MODULES:
+        importlib.import_module(module)
+
+
+_declare_builtins()
+
+__all__ = ["Declaration", "Registry", "RegistryError", "UserError", "MissingFileError", "OptionError", "ALL_REGISTRIES",
+           "call_validator", "check_range", "close_matches", "did_you_mean", "import_attribute", "import_builtins",
+           "keyword_options", "lazy_attributes", "real_number", "unknown_message", "whole_number"]
+__all__ += [table.name.upper() for table in ALL_REGISTRIES]

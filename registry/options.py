@@ -1,9 +1,11 @@
-"""Range checks of a part's options, run before anything is built: `check_range` and `validate_part_options`.
+"""Range checks of a part's options, run before anything is built: `check_range`, `whole_number`, `call_validator`.
 
-A registered part (head, loss, schedule, ...) may define `validate_options(**options)` (a
-classmethod, or an attribute of a function entry) that raises `OptionError` for a value out of
-its range. It names only the options it checks; `validate_part_options` passes those. The part's
-own constructor calls the same function, so the rule lives in one place.
+A registered part (head, loss, schedule, ...) may have a `validate_options` function (a staticmethod
+of its class, or an attribute of a function entry) that raises `OptionError` for a value out of its
+range. It lives in a module that imports no TensorFlow (the registry's manifest names it, so
+`Registry.validate_options` checks a built-in part without importing it) and names only the options
+it checks; `call_validator` passes those. The part's own constructor calls the same function, so
+the rule lives in one place.
 """
 import inspect
 import math
@@ -34,14 +36,16 @@ def _interval(low, high, low_open, high_open, meaning):
     return text + (f" ({meaning})" if meaning else "") + "."
 
 
-def validate_part_options(entry, options):
-    """Call `entry.validate_options` (when the registered entry has one) with the `options` it names."""
-    validate = getattr(entry, "validate_options", None)
-    if validate is None:
-        return
-    parameters = inspect.signature(validate).parameters
-    takes_all = any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters.values())
-    validate(**{key: value for key, value in options.items() if takes_all or key in parameters})
+def call_validator(validate, options):
+    """Call a part's `validate` function with those of `options` it names (all of them if it takes **options);
+    one that needs an option `options` lacks (a plugin's subclass with other options) is not called."""
+    parameters = inspect.signature(validate).parameters.values()
+    if any(parameter.kind == parameter.VAR_KEYWORD for parameter in parameters):
+        return validate(**options)
+    names = {parameter.name for parameter in parameters}
+    required = {parameter.name for parameter in parameters if parameter.default is parameter.empty}
+    if required <= set(options):
+        validate(**{key: value for key, value in options.items() if key in names})
 
 
 def whole_number(option, value, minimum=None):

@@ -1,7 +1,8 @@
 """Every registered backbone, head and loss: trains one step, saves, loads with no custom objects.
 
 Parametrised over the registries, so a new plugin gets these tests for free. Backbones from
-keras.applications run at 32x32 (their minimum) and eagerly, to keep the suite fast on 2 cores.
+keras.applications run at 32x32 (their minimum) and eagerly, and losses and heads train on a
+one-convolution tiny backbone at 16x16, to keep the suite fast on 2 cores.
 """
 import json
 import os
@@ -15,7 +16,6 @@ import numpy as np
 import pytest
 
 import backbones
-import heads  # noqa: F401  (registers the heads)
 import losses
 from recipes.face_model import FaceTrainingModel
 from registry import BACKBONES, HEADS, LOSSES
@@ -23,11 +23,17 @@ from registry import BACKBONES, HEADS, LOSSES
 EMBEDDING_SIZE = 16
 NUM_CLASSES = 5
 SMALL_IMAGE = 32
+# The loss and head tests train on one 3x3 convolution ("tiny" with one width) at 16x16: the backbone is not their
+# point, and tracing (or XLA-compiling) the whole tiny backbone doubled their time.
+PART_IMAGE = 16
+ONE_CONVOLUTION = {"widths": (8,)}
 
 
-def build_training_model(backbone="tiny", head="norm_dense", loss="softmax", image_size=SMALL_IMAGE, seed=0):
+def build_training_model(backbone="tiny", head="norm_dense", loss="softmax", image_size=SMALL_IMAGE, seed=0,
+                         backbone_args=None):
     keras.utils.set_random_seed(seed)
-    embedder = backbones.build_embedding_model(backbone, embedding_size=EMBEDDING_SIZE, image_size=image_size)
+    embedder = backbones.build_embedding_model(backbone, embedding_size=EMBEDDING_SIZE, image_size=image_size,
+                                               backbone_args=backbone_args)
     face_loss = losses.build_loss(loss, num_classes=NUM_CLASSES, embedding_size=EMBEDDING_SIZE)
     model = FaceTrainingModel(embedder, HEADS.build(head, num_classes=NUM_CLASSES), face_loss)
     model.build((None, image_size, image_size, 3))
@@ -74,8 +80,8 @@ def inner_backbone(embedder):
 
 @pytest.mark.parametrize("loss_name", LOSSES.names())
 def test_loss_trains_saves_and_loads(loss_name, tmp_path):
-    model = build_training_model(loss=loss_name)
-    images, labels = random_images(4), np.array([0, 1, 2, 1])
+    model = build_training_model(loss=loss_name, image_size=PART_IMAGE, backbone_args=ONE_CONVOLUTION)
+    images, labels = random_images(4, PART_IMAGE), np.array([0, 1, 2, 1])
     train_one_step(model, images, labels, batch_size=4)
     for layer in center_layers(model):
         assert np.any(layer.centers.numpy() != 0), "centres did not move during the training step"
@@ -99,9 +105,9 @@ def test_loss_trains_saves_and_loads(loss_name, tmp_path):
 
 @pytest.mark.parametrize("loss_name", LOSSES.names())
 def test_loss_trains_under_xla(loss_name):
-    model = build_training_model(loss=loss_name)
+    model = build_training_model(loss=loss_name, image_size=PART_IMAGE, backbone_args=ONE_CONVOLUTION)
     state_before = [variable.numpy() for variable in model.face_loss.non_trainable_variables]
-    train_one_step(model, random_images(4), np.array([0, 1, 2, 1]), batch_size=4, jit_compile=True)
+    train_one_step(model, random_images(4, PART_IMAGE), np.array([0, 1, 2, 1]), batch_size=4, jit_compile=True)
     for layer in center_layers(model):
         assert np.all(np.isfinite(layer.centers.numpy())) and np.any(layer.centers.numpy() != 0)
     for before, variable in zip(state_before, model.face_loss.non_trainable_variables, strict=True):
@@ -113,12 +119,13 @@ def test_loss_trains_under_xla(loss_name):
 def test_stateful_loss_with_center_factor_trains_saves_and_loads(loss_name, tmp_path):
     """`--center_factor` wraps a loss in WithCenterLoss: both parts' state trains, saves and loads."""
     keras.utils.set_random_seed(0)
-    embedder = backbones.build_embedding_model("tiny", embedding_size=EMBEDDING_SIZE, image_size=SMALL_IMAGE)
+    embedder = backbones.build_embedding_model("tiny", embedding_size=EMBEDDING_SIZE, image_size=PART_IMAGE,
+                                               backbone_args=ONE_CONVOLUTION)
     base = losses.build_loss(loss_name, num_classes=NUM_CLASSES, embedding_size=EMBEDDING_SIZE)
     face_loss = losses.WithCenterLoss(NUM_CLASSES, EMBEDDING_SIZE, base, factor=0.5)
     model = FaceTrainingModel(embedder, HEADS.build("norm_dense", num_classes=NUM_CLASSES), face_loss)
-    model.build((None, SMALL_IMAGE, SMALL_IMAGE, 3))
-    images, labels = random_images(4), np.array([0, 1, 2, 1])
+    model.build((None, PART_IMAGE, PART_IMAGE, 3))
+    images, labels = random_images(4, PART_IMAGE), np.array([0, 1, 2, 1])
     train_one_step(model, images, labels, batch_size=4)
     assert np.any(model.face_loss.center.centers.numpy() != 0)
     assert len(base.non_trainable_variables) > 0
@@ -133,8 +140,9 @@ def test_stateful_loss_with_center_factor_trains_saves_and_loads(loss_name, tmp_
 
 @pytest.mark.parametrize("head_name", HEADS.names())
 def test_head_trains_saves_and_loads(head_name, tmp_path):
-    model = build_training_model(head=head_name, loss="center_softmax")
-    images = random_images(4)
+    model = build_training_model(head=head_name, loss="center_softmax", image_size=PART_IMAGE,
+                                 backbone_args=ONE_CONVOLUTION)
+    images = random_images(4, PART_IMAGE)
     train_one_step(model, images, np.array([4, 3, 2, 3]), batch_size=4)
     outputs = model(images, training=False)
     assert outputs["logits"].shape == (4, NUM_CLASSES)

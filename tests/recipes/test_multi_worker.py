@@ -11,12 +11,14 @@ import time
 import zipfile
 
 import h5py
-import keras
 import numpy as np
+import pytest
 
 import recipes.train  # noqa: F401  (registers the training model's classes for load_model)
+from recipes.commands.cli import main
 from storage.checkpoints import list_checkpoints
 from storage.history import read_history
+from storage.model_files import load_model_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,11 +33,11 @@ def free_ports(count):
     return ports
 
 
-def run_command(tiny_faces, runs_dir, epochs, *extra, data=None):
-    """The command line of a tiny center_softmax run on `tiny_faces` (`extra` arguments last)."""
-    return [sys.executable, "-m", "recipes", "run", "center_softmax", "--backbone=tiny", "--embedding_size=16",
-            f"--epochs={epochs}", f"--data={data or tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]",
-            f"--runs_dir={runs_dir}", "--verbose=0", *extra]
+def run_args(tiny_faces, runs_dir, epochs, *extra, data=None):
+    """The command-line arguments of a tiny center_softmax run on `tiny_faces` (`extra` arguments last)."""
+    return ["run", "center_softmax", "--backbone=tiny", "--embedding_size=16", f"--epochs={epochs}",
+            f"--data={data or tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={runs_dir}",
+            "--verbose=0", *extra]
 
 
 def launch_workers(tiny_faces, runs_dir, epochs, *extra, data=None):
@@ -46,7 +48,8 @@ def launch_workers(tiny_faces, runs_dir, epochs, *extra, data=None):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
-            run_command(tiny_faces, runs_dir, epochs, "--batch_size=8", "--strategy=multi_worker", *extra, data=data),
+            [sys.executable, "-m", "recipes",
+             *run_args(tiny_faces, runs_dir, epochs, "--batch_size=8", "--strategy=multi_worker", *extra, data=data)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return workers
 
@@ -55,9 +58,14 @@ def finish(workers, timeout=300):
     return [(worker.wait(timeout=timeout), worker.stdout.read(), worker.stderr.read()) for worker in workers]
 
 
-def test_two_workers_write_one_run_folder_and_recover_after_a_worker_dies(tiny_faces, tmp_path):
+@pytest.mark.slow
+def test_two_workers_write_one_run_folder_from_a_recordio_folder_and_recover_after_a_worker_dies(tiny_faces, tmp_path):
+    from benchmarks.recordio import write_rec_copy
+    from data.folders import scan_identity_folder
+
+    write_rec_copy(scan_identity_folder(tiny_faces.train_dir), str(tmp_path / "rec"))
     runs_dir = str(tmp_path / "runs")
-    results = finish(launch_workers(tiny_faces, runs_dir, epochs=2))
+    results = finish(launch_workers(tiny_faces, runs_dir, 2, data=str(tmp_path / "rec")))
     for code, out, err in results:
         assert code == 0, err[-3000:]
     assert "global batch 16 = 8 per replica x 2" in results[0][1]
@@ -65,7 +73,8 @@ def test_two_workers_write_one_run_folder_and_recover_after_a_worker_dies(tiny_f
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1, 2]
     assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1, 2]
     with open(os.path.join(run_dir, "recipe.json")) as file:
-        assert json.load(file)["replicas"] == 2
+        stored = json.load(file)
+    assert (stored["num_images"], stored["num_classes"], stored["replicas"]) == (64, 8, 2)
 
     crash_dir = str(tmp_path / "crash")
     workers = launch_workers(tiny_faces, crash_dir, epochs=30)
@@ -88,23 +97,6 @@ def test_two_workers_write_one_run_folder_and_recover_after_a_worker_dies(tiny_f
         range(0, done + 2))
 
 
-def test_two_workers_train_from_a_recordio_folder(tiny_faces, tmp_path):
-    from benchmarks.recordio import write_rec_copy
-    from data.folders import scan_identity_folder
-
-    write_rec_copy(scan_identity_folder(tiny_faces.train_dir), str(tmp_path / "rec"))
-    runs_dir = str(tmp_path / "runs")
-    results = finish(launch_workers(tiny_faces, runs_dir, 1, data=str(tmp_path / "rec")))
-    for code, out, err in results:
-        assert code == 0, err[-3000:]
-    assert "global batch 16 = 8 per replica x 2" in results[0][1]
-    (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
-    with open(os.path.join(run_dir, "recipe.json")) as file:
-        stored = json.load(file)
-    assert (stored["num_images"], stored["num_classes"], stored["replicas"]) == (64, 8, 2)
-    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
-
-
 HEAD_ENTRY = "head/vars"  # where the FaceTrainingModel's head stores its entries in a .keras file's weights
 PARTIAL_FC = ("--head=partial_fc", "--deterministic=true")
 
@@ -116,15 +108,9 @@ def stored_head(keras_file):
             return {name: value[()] for name, value in weights[HEAD_ENTRY].items()}
 
 
-def run_one_process(command):
-    """Run `command` as one process outside the cluster (no TF_CONFIG); returns its CompletedProcess."""
-    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def test_two_workers_checkpoint_partial_fc_as_one_matrix_that_one_process_resumes(tiny_faces, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_two_workers_checkpoint_partial_fc_as_one_matrix_that_one_process_resumes(tiny_faces, tmp_path, monkeypatch,
+                                                                                 capsys, op_determinism):
     worker_temp = tmp_path / "worker_temp"  # the workers' temporary run folders
     worker_temp.mkdir()
     monkeypatch.setenv("TMPDIR", str(worker_temp))
@@ -140,21 +126,22 @@ def test_two_workers_checkpoint_partial_fc_as_one_matrix_that_one_process_resume
     assert stored["kernel"].shape == (16, 8) and len(slots) == 2  # (d, C) from 4 classes per worker; adamax: m, u
     assert all(stored[name].shape == (16, 8) for name in slots)
 
-    run_one_process(run_command(tiny_faces, str(tmp_path / "mirrored"), 1, "--batch_size=8", "--strategy=mirrored",
-                                "--cpu_replicas=2", *PARTIAL_FC))
+    main(run_args(tiny_faces, str(tmp_path / "mirrored"), 1, "--batch_size=8", "--strategy=mirrored",
+                  "--cpu_replicas=2", *PARTIAL_FC))  # one process (this one) on two logical CPUs
     (mirrored_run,) = glob.glob(str(tmp_path / "mirrored" / "*"))
     one_machine = stored_head(os.path.join(list_checkpoints(mirrored_run)[-1][1], "model.keras"))
     for name, value in stored.items():  # each worker's shard gathered into its place
         np.testing.assert_allclose(value, one_machine[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
-    head = keras.saving.load_model(os.path.join(checkpoint, "model.keras")).head  # one replica, as the resume
+    head = load_model_file(os.path.join(checkpoint, "model.keras")).head  # one replica, as the resume
     variables = dict(head._sharded_variables())
     for name in ["kernel", *slots]:
         np.testing.assert_array_equal(head.logical(variables[name]), stored[name])
 
-    resumed = run_one_process(run_command(tiny_faces, runs_dir, 2, "--batch_size=16", "--strategy=auto",
-                                          f"--resume={run_dir}", *PARTIAL_FC))
-    assert "resuming after epoch 1" in resumed.stdout and "with 1 replica(s)" in resumed.stdout
+    capsys.readouterr()
+    main(run_args(tiny_faces, runs_dir, 2, "--batch_size=16", "--strategy=auto", f"--resume={run_dir}", *PARTIAL_FC))
+    resumed = capsys.readouterr().out
+    assert "resuming after epoch 1" in resumed and "with 1 replica(s)" in resumed
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1, 2]
     assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1, 2]
     assert stored_head(os.path.join(run_dir, "model.keras"))["kernel"].shape == (16, 8)

@@ -12,19 +12,26 @@ import numpy as np
 import pytest
 
 import recipes  # noqa: F401  (registers the classes a saved training model needs)
+from recipes.commands.cli import main
 from storage.checkpoints import list_checkpoints, read_state
 from storage.history import read_history
+from storage.model_files import load_model_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS = 7
 
 
-def command(tiny_faces, runs_dir, *extra):
+def run_args(tiny_faces, runs_dir, *extra):
+    """The command-line arguments of a deterministic tiny center_softmax run of EPOCHS epochs on `tiny_faces`."""
     return [
-        sys.executable, "-m", "recipes", "run", "center_softmax", "--backbone=tiny", "--embedding_size=16",
-        "--batch_size=16", f"--epochs={EPOCHS}", f"--data={tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]",
-        f"--runs_dir={runs_dir}", "--deterministic=true", "--verbose=0", "--dropout=0.2", *extra,
+        "run", "center_softmax", "--backbone=tiny", "--embedding_size=16", "--batch_size=16", f"--epochs={EPOCHS}",
+        f"--data={tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={runs_dir}",
+        "--deterministic=true", "--verbose=0", "--dropout=0.2", *extra,
     ]
+
+
+def command(tiny_faces, runs_dir, *extra):
+    return [sys.executable, "-m", "recipes", *run_args(tiny_faces, runs_dir, *extra)]
 
 
 def launch(args):
@@ -34,7 +41,7 @@ def launch(args):
 
 def final_weights(runs_dir):
     (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
-    return keras.saving.load_model(os.path.join(run_dir, "model.keras")).get_weights(), run_dir
+    return load_model_file(os.path.join(run_dir, "model.keras")).get_weights(), run_dir
 
 
 def kill_when(process, condition, timeout=120):
@@ -52,12 +59,18 @@ def kill_when(process, condition, timeout=120):
 
 @pytest.fixture(scope="module")
 def reference(tiny_faces, tmp_path_factory):
+    """The final weights of the uninterrupted run, trained in this process: bit for bit those of a fresh process."""
+    from tensorflow.python.framework import config
+
     runs_dir = tmp_path_factory.mktemp("reference")
-    result = subprocess.run(command(tiny_faces, runs_dir), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    try:
+        main(run_args(tiny_faces, str(runs_dir)))
+    finally:
+        config.disable_op_determinism()  # --deterministic=true turned it on; the next tests start without it
     return final_weights(str(runs_dir))[0]
 
 
+@pytest.mark.slow
 def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(reference, tiny_faces, tmp_path):
     """Five kills, each placed by its own seed: even seeds while checkpoint k is being written,
     odd seeds at a random moment after checkpoint k is complete (k increases kill by kill).
@@ -82,7 +95,7 @@ def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(
         (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
         for done, path in list_checkpoints(run_dir):
             assert read_state(path)["epoch"] == done
-            keras.saving.load_model(os.path.join(path, "model.keras"))
+            load_model_file(os.path.join(path, "model.keras"))
         process = launch(command(tiny_faces, runs_dir, "--resume"))
     process.wait()
     assert process.returncode == 0, process.stderr.read()[-3000:]
@@ -92,18 +105,19 @@ def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_faces, tmp_path):
+@pytest.mark.slow
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_faces, tmp_path, capsys,
+                                                                                 op_determinism):
     runs_dir = str(tmp_path / "runs")
-    result = subprocess.run(
-        command(tiny_faces, runs_dir, "--lr_schedule=step", "--schedule_args.step_epochs=1",
-                "--schedule_args.factor=1e30"),
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 3, result.stderr[-3000:]
-    assert "non-finite loss" in result.stderr and "at epoch 2, step" in result.stderr
+    with pytest.raises(SystemExit) as stopped:
+        main(run_args(tiny_faces, runs_dir, "--lr_schedule=step", "--schedule_args.step_epochs=1",
+                      "--schedule_args.factor=1e30"))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 3, err[-3000:]
+    assert "non-finite loss" in err and "at epoch 2, step" in err
     (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
-    model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
+    model = load_model_file(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
     assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())
 
 
@@ -124,7 +138,7 @@ def test_a_crash_inside_checkpoint_writing_leaves_the_previous_checkpoint(tmp_pa
     with pytest.raises(OSError, match="No space left"):
         write_checkpoint(str(tmp_path), broken, {"epoch": 2})
     assert [epoch for epoch, _ in list_checkpoints(str(tmp_path))] == [1]
-    restored = keras.saving.load_model(os.path.join(latest_checkpoint(str(tmp_path)), "model.keras"))
+    restored = load_model_file(os.path.join(latest_checkpoint(str(tmp_path)), "model.keras"))
     for got, want in zip(restored.get_weights(), before):
         np.testing.assert_array_equal(got, want)
     write_checkpoint(str(tmp_path), model, {"epoch": 2})

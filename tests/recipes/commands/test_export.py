@@ -15,20 +15,9 @@ from storage.history import read_history
 from data.synthetic import render_identity
 from recipes.commands import export as export_module
 from recipes.commands.cli import main
-from recipes.resolve import resolve_recipe
 from recipes.commands.export import ExportError, export_model
-from recipes.train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_faces, tmp_path_factory):
-    """A finished 1-epoch softmax run of the tiny backbone (16-d embedding) on the synthetic faces."""
-    runs = tmp_path_factory.mktemp("runs")
-    return train(resolve_recipe("softmax", {
-        "backbone": "tiny", "embedding_size": 16, "batch_size": 16, "epochs": 1, "data": tiny_faces.train_dir,
-        "eval_bins": [tiny_faces.bin_path], "eval_batch_size": 32, "runs_dir": str(runs), "verbose": 0}))
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +59,11 @@ RUNNERS = {"saved_model": _run_saved_model, "onnx": _run_onnx, "tflite": _run_tf
 
 @pytest.mark.parametrize("format_name,precision", [
     ("saved_model", "float32"), ("onnx", "float32"), ("tflite", "float32"), ("tflite", "float16")])
-def test_exported_model_computes_the_keras_embeddings_in_its_own_runtime(tiny_run, faces, tmp_path, format_name,
+def test_exported_model_computes_the_keras_embeddings_in_its_own_runtime(softmax_run, faces, tmp_path, format_name,
                                                                          precision):
     name = {"saved_model": "sm", "onnx": "face.onnx", "tflite": "face.tflite"}[format_name]
-    result = export_model(tiny_run, format_name, str(tmp_path / name), precision=precision)
-    expected = _keras_embeddings(os.path.join(tiny_run, "best_embedding.keras"), faces)
+    result = export_model(softmax_run, format_name, str(tmp_path / name), precision=precision)
+    expected = _keras_embeddings(os.path.join(softmax_run, "best_embedding.keras"), faces)
     for images, reference in ((faces, expected), (faces[:1], expected[:1])):  # dynamic batch: 5, then 1
         got = RUNNERS[format_name](str(tmp_path / name), images)
         assert got.shape == reference.shape == (len(images), 16) and got.dtype == np.float32
@@ -93,12 +82,12 @@ def test_exported_model_computes_the_keras_embeddings_in_its_own_runtime(tiny_ru
     assert entry["parity"]["min_cosine"] >= 0.999
 
 
-def test_model_card_describes_the_run(tiny_run, tmp_path):
-    export_model(tiny_run, "saved_model", str(tmp_path / "sm"))
-    export_model(tiny_run, "onnx", str(tmp_path / "face.onnx"))
+def test_model_card_describes_the_run(softmax_run, tmp_path):
+    export_model(softmax_run, "saved_model", str(tmp_path / "sm"))
+    export_model(softmax_run, "onnx", str(tmp_path / "face.onnx"))
     with open(tmp_path / "model_card.json") as file:
         card = json.load(file)
-    with open(os.path.join(tiny_run, "recipe.json")) as file:
+    with open(os.path.join(softmax_run, "recipe.json")) as file:
         recipe = json.load(file)
     assert sorted(card["exports"]) == ["face.onnx", "sm"]
     assert card["input"]["shape"] == [None, 112, 112, 3] and card["input"]["channels"] == "RGB"
@@ -106,7 +95,7 @@ def test_model_card_describes_the_run(tiny_run, tmp_path):
     assert card["embedding_size"] == 16 and card["output"]["shape"] == [None, 16]
     assert card["recipe"] == recipe
     assert card["training_data"]["num_classes"] == 8 and card["training_data"]["num_images"] == 64
-    rows = {row["epoch"]: row for row in read_history(os.path.join(tiny_run, "history.jsonl"))}
+    rows = {row["epoch"]: row for row in read_history(os.path.join(softmax_run, "history.jsonl"))}
     verification = card["verification"]
     assert verification["monitor"] == "verify/acc" and verification["best_epoch"] == verification["last_epoch"] == 1
     assert verification["best"]["verify/acc"] == rows[1]["verify/acc"] and "verify/xnorm" in verification["last"]
@@ -118,20 +107,20 @@ def test_model_card_describes_the_run(tiny_run, tmp_path):
     assert card["project"]["version"] == config.get("metadata", "version")
     commit = card["project"]["git_commit"]
     assert (commit is None and card["project"]["git_dirty"] is None) or re.fullmatch(r"[0-9a-f]{40}", commit)
-    assert card["source"]["model"] == os.path.abspath(os.path.join(tiny_run, "best_embedding.keras"))
+    assert card["source"]["model"] == os.path.abspath(os.path.join(softmax_run, "best_embedding.keras"))
 
 
-def test_a_training_model_is_reduced_to_its_embedding_model(tiny_run, faces, tmp_path):
-    export_model(os.path.join(tiny_run, "model.keras"), "onnx", str(tmp_path / "face.onnx"))
-    expected = keras.saving.load_model(os.path.join(tiny_run, "model.keras")).embedder.predict(faces, verbose=0)
+def test_a_training_model_is_reduced_to_its_embedding_model(softmax_run, faces, tmp_path):
+    export_model(os.path.join(softmax_run, "model.keras"), "onnx", str(tmp_path / "face.onnx"))
+    expected = keras.saving.load_model(os.path.join(softmax_run, "model.keras")).embedder.predict(faces, verbose=0)
     got = _run_onnx(str(tmp_path / "face.onnx"), faces)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_fixed_batch_tflite_has_that_input_shape(tiny_run, tmp_path):
+def test_fixed_batch_tflite_has_that_input_shape(softmax_run, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    result = export_model(tiny_run, "tflite", str(tmp_path / "one.tflite"), batch=1)
+    result = export_model(softmax_run, "tflite", str(tmp_path / "one.tflite"), batch=1)
     assert result["batch"] == 1 and result["parity"]["images"] == 1
     (given,) = Interpreter(model_path=str(tmp_path / "one.tflite")).get_input_details()
     assert given["shape"].tolist() == [1, 112, 112, 3] and given["shape_signature"].tolist() == [1, 112, 112, 3]
@@ -164,12 +153,12 @@ def test_mixed_precision_model_is_exported_in_float32(faces, tmp_path):
     assert card["recipe"] is None and card["verification"] is None
 
 
-def test_failed_parity_check_leaves_the_old_export_in_place(tiny_run, tmp_path, monkeypatch):
+def test_failed_parity_check_leaves_the_old_export_in_place(softmax_run, tmp_path, monkeypatch):
     target = tmp_path / "face.onnx"
     target.write_bytes(b"previous export")
     monkeypatch.setattr(export_module, "FLOAT32_MAX_RELATIVE_ERROR", -1.0)
     with pytest.raises(ExportError, match="differs from the Keras model"):
-        export_model(tiny_run, "onnx", str(target))
+        export_model(softmax_run, "onnx", str(target))
     assert target.read_bytes() == b"previous export"
     assert sorted(os.listdir(tmp_path)) == ["face.onnx"]
 
@@ -180,12 +169,12 @@ def test_failed_parity_check_leaves_the_old_export_in_place(tiny_run, tmp_path, 
     ({"format_name": "torchscript"}, "is not one of saved_model, onnx, tflite"),
     ({"format_name": "tflite", "batch": 0}, "'dynamic' or a positive integer"),
 ])
-def test_bad_options_are_clear_errors(tiny_run, tmp_path, arguments, message):
+def test_bad_options_are_clear_errors(softmax_run, tmp_path, arguments, message):
     arguments = {"out": None, **arguments}
     if arguments["out"]:
         arguments["out"] = str(tmp_path / arguments["out"])
     with pytest.raises(ExportError, match=message):
-        export_model(tiny_run, **arguments)
+        export_model(softmax_run, **arguments)
 
 
 def test_a_folder_without_a_model_is_a_clear_error(tmp_path):
@@ -193,25 +182,25 @@ def test_a_folder_without_a_model_is_a_clear_error(tmp_path):
         export_model(str(tmp_path), "onnx")
 
 
-def test_missing_onnx_packages_name_the_export_extra(tiny_run, tmp_path, monkeypatch):
+def test_missing_onnx_packages_name_the_export_extra(softmax_run, tmp_path, monkeypatch):
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "tf2onnx" else
                         real_find_spec(name, *args))
     with pytest.raises(ExportError, match=r"needs tf2onnx.*pip install -e '\.\[export\]'"):
-        export_model(tiny_run, "onnx", str(tmp_path / "face.onnx"))
+        export_model(softmax_run, "onnx", str(tmp_path / "face.onnx"))
     assert not os.path.exists(tmp_path / "face.onnx")
 
 
-def test_export_command_writes_into_the_run_folder_by_default(tiny_run, capsys):
-    main(["export", f"--model={tiny_run}", "--format=onnx"])
+def test_export_command_writes_into_the_run_folder_by_default(softmax_run_copy, capsys):
+    main(["export", f"--model={softmax_run_copy}", "--format=onnx"])
     printed = capsys.readouterr().out
-    assert os.path.isfile(os.path.join(tiny_run, "export", "embedding.onnx"))
-    assert os.path.isfile(os.path.join(tiny_run, "export", "model_card.json"))
+    assert os.path.isfile(os.path.join(softmax_run_copy, "export", "embedding.onnx"))
+    assert os.path.isfile(os.path.join(softmax_run_copy, "export", "model_card.json"))
     assert "max relative error" in printed and "RGB NHWC float32 0..255" in printed
     with pytest.raises(SystemExit) as stopped:
-        main(["export", f"--model={tiny_run}", "--format=onnx", "--precision=float16"])
+        main(["export", f"--model={softmax_run_copy}", "--format=onnx", "--precision=float16"])
     assert stopped.value.code == 2 and "only available for --format=tflite" in capsys.readouterr().err
 
 
