@@ -39,6 +39,7 @@ def run_args(tiny_faces, runs_dir, *extra):
             f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={runs_dir}", "--verbose=0", "--wandb=disabled", *extra]
 
 
+@pytest.mark.slow
 def test_sigterm_before_the_first_checkpoint_says_nothing_can_be_resumed(tiny_faces, tmp_path):
     plugin = tmp_path / "hold_first_step.py"
     plugin.write_text(HOLD_PLUGIN)
@@ -80,6 +81,7 @@ class SignalDuringEpoch2(keras.callbacks.Callback):
 CALLBACKS.register("sigterm_during_epoch_2", lambda context: SignalDuringEpoch2())
 
 
+@pytest.mark.slow
 def test_sigterm_after_a_checkpoint_prints_a_resume_command_that_works(tiny_faces, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     SignalDuringEpoch2.sent = False

@@ -10,10 +10,7 @@ import time
 
 import pytest
 
-import recipes  # noqa: F401
 from recipes.commands.cli import main
-from recipes.resolve import resolve_recipe
-from recipes.train import train
 from storage.history import read_history
 from storage.run_lock import RunLocked, lock_run_folder
 
@@ -66,9 +63,10 @@ WAIT_PLUGIN = textwrap.dedent('''
 ''')
 
 
-def test_a_second_writer_is_refused_a_killed_holder_blocks_nothing_and_two_resumes_train_once(tiny_overrides,
+@pytest.mark.slow
+def test_a_second_writer_is_refused_a_killed_holder_blocks_nothing_and_two_resumes_train_once(softmax_run_copy,
                                                                                                 tmp_path, capsys):
-    run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "eval_bins": []}))
+    run_dir = softmax_run_copy
     # a holder in another process: a resume is refused in one line naming it, and changes nothing
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, run_dir], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
@@ -112,5 +110,5 @@ def test_a_second_writer_is_refused_a_killed_holder_blocks_nothing_and_two_resum
                 process.kill()
     assert writer.returncode == 0, writer_err[-3000:]
     assert "resuming after epoch 1" in out and f"done: {run_dir}" in out
-    assert history_epochs(run_dir) == [1, 2]
+    assert history_epochs(run_dir) == [0, 1, 2]  # row 0: the untrained model
     assert json.loads(open(os.path.join(run_dir, "writer.lock")).read())["pid"] == writer.pid
