@@ -42,7 +42,7 @@ COMMANDS = [  # (argv, exit code, expected in the output)
     (["run", "arcface", "--loss_args.scael=3"], 2, "Did you mean 'scale'"),
     (["run", "softmax", "--epochs=three"], 2, "--epochs='three'"),
     (["run", "softmax", "--optimizer=adamm"], 2, "Did you mean 'adam'"),
-    (["run", "arcface", "--loss_args.preset=arcfce"], 2, "unknown margin preset 'arcfce'"),
+    (["run", "arcface", "--loss_args.preset=arcfce"], 2, "--loss_args.preset='arcfce' is not a margin preset"),
 ]
 
 
