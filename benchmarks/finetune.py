@@ -37,13 +37,13 @@ VARIANTS = (
 def model_facts(path, backbone):
     """(embedding size, image size) of the pretrained model at `path` (.onnx or .keras)."""
     if str(path).lower().endswith(".onnx"):
-        from backbones.onnx_import import onnx_embedding_size, onnx_image_size, onnx_steps, read_onnx
+        from backbones.onnx_model import import_onnx_model
 
-        graph = read_onnx(path)
-        return onnx_embedding_size(onnx_steps(graph)[0]), onnx_image_size(graph)
-    import keras
+        model = import_onnx_model(path, backbone)
+    else:
+        import keras
 
-    model = keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
     return int(model.output_shape[-1]), int(model.input_shape[1])
 
 

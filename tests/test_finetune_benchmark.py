@@ -1,5 +1,6 @@
 """benchmarks/finetune.py: skipped without a model; with one, a variant reports the starting and the final accuracy."""
 import numpy as np
+import pytest
 
 from benchmarks import finetune
 
@@ -9,6 +10,7 @@ def test_without_weights_the_benchmark_is_skipped(capsys):
     assert capsys.readouterr().out.startswith("skipped: no --weights")
 
 
+@pytest.mark.slow
 def test_a_variant_starts_from_the_given_model_and_trains(tiny_faces, tmp_path):
     import backbones
     from callbacks.verification import VerificationCallback
