@@ -74,7 +74,8 @@ def run_variant(fields, settings, work_dir, log_path):
 
 def run_benchmark(weights, backbone, data, bin_path=None, epochs=10, batch_size=32, lr=None, variants=VARIANTS,
                   seed=0, progress=print):
-    """(rows {variant, before, after, after_std, best, xnorm, loss, seconds}, facts) of fine-tuning `weights` on `data`."""
+    """(rows {variant, before, after, after_std, best, xnorm, loss, seconds}, facts) of fine-tuning `weights` on
+    `data`."""
     from benchmarks.accuracy import real_split
 
     embedding_size, image_size = model_facts(weights, backbone)

@@ -1,6 +1,5 @@
 """Fine-tuning: frozen parts stay bit-identical, the freeze_epochs switch resumes on both sides, class-mean heads."""
 import re
-import json
 import os
 import warnings
 
