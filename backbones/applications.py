@@ -3,13 +3,13 @@ import os
 
 import keras
 
-from registry import BACKBONES
+from registry import BACKBONES, MissingFileError
 
 
 def require_local_weights(weights):
-    """Raise FileNotFoundError unless `weights` is None or an existing local file."""
+    """Raise MissingFileError unless `weights` is None or an existing local file."""
     if weights is not None and not os.path.isfile(str(weights)):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"backbone weights file {weights!r} does not exist. Nothing is downloaded: "
             "pass the path of a local weights file (e.g. a '.weights.h5' or Keras '.h5' "
             "no-top file), or leave --backbone_weights unset for random initialisation."

@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from registry import UserError
+from registry import MissingFileError, UserError
 
 PIXEL_MEAN = 127.5
 INSIGHTFACE_PIXEL_SCALE = 127.5
@@ -130,7 +130,7 @@ def read_onnx(path):
     """The `onnx.ModelProto` in the file `path`; a file that is not a complete ONNX model raises OnnxImportError."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"ONNX file {path!r} does not exist.")
+        raise MissingFileError(f"ONNX file {path!r} does not exist.")
     try:
         import onnx
     except ImportError as error:

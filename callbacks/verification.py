@@ -3,7 +3,7 @@ import keras
 
 from data.bins import load_bin_images
 from evaluation.verification import bin_name, evaluate_bins, flip_pair_function, save_roc_curves
-from registry import CALLBACKS
+from registry import CALLBACKS, UserError
 from storage.atomic import save_model
 from storage.training_state import TrainingState
 
@@ -28,7 +28,7 @@ class VerificationCallback(keras.callbacks.Callback):
         for path in bin_paths:
             name = bin_name(path)
             if name in self.bins:
-                raise ValueError(f"two verification files are named {name!r} ({path!r}); rename one, "
+                raise UserError(f"two verification files are named {name!r} ({path!r}); rename one, "
                                  "metrics are logged by file name.")
             self.bins[name] = load_bin_images(path, image_size=image_size)
         self.embedder = embedder
@@ -38,7 +38,7 @@ class VerificationCallback(keras.callbacks.Callback):
         self.monitor = monitor or (f"{list(self.bins)[-1]}/acc" if self.bins else None)
         known = {f"{name}/{key}" for name in self.bins for key in ("acc", "best_acc")}
         if self.monitor is not None and self.monitor not in known:
-            raise ValueError(f"--eval_monitor={self.monitor!r} is not one of the evaluated metrics: {sorted(known)}.")
+            raise UserError(f"--eval_monitor={self.monitor!r} is not one of the evaluated metrics: {sorted(known)}.")
         self.evaluate_before_training = evaluate_before_training
         self.every_steps = int(every_steps)
         self.state = state if state is not None else TrainingState()

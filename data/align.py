@@ -12,7 +12,7 @@ centres at integer coordinates. No OpenCV or scikit-image needed.
 import numpy as np
 import tensorflow as tf
 
-from registry import UserError
+from data.errors import DataError
 
 ARCFACE_TEMPLATE = np.array([
     [38.2946, 51.6963],  # left eye (in the image)
@@ -24,7 +24,7 @@ ARCFACE_TEMPLATE = np.array([
 """The five ArcFace reference points (x, y) in pixels of a 112×112 aligned face (insightface `arcface_dst`)."""
 
 
-class AlignmentError(UserError, ValueError):
+class AlignmentError(DataError):
     """An alignment that cannot be made (an output size the template does not scale to, unusable landmarks)."""
 
 

@@ -12,8 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from data.decode import decode_face
+from data.errors import DataError
 from data.pipeline import encoded_problem
-from registry import UserError
+from registry import MissingFileError
 from storage.atomic import atomic_write
 
 try:
@@ -24,7 +25,7 @@ except ImportError:
     from numpy.core import numeric as _numeric
 
 
-class BinFormatError(UserError, ValueError):
+class BinFormatError(DataError):
     """A file is not a valid verification `.bin` (a folder, empty, wrong structure, counts or refused content)."""
 
 
@@ -94,7 +95,7 @@ def _as_issame(labels, path):
 def read_bin(path):
     """Read a verification `.bin` → (encoded images: list of 2P bytes, issame: bool array (P,)).
 
-    Raises FileNotFoundError for a missing file and BinFormatError for anything that is not
+    Raises MissingFileError for a missing file and BinFormatError for anything that is not
     the `(bins, issame_list)` format with at least one pair (a folder, an empty file, pickles
     that would import other globals ...).
     """
@@ -103,7 +104,7 @@ def read_bin(path):
         raise BinFormatError(f"{path!r} is a folder, not a verification .bin; pass the .bin files in it, e.g. "
                              f"{os.path.join(path, '*.bin')!r}.")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"verification .bin {path!r} does not exist; check the path (e.g. --eval_bins).")
+        raise MissingFileError(f"verification .bin {path!r} does not exist; check the path (e.g. --eval_bins).")
     if os.path.getsize(path) == 0:
         raise BinFormatError(f"{path!r} is empty (0 bytes); a verification .bin is a pickle of (encoded images, "
                              "issame labels). Copy or download it again.")

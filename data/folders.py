@@ -19,6 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from data import index_cache
+from data.errors import DataError
+from registry import MissingFileError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -70,7 +72,7 @@ def scan_identity_folder(root, min_images=1, max_classes=None, *, cache=True, pr
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"data folder {root!r} does not exist or is not a folder; expected ROOT/<identity>/<image>.jpg."
         )
     check_option("min_images", min_images, allow_none=False)
@@ -128,7 +130,7 @@ def check_option(name, value, allow_none):
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer{' or None' if allow_none else ''}.")
+        raise DataError(f"{name}={value!r} must be a positive integer{' or None' if allow_none else ''}.")
 
 
 def _folder_stamps(root):
@@ -219,7 +221,7 @@ def _select(root, entries, min_images, max_classes):
         names.append(name)
     if not paths:
         bad = f"; {len(skipped)} bad file(s) were skipped, e.g. {skipped[0][0]!r}: {skipped[0][1]}" if skipped else ""
-        raise ValueError(
+        raise DataError(
             f"data folder {root!r} has no identity sub-folders with at least {min_images} good "
             f"image(s) of type {', '.join(IMAGE_EXTENSIONS)}{bad}; expected ROOT/<identity>/<image>.jpg."
         )

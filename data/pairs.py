@@ -4,6 +4,8 @@ Used by `make_bin` (pairs from an identity folder) and by the synthetic dataset'
 """
 import numpy as np
 
+from data.errors import DataError
+
 
 def draw_pairs(rng, labels, pairs, data):
     """`pairs` (even) distinct (first, second, issame) image indices into `labels` (int (N,), grouped by class).
@@ -22,7 +24,7 @@ def draw_pairs(rng, labels, pairs, data):
     different_per_image = len(labels) - image_ends
     total_same, total_different = int(same_per_class.sum()), int(different_per_image.sum())
     if half > min(total_same, total_different):
-        raise ValueError(
+        raise DataError(
             f"{data!r} gives only {total_same} distinct same-identity and {total_different} different-identity "
             f"pairs, but --pairs={pairs} needs {half} of each; lower --pairs or add images "
             "(same-identity pairs need identities with at least 2 images, different ones at least 2 identities)."

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from data.decode import decode_face, decode_rgb
+from data.errors import DataError
 from data.folders import header_problem
 from registry import AUGMENTATIONS
 
@@ -202,7 +203,7 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
     `SkippedFiles`; a private one echoing to stderr if None); the stream then moves on, so
     batches stay full, and a resumed run is shifted by the number dropped before it.
     Before returning, up to 32 files spread over the data are decoded: if all fail, this
-    raises ValueError naming them. Fewer than `batch_size` images is allowed, with a
+    raises DataError naming them. Fewer than `batch_size` images is allowed, with a
     warning: batches then run through several passes and repeat images. Classes with a
     single image are ordinary classes.
 
@@ -217,7 +218,7 @@ def train_dataset(paths, labels, batch_size, image_size=112, augment=("flip",), 
         raise ValueError(f"shard={shard!r} of num_shards={num_shards!r}: need integers 0 <= shard < num_shards.")
     count = len(paths)
     if count == 0:
-        raise ValueError("the dataset has no images; check --data.")
+        raise DataError("the dataset has no images; check --data.")
     if len(labels) != count:
         raise ValueError(f"{count} paths but {len(labels)} labels; pass one label per image.")
     if count < batch_size:
@@ -323,7 +324,7 @@ def _probe(paths, load_file, skipped, augment):
             failures.append((path, problem))
     if len(failures) == len(indices):
         examples = "; ".join(f"{path!r}: {problem}" for path, problem in failures[:3])
-        raise ValueError(
+        raise DataError(
             f"none of the {len(indices)} images sampled from the data could be decoded ({examples}); "
             "check that --data holds JPEG/PNG face images and that they are readable."
         )

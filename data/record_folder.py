@@ -15,6 +15,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from data.errors import DataError
 from data.folders import IdentityFolder, check_option
 from data.recordio import PROPERTY_NAME, read_index, read_payload, record_name, unpack_payload
 
@@ -113,7 +114,7 @@ def scan_record_folder(root, min_images=1, max_classes=None, *, cache=True):
     if max_classes is not None:
         kept &= np.cumsum(np.ones(len(stored), np.int64)) <= max_classes
     if not kept.any():
-        raise ValueError(f"RecordIO folder {root!r} has no class with at least {min_images} usable image record(s) "
+        raise DataError(f"RecordIO folder {root!r} has no class with at least {min_images} usable image record(s) "
                          f"({len(index.keys)} usable records, {len(index.skipped)} unusable).")
     new_ids = np.cumsum(kept) - 1
     chosen = kept[inverse]

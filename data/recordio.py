@@ -32,8 +32,9 @@ import warnings
 import numpy as np
 
 from data import index_cache
+from data.errors import DataError
 from data.folders import header_problem
-from registry import UserError
+from registry import MissingFileError
 from storage.atomic import write_bytes
 
 MAGIC = 0xCED7230A
@@ -47,7 +48,7 @@ CACHE_FORMAT = 1
 REC_NAME, IDX_NAME, PROPERTY_NAME = "train.rec", "train.idx", "property"
 
 
-class RecordIOError(UserError, ValueError):
+class RecordIOError(DataError):
     """A `.rec` / `.idx` that cannot be used at all; the message names the file and the offset."""
 
 
@@ -213,7 +214,7 @@ def read_index(folder, cache=True):
     rec_path, idx_path = os.path.join(folder, REC_NAME), os.path.join(folder, IDX_NAME)
     for path in (rec_path, idx_path):
         if not os.path.isfile(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{path!r} is missing: a RecordIO dataset folder needs {REC_NAME} and {IDX_NAME} "
                 "(as insightface ships them); copy the missing file next to the other.")
     stamp = [value for path in (rec_path, idx_path) for value in (os.path.getsize(path), os.stat(path).st_mtime_ns)]

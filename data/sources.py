@@ -2,8 +2,9 @@
 import dataclasses
 import os
 
+from data.errors import DataError
 from data.folders import IdentityFolder, scan_identity_folder
-from registry import DATASETS
+from registry import DATASETS, MissingFileError
 
 MIN_IDENTITIES = 2
 
@@ -20,7 +21,7 @@ class TrainingData:
 def folder(data, eval_bins=(), min_images=1, max_classes=None):
     """Identity folders at `data` (ROOT/<identity>/<image>.jpg); verification on `eval_bins`."""
     if data is None:
-        raise ValueError("dataset 'folder' needs --data=DIR, a folder of identity sub-folders of aligned faces.")
+        raise DataError("dataset 'folder' needs --data=DIR, a folder of identity sub-folders of aligned faces.")
     return TrainingData(scan_identity_folder(data, min_images, max_classes), tuple(eval_bins))
 
 
@@ -30,7 +31,7 @@ def recordio(data, eval_bins=(), min_images=1, max_classes=None):
     from data.record_folder import folder_bins, scan_record_folder
 
     if data is None:
-        raise ValueError("dataset 'recordio' needs --data=DIR, a folder holding train.rec and train.idx.")
+        raise DataError("dataset 'recordio' needs --data=DIR, a folder holding train.rec and train.idx.")
     return TrainingData(scan_record_folder(data, min_images, max_classes), tuple(eval_bins) or tuple(folder_bins(data)))
 
 
@@ -50,7 +51,7 @@ def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_class
     "auto" = "recordio" if --data holds train.rec or train.idx, "folder" for another --data,
     else "synthetic". Identities with fewer than `min_images` images are left out;
     `max_classes` keeps the first that many. Fewer than MIN_IDENTITIES identities left is
-    refused (ValueError): one class trains to a meaningless loss 0 / accuracy 1. `eval_bins`
+    refused (DataError): one class trains to a meaningless loss 0 / accuracy 1. `eval_bins`
     may hold glob patterns (`**` too), see `expand_bin_patterns`.
     """
     from data.recordio import is_recordio_folder
@@ -61,7 +62,7 @@ def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_class
                             max_classes=max_classes)
     if loaded.train.num_classes < MIN_IDENTITIES:
         names = ", ".join(repr(name) for name in loaded.train.class_names)
-        raise ValueError(
+        raise DataError(
             f"data folder {loaded.train.root!r} gives {loaded.train.num_classes} identity ({names}) with "
             f"--min_images={min_images} and --max_classes={max_classes}; training needs at least "
             f"{MIN_IDENTITIES} identities. Add identities, lower --min_images or raise --max_classes."
@@ -72,7 +73,7 @@ def load_training_data(dataset, data=None, eval_bins=(), min_images=1, max_class
 def expand_bin_patterns(patterns):
     """Paths of `patterns` in order, each once: each glob pattern (`*`, `?`, `[..]`, `**` for any depth, by glob2)
     becomes its sorted matches, a plain path stays as it is (checked later); a pattern matching nothing is an error
-    (FileNotFoundError)."""
+    (MissingFileError)."""
     import glob2
 
     paths = []
@@ -82,7 +83,7 @@ def expand_bin_patterns(patterns):
         if glob2.has_magic(pattern):
             matches = sorted(glob2.glob(pattern))
             if not matches:
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"--eval_bins pattern {pattern!r} matches no file; check the folder and the pattern.")
         paths += [path for path in matches if path not in paths]
     return paths

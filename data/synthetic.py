@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.bins import write_bin
+from data.errors import DataError
 from data.pairs import draw_pairs
 
 FORMAT_VERSION = 2  # 2: held-out pairs drawn by data.pairs.draw_pairs
@@ -305,18 +306,18 @@ def _encoded_identity(seed, count):
 def _validate(params):
     """Reject sizes that cannot give a dataset: at least 1 image per class, 2 per held-out identity, even pairs."""
     if params["train_identities"] < 1 or params["images_per_identity"] < 1:
-        raise ValueError(f"synthetic data needs train_identities >= 1 and images_per_identity >= 1, got {params}.")
+        raise DataError(f"synthetic data needs train_identities >= 1 and images_per_identity >= 1, got {params}.")
     identities, per_identity = params["eval_identities"], params["eval_images_per_identity"]
     pairs = params["eval_pairs"]
     if identities < 2 or per_identity < 2:
-        raise ValueError(
+        raise DataError(
             "held-out pairs need eval_identities >= 2 and eval_images_per_identity >= 2, "
             f"got {identities} and {per_identity}."
         )
     possible_same = identities * per_identity * (per_identity - 1) // 2
     possible_different = identities * (identities - 1) // 2 * per_identity ** 2
     if pairs < 2 or pairs % 2 or pairs // 2 > min(possible_same, possible_different):
-        raise ValueError(
+        raise DataError(
             f"eval_pairs={pairs} must be even, >= 2 and at most {2 * min(possible_same, possible_different)} "
             f"(twice the {possible_same} distinct same-identity pairs of {identities} x {per_identity} images); "
             "lower eval_pairs or raise eval_identities / eval_images_per_identity."

@@ -20,6 +20,7 @@ from data.pairs import draw_pairs
 from data.decode import decode_face, decode_rgb
 from data.pipeline import CHANGED_MEANWHILE, find_undecodable, image_problem, read_image
 from data.recordio import is_recordio_folder
+from registry import OptionError, whole_number
 
 LISTED_FILES = 50
 
@@ -37,10 +38,10 @@ def make_bin(data, pairs=3000, out="my.bin", seed=0, image_size=112):
     decode are left out and the pairs redrawn. `out + ".pairs.tsv"` lists the pairs as
     `first<TAB>second<TAB>issame` with paths (or record names) relative to `data`. Returns the summary dict.
     """
-    pairs, seed = _whole_number("pairs", pairs, 1), _whole_number("seed", seed, 0)
-    image_size = _whole_number("image_size", image_size, 1)
+    pairs, seed = whole_number("--pairs", pairs, 1), whole_number("--seed", seed, 0)
+    image_size = whole_number("--image_size", image_size, 1)
     if pairs % 2:
-        raise ValueError(f"--pairs={pairs} must be even: half same-identity, half different-identity pairs.")
+        raise OptionError("--pairs", pairs, "must be even: half same-identity, half different-identity pairs.")
     folder = scan_training_folder(data)
     grouped = np.argsort(folder.labels, kind="stable")
     excluded, prepared = {}, {}
@@ -129,18 +130,6 @@ def _file_lines(title, files):
     return lines
 
 
-def _whole_number(name, value, minimum):
-    """`value` (an int, or a float or string holding one, as the command line gives it) if >= `minimum`."""
-    try:
-        number = None if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or not number.is_integer() or number < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"--{name}={value!r} must be {kind}.")
-    return int(number)
-
-
 def _flag(name, value):
     """A boolean option given as a bool or as true/false, yes/no, 1/0 text."""
     text = str(value).strip().lower()
@@ -148,7 +137,7 @@ def _flag(name, value):
         return True
     if text in ("false", "no", "0"):
         return False
-    raise ValueError(f"--{name}={value!r} must be true or false.")
+    raise OptionError(f"--{name}", value, "must be true or false.")
 
 
 def _prepare_images(paths, indices, image_size, prepared):

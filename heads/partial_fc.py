@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from heads.sharded_softmax import ShardedLogits, target_logits
 from losses.cross_replica import global_batch, sum_over_replicas
+from heads.options import validate_partial_fc_options
 from registry import HEADS
 
 
@@ -84,12 +85,13 @@ class PartialFC(keras.layers.Layer):
     def __init__(self, num_classes, sample_rate=1.0, seed=0, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
+        self.validate_options(sample_rate=sample_rate, seed=seed)
         self.num_classes = int(num_classes)
         self.sample_rate = float(sample_rate)
         self.seed = int(seed)
-        if not 0.0 < self.sample_rate <= 1.0:
-            raise ValueError(f"partial_fc sample_rate={sample_rate!r} must be in (0, 1] (the share of classes kept).")
         self._optimizer = _NotSaved(None)
+
+    validate_options = staticmethod(validate_partial_fc_options)
 
     def build(self, input_shape):
         strategy = tf.distribute.get_strategy()

@@ -2,6 +2,7 @@
 import keras
 from keras import ops
 
+from heads.options import validate_subcenter_options
 from registry import HEADS
 
 
@@ -21,9 +22,10 @@ class SubCenterNormDense(keras.layers.Layer):
     def __init__(self, num_classes, k=3, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
+        self.validate_options(k=k)
         self.num_classes, self.k = int(num_classes), int(k)
-        if self.k < 1:
-            raise ValueError(f"subcenter head k={k!r} must be a positive number of sub-centres per class.")
+
+    validate_options = staticmethod(validate_subcenter_options)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(

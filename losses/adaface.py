@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
 from losses.cross_replica import global_batch
+from losses.options import validate_adaface_options
 from registry import LOSSES
 
 EPSILON = 1e-3  # the official `self.eps`: cosine clip, angle clip and the σ floor
@@ -65,14 +66,15 @@ class AdaFaceLoss(FaceLoss):
 
     def __init__(self, num_classes, embedding_size, margin=0.4, h=0.333, scale=64.0, t_alpha=0.01, **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
+        self.validate_options(margin=margin, h=h, scale=scale, t_alpha=t_alpha)
         self.margin, self.h, self.scale, self.t_alpha = float(margin), float(h), float(scale), float(t_alpha)
-        if not 0.0 < self.t_alpha <= 1.0:
-            raise ValueError(f"adaface t_alpha={t_alpha!r} must be in (0, 1] (the weight of each batch's statistics).")
         self.batch_mean = self.add_weight(name="batch_mean", shape=(), initializer=keras.initializers.Constant(20.0),
                                           trainable=False, aggregation="only_first_replica")
         self.batch_std = self.add_weight(name="batch_std", shape=(), initializer=keras.initializers.Constant(100.0),
                                          trainable=False, aggregation="only_first_replica")
         self.built = True
+
+    validate_options = staticmethod(validate_adaface_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, norms = cosine_and_norms(embeddings, logits)

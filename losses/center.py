@@ -8,7 +8,8 @@ from keras import ops
 
 from losses.base import FaceLoss
 from losses.cross_replica import global_batch
-from registry import LOSSES
+from losses.options import validate_center_options
+from registry import LOSSES, MissingFileError
 
 
 def center_update(centers, embeddings, labels, alpha):
@@ -39,12 +40,15 @@ class CenterLoss(FaceLoss):
 
     def __init__(self, num_classes, embedding_size, alpha=0.5, **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
+        self.validate_options(alpha=alpha)
         self.alpha = float(alpha)
         self.centers = self.add_weight(
             name="centers", shape=(self.num_classes, self.embedding_size), initializer="zeros",
             trainable=False, aggregation="only_first_replica",
         )
         self.built = True
+
+    validate_options = staticmethod(validate_center_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         return None
@@ -65,7 +69,7 @@ class CenterLoss(FaceLoss):
     def import_centers(self, path):
         """Load (C, d) centres from the `.npy` file `path`."""
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"centers file {path!r} does not exist; pass a .npy written by export_centers.")
+            raise MissingFileError(f"centers file {path!r} does not exist; pass a .npy written by export_centers.")
         values = np.load(path, allow_pickle=False)
         expected = (self.num_classes, self.embedding_size)
         if values.shape != expected:

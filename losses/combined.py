@@ -3,6 +3,7 @@ import keras
 
 from losses.base import FaceLoss, build_loss
 from losses.center import CenterLoss
+from losses.options import validate_center_arcface_options, validate_center_softmax_options
 from losses.presets import resolve_margin_options
 from registry import LOSSES
 
@@ -74,3 +75,5 @@ def center_arcface(num_classes, embedding_size, center_factor=1.0, center_alpha=
 
 
 center_arcface.resolve_options = resolve_margin_options
+center_softmax.validate_options = validate_center_softmax_options
+center_arcface.validate_options = validate_center_arcface_options

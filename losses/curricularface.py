@@ -11,6 +11,7 @@ import tensorflow as tf
 from losses.base import FaceLoss, cosine_and_norms
 from losses.cross_replica import global_batch
 from losses.margin import safe_acos
+from losses.options import validate_curricularface_options
 from registry import LOSSES
 
 T_MOMENTUM = 0.01  # the official `t = mean(cos θ_y) * 0.01 + (1 - 0.01) * t`
@@ -50,10 +51,13 @@ class CurricularFaceLoss(FaceLoss):
 
     def __init__(self, num_classes, embedding_size, margin=0.5, scale=64.0, **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
+        self.validate_options(margin=margin, scale=scale)
         self.margin, self.scale = float(margin), float(scale)
         self.t = self.add_weight(name="t", shape=(), initializer="zeros", trainable=False,
                                  aggregation="only_first_replica")
         self.built = True
+
+    validate_options = staticmethod(validate_curricularface_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

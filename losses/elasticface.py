@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
 from losses.margin import check_margin_gradient, safe_acos, straight_through
+from losses.options import validate_elastic_options
 from losses.presets import elastic_margin_sigma, resolve_elastic_options
 from registry import LOSSES
 
@@ -63,7 +64,8 @@ class ElasticFaceLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, variant="arc", margin=None, sigma=None, plus=False, scale=64.0,
                  seed=None, margin_gradient="exact", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
-        self.margin_gradient = check_margin_gradient(margin_gradient)
+        self.validate_options(variant, margin, sigma, scale, margin_gradient)
+        self.margin_gradient = margin_gradient
         self.variant, self.plus, self.scale = variant, bool(plus), float(scale)
         self.margin, self.sigma = elastic_margin_sigma(variant, margin, sigma, self.plus)
         self.seed = None if seed is None else int(seed)
@@ -71,6 +73,7 @@ class ElasticFaceLoss(FaceLoss):
         self.built = True
 
     resolve_options = staticmethod(resolve_elastic_options)
+    validate_options = staticmethod(validate_elastic_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

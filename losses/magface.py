@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms, embedding_norms
 from losses.margin import safe_acos
+from losses.options import validate_magface_options
 from registry import LOSSES
 
 
@@ -55,11 +56,13 @@ class MagFaceLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, lower_norm=10.0, upper_norm=110.0, lower_margin=0.45,
                  upper_margin=0.8, lambda_g=35.0, scale=64.0, **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
+        self.validate_options(lower_norm=lower_norm, upper_norm=upper_norm, lower_margin=lower_margin,
+                              upper_margin=upper_margin, lambda_g=lambda_g, scale=scale)
         self.lower_norm, self.upper_norm = float(lower_norm), float(upper_norm)
         self.lower_margin, self.upper_margin = float(lower_margin), float(upper_margin)
         self.lambda_g, self.scale = float(lambda_g), float(scale)
-        if not 0.0 < self.lower_norm < self.upper_norm:
-            raise ValueError(f"magface needs 0 < lower_norm < upper_norm; got {lower_norm!r}, {upper_norm!r}.")
+
+    validate_options = staticmethod(validate_magface_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, norms = cosine_and_norms(embeddings, logits)

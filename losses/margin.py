@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
+from losses.options import check_margin_gradient, validate_margin_options
 from losses.presets import preset_margins, resolve_margin_options
 from registry import LOSSES
 
@@ -12,8 +13,7 @@ _ACOS_GRADIENT_FLOOR = 1e-6
 # How the target logit's margin enters the gradient: "exact" differentiates cos(m1·θ + m3) − m2 (insightface's MXNet
 # code, arcface_torch up to d9cb10e); "straight_through" passes the gradient to cos θ_y as if there were no margin
 # (arcface_torch since 657ae30 of 2022-12-15, `recognition/arcface_torch/losses.py`: the margin is computed in place
-# under `torch.no_grad()`). Both give the same loss value.
-MARGIN_GRADIENTS = ("exact", "straight_through")
+# under `torch.no_grad()`). Both give the same loss value. (`losses.options.MARGIN_GRADIENTS`.)
 
 
 @tf.custom_gradient
@@ -36,14 +36,6 @@ def straight_through(value, source):
         return tf.zeros_like(upstream), upstream
 
     return tf.identity(value), gradient
-
-
-def check_margin_gradient(margin_gradient):
-    """`margin_gradient` if it is one of MARGIN_GRADIENTS, else ValueError."""
-    if margin_gradient not in MARGIN_GRADIENTS:
-        raise ValueError(f"margin_gradient={margin_gradient!r}: choose exact (the analytic gradient) or "
-                         "straight_through (arcface_torch since December 2022: the margin gets no gradient).")
-    return margin_gradient
 
 
 def combined_margin_logits(cosine, labels, margin1, margin2, margin3, scale, margin_gradient="exact"):
@@ -86,11 +78,13 @@ class MarginLoss(FaceLoss):
     def __init__(self, num_classes, embedding_size, margin1=None, margin2=None, margin3=None, scale=64.0,
                  preset="spec", margin_gradient="exact", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
-        self.margin_gradient = check_margin_gradient(margin_gradient)
+        self.validate_options(margin1, margin2, margin3, scale, preset, margin_gradient)
+        self.margin_gradient = margin_gradient
         self.margin1, self.margin2, self.margin3 = preset_margins(margin1, margin2, margin3, preset)
         self.scale = float(scale)
 
     resolve_options = staticmethod(resolve_margin_options)
+    validate_options = staticmethod(validate_margin_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

@@ -5,6 +5,8 @@ import os
 import tensorflow as tf
 
 from recipes.recipe import STRATEGIES
+from registry import UserError
+
 COLLECTIVE_TIMEOUT_SECONDS = 1800  # long enough for the chief to evaluate big .bin files between steps
 
 
@@ -38,7 +40,7 @@ def make_strategy(name, cpu_replicas=0):
         raise ValueError(f"--strategy={name!r}: choose one of {', '.join(STRATEGIES)}.")
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task).")
+            raise UserError("--strategy=multi_worker needs the TF_CONFIG environment variable (cluster and task).")
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     split_cpu(cpu_replicas)

@@ -27,7 +27,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from recipes.weight_decay import FACE_OPTIONS, NO_DECAY_NAMES, WEIGHT_DECAY_MODES
+from recipes.optimizer_ranges import validate_optimizer_options
+from recipes.weight_decay import FACE_OPTIONS, NO_DECAY_NAMES
 from registry import keyword_options
 
 CLIPPED_PART = "backbone"
@@ -60,14 +61,8 @@ class FaceOptimizer:
     def __init__(self, *args, weight_decay_mode="decoupled", weight_decay_exclude=NO_DECAY_NAMES, clip_grad_norm=0.0,
                  lr_mult=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if weight_decay_mode not in WEIGHT_DECAY_MODES:
-            raise ValueError(f"weight_decay_mode={weight_decay_mode!r}: choose one of {', '.join(WEIGHT_DECAY_MODES)} "
-                             "(coupled = PyTorch's SGD/Adam weight_decay, decoupled = Keras'/AdamW's).")
-        if isinstance(weight_decay_exclude, str):
-            raise ValueError(f"weight_decay_exclude={weight_decay_exclude!r}: give a list of name substrings, "
-                             "e.g. [gamma, beta] ([] decays every variable).")
-        if not float(clip_grad_norm) >= 0:
-            raise ValueError(f"clip_grad_norm={clip_grad_norm!r} must be >= 0 (0: no clipping).")
+        validate_optimizer_options({"weight_decay_mode": weight_decay_mode, "weight_decay_exclude": weight_decay_exclude,
+                                    "clip_grad_norm": clip_grad_norm})
         self.weight_decay_mode = weight_decay_mode
         self.weight_decay_exclude = [str(name) for name in weight_decay_exclude]
         self.clip_grad_norm = float(clip_grad_norm)
@@ -184,5 +179,6 @@ def optimizer_options(name):
 def build_optimizer(name, learning_rate, **options):
     """`Face<Class>` of Keras optimizer `name` at `learning_rate` (a float or a schedule) with `options`:
     Keras' own (momentum, weight_decay, ...) and `weight_decay_mode`, `weight_decay_exclude`,
-    `clip_grad_norm`, `lr_mult` (see the module's docstring)."""
+    `clip_grad_norm`, `lr_mult` (see the module's docstring), checked by `validate_optimizer_options` first."""
+    validate_optimizer_options(options)
     return FACE_CLASSES[name](learning_rate=learning_rate, **options)

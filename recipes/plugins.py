@@ -6,9 +6,10 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import traceback
 
 from recipes.recipe import parse_list
-from registry import UserError
+from registry import MissingFileError, UserError
 
 ENTRY_POINT_GROUP = "face_recipes.plugins"
 
@@ -18,18 +19,26 @@ class PluginError(UserError, ValueError):
     does not import."""
 
 
-def load_plugin(target):
-    """Import `target` (a path to a `.py` file, or an importable module name) once."""
+def load_plugin(target, what="plugin file"):
+    """Import `target` (a path to a `.py` file, or an importable module name) once.
+
+    An error in the user's code (a syntax error, an exception while it runs) is a `PluginError`
+    that shows the file, line and caret, or the traceback of the user's own frames only.
+    """
     if target.endswith(".py") or os.sep in target:
         if not os.path.isfile(target):
-            raise FileNotFoundError(f"plugin file {target!r} does not exist; pass the path of a .py file or a module name.")
+            raise MissingFileError(f"{what} {target!r} does not exist; pass the path of a .py file or a module name.")
         name = "plugin_" + os.path.splitext(os.path.basename(target))[0]
         if name in sys.modules:
             return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, os.path.abspath(target))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException as error:
+            del sys.modules[name]
+            _raise_user_code_error(f"{what} {target!r}", error)
         return module
     try:
         return importlib.import_module(target)
@@ -41,6 +50,23 @@ def load_plugin(target):
             f"--plugins={target!r}: there is no module named {error.name!r} (and no such .py file); pass the path of "
             "a .py file (e.g. --plugins=my_losses.py) or the name of a module importable from here (on PYTHONPATH)."
         ) from None
+    except Exception as error:  # noqa: BLE001 (the user's module failed while it ran)
+        _raise_user_code_error(f"plugin module {target!r}", error)
+
+
+def _raise_user_code_error(source, error):
+    """Raise `error` of the user's code at `source` as a `PluginError` without the import machinery's frames:
+    a syntax error as file, line and caret; anything else as the user's frames and the exception.
+    A refusal (`UserError`), Ctrl-C and exits pass unchanged."""
+    if isinstance(error, (UserError, KeyboardInterrupt, SystemExit)) or not isinstance(error, Exception):
+        raise error
+    shown = traceback.format_exception_only(type(error), error)
+    if isinstance(error, SyntaxError):
+        raise PluginError(f"{source} has a syntax error:\n" + "".join(shown).rstrip()) from None
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not frame.filename.startswith("<frozen ") and frame.filename != __file__]
+    raise PluginError(f"{source} raised {type(error).__name__} while loading:\n"
+                      + "".join(traceback.format_list(frames) + shown).rstrip()) from None
 
 
 def installed_plugin_entry_points():

@@ -1,12 +1,15 @@
 """`Recipe`: every setting of a training run, documented next to its field, with validated overrides."""
 import dataclasses
 import inspect
+import math
 import typing
 from typing import Optional
 
+from recipes.optimizer_ranges import validate_optimizer_options
 from recipes.optimizer_table import optimizer_table
 from recipes.weight_decay import WEIGHT_DECAY_MODES
-from registry import AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, UserError, unknown_message
+from registry import (AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, OptionError, UserError,
+                      close_matches, unknown_message)
 
 
 class RecipeError(UserError, ValueError):
@@ -128,7 +131,7 @@ class Recipe:
             field, _, sub_key = key.partition(".")
             field = FIELD_ALIASES.get(field, field)
             if field not in values:
-                raise RecipeError(f"--{key}: " + unknown_message("recipe field", key, values))
+                raise RecipeError(f"--{key}: " + unknown_fields_message([field]))
             if sub_key:
                 values[field] = _set_nested(field, dict(values[field]), sub_key, value)
             elif field == "callbacks" and isinstance(value, str) and value.startswith("+"):
@@ -186,6 +189,10 @@ class Recipe:
             raise RecipeError(f"--steps_per_epoch={self.steps_per_epoch!r} must be a positive integer or None.")
         if self.max_classes is not None and self.max_classes < 2:
             raise RecipeError(f"--max_classes={self.max_classes!r}: training needs at least 2 identities.")
+        for field, annotation in _FIELD_TYPES.items():
+            value = getattr(self, field)
+            if annotation in (float, Optional[float]) and value is not None and not math.isfinite(value):
+                raise RecipeError(f"--{field}={value!r} must be a finite number.")
         if not 0.0 <= self.dropout < 1.0:
             raise RecipeError(f"--dropout={self.dropout!r} must be in [0, 1).")
         if self.lr <= 0:
@@ -200,6 +207,7 @@ class Recipe:
             raise RecipeError(f"--strategy={self.strategy!r}: " + unknown_message("strategy", self.strategy, STRATEGIES))
         if self.center_factor < 0:
             raise RecipeError(f"--center_factor={self.center_factor!r} must be >= 0 (0 = no added center loss).")
+        self._validate_part_options()
         self.resolved_loss_args()
         if self.center_factor > 0 and _has_center_loss(self.loss, self.loss_args):
             raise RecipeError(f"--center_factor={self.center_factor} with --loss={self.loss!r}, which has a center "
@@ -216,6 +224,24 @@ class Recipe:
         if self.eval_monitor is not None and not self.eval_monitor.endswith(("/acc", "/best_acc")):
             raise RecipeError(f"--eval_monitor={self.eval_monitor!r}: use BIN/acc or BIN/best_acc, where BIN is the "
                               "file name of a verification .bin without .bin (e.g. lfw/acc).")
+
+    def _validate_part_options(self):
+        """Each part's own `validate_options` on its options (defaults filled in) and the run's `base_lr` and
+        `epochs`, before anything is built; a value out of range is a RecipeError naming its flag."""
+        registries = {"backbone": BACKBONES, "head": HEADS, "loss": LOSSES, "lr_schedule": SCHEDULES}
+        for part, args in PART_ARGS.items():
+            name = getattr(self, part)
+            known = part_options(part, name)
+            options = {**_defaults(known), **_validate_args(part, args, getattr(self, args), known)}
+            try:
+                if part == "optimizer":
+                    validate_optimizer_options(options)
+                else:
+                    registries[part].validate_options(name, {"base_lr": self.lr, "epochs": self.epochs, **options})
+            except OptionError as error:
+                if error.option not in options:
+                    raise RecipeError(f"--{part}={name!r}: {error}") from None
+                raise RecipeError(f"--{args}.{error.option}={error.value!r} {error.requirement}") from None
 
     def _validate_finetuning(self):
         for field, choices in (("freeze", FREEZE_CHOICES), ("head_init", HEAD_INIT_CHOICES)):
@@ -264,13 +290,34 @@ class Recipe:
         return [field.name for field in dataclasses.fields(cls)]
 
     @classmethod
-    def from_dict(cls, stored, **overrides):
-        """The recipe stored as a dict (`show`'s JSON, a run's `recipe.json`: extra keys such as data facts
-        are ignored) with `overrides` on top."""
-        known = {key: value for key, value in stored.items() if FIELD_ALIASES.get(key, key) in cls.field_names()}
-        return cls().replace(**{FIELD_ALIASES.get(key, key): value for key, value in known.items()}).replace(**overrides)
+    def from_dict(cls, stored, overrides=None, source="the stored recipe"):
+        """The recipe stored as a dict (`show`'s JSON, a run's `recipe.json`) with `overrides` on top.
+
+        As strict as the command line: a key that is neither a field nor one of the `RUN_FACTS`
+        training stores beside them is refused (RecipeError naming `source`, e.g. "recipe file
+        'r.json'", with close matches), and so is a bad value; a file written by a newer
+        face-recipes is named as such.
+        """
+        unknown = [key for key in stored if FIELD_ALIASES.get(key, key) not in cls.field_names() and key not in RUN_FACTS]
+        if unknown:
+            raise RecipeError(f"{source}: " + _unknown_fields_message(unknown, stored.get("project_version")))
+        try:
+            recipe = cls().replace(**{FIELD_ALIASES.get(key, key): value for key, value in stored.items()
+                                      if key not in RUN_FACTS})
+        except RecipeError as error:
+            raise RecipeError(f"{source}: {error}") from None
+        return recipe.replace(**(overrides or {}))
 
 
+# What training stores in a run's recipe.json beside the recipe's fields (`recipes.train.run_facts`).
+RUN_FACTS = ("data_resolved", "eval_bins_resolved", "num_classes", "num_images", "steps_per_epoch_resolved",
+             "strategy_resolved", "replicas", "global_batch_size", "mixed_precision_policy", "skipped_at_scan",
+             "project_version", "git_commit", "git_dirty")
+# Names other trainers use for a field, suggested when they appear as unknown fields.
+COMMON_NAMES = {"learning_rate": "lr", "num_epochs": "epochs", "momentum": "optimizer_args.momentum",
+                "weight_decay": "optimizer_args.weight_decay", "warmup_epochs": "schedule_args.warmup_epochs",
+                "lr_scheduler": "lr_schedule", "sample_rate": "head_args.sample_rate", "network": "backbone",
+                "margin_list": "loss_args"}
 # part field → its options field
 PART_ARGS = {"backbone": "backbone_args", "head": "head_args", "loss": "loss_args", "optimizer": "optimizer_args",
              "lr_schedule": "schedule_args"}
@@ -297,6 +344,34 @@ def part_options(part, name):
         return dict(optimizer_table().get(name, {}))
     registry, fixed = registries[part]
     return registry.options(name, skip=fixed) if name in registry else {}
+
+
+def unknown_fields_message(keys):
+    """The refusal of the unknown recipe fields `keys`: close fields (or the field behind another trainer's name,
+    e.g. 'learning_rate' → 'lr'), then every field."""
+    close = {key: [COMMON_NAMES[key]] if key in COMMON_NAMES else close_matches(key, Recipe.field_names())
+             for key in keys}
+    hints = [", ".join(map(repr, matches)) + (f" for {key!r}" if len(keys) > 1 else "")
+             for key, matches in close.items() if matches]
+    return (f"unknown recipe field{'s' if len(keys) > 1 else ''} {', '.join(map(repr, keys))}."
+            + (f" Did you mean {'; '.join(hints)}?" if hints else "")
+            + f" Known: {', '.join(sorted(Recipe.field_names()))}.")
+
+
+def _unknown_fields_message(unknown, version):
+    """The refusal of a stored recipe's `unknown` keys; says so when `version` (the file's) is newer than ours."""
+    from storage.provenance import project_version
+
+    ours = project_version()
+    if version and ours and _version_key(version) > _version_key(ours):
+        return (f"written by face-recipes {version}, newer than this {ours}: its fields {', '.join(map(repr, unknown))} "
+                "are unknown here. Upgrade face-recipes, or remove those fields.")
+    return unknown_fields_message(unknown)
+
+
+def _version_key(version):
+    """'1.10.2' → (1, 10, 2) for comparing versions; text parts count as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in str(version).split("."))
 
 
 def _defaults(options):

@@ -1,19 +1,18 @@
 """From a recipe reference on the command line (a name, a `.py` file, a `.json` file or a run folder to
 resume) plus overrides to the `Recipe` to run, loading the plugins it names."""
-import json
-import os
-
 from recipes.plugins import load_plugin, load_plugins
 from recipes.recipe import Recipe, RecipeError
 from recipes.run_label import run_label
 from registry import RECIPES, unknown_message
+from registry.registry import where_defined
 from storage.checkpoints import find_run_to_resume
+from storage.json_files import read_json_object
 from storage.run_folder import RunFolder
 
 
 def recipes_of_file(path):
     """{name: recipe function} of the recipes that the Python file `path` registers with `@RECIPES.register`."""
-    module = load_plugin(path)
+    module = load_plugin(path, what="recipe file")
     return {name: RECIPES.get(name) for name in RECIPES.names() if RECIPES.get(name).__module__ == module.__name__}
 
 
@@ -27,12 +26,9 @@ def resolve_recipe(reference, overrides):
     load_plugins(overrides.get("plugins"))
     reference = str(reference)
     if reference.endswith(".json"):
-        if not os.path.isfile(reference):
-            raise FileNotFoundError(f"recipe file {reference!r} does not exist.")
-        with open(reference) as file:
-            stored = json.load(file)
+        stored = read_json_object(reference, "recipe file")
         load_plugins(stored.get("plugins"))
-        return Recipe.from_dict(stored, **overrides)
+        return Recipe.from_dict(stored, overrides, source=f"recipe file {reference!r}")
     path, separator, name = reference.partition(".py:")
     if separator or reference.endswith(".py"):
         path = path + ".py" if separator else reference
@@ -46,7 +42,17 @@ def resolve_recipe(reference, overrides):
         if name not in defined:
             raise RecipeError(f"{reference}: " + unknown_message(f"recipe of {path}", name, defined))
         reference = name
-    return RECIPES.build(reference).replace(**overrides)
+    return build_recipe(reference).replace(**overrides)
+
+
+def build_recipe(name):
+    """The `Recipe` that the function registered as `name` returns; RecipeError when it returns something else."""
+    recipe = RECIPES.build(name)
+    if not isinstance(recipe, Recipe):
+        raise RecipeError(f"recipe {name!r} ({where_defined(RECIPES.get(name))}) returned a "
+                          f"{type(recipe).__name__}, not a Recipe: return Recipe(name=..., ...) "
+                          "(from recipes.recipe import Recipe).")
+    return recipe
 
 
 def resolve_resume(reference, resume, overrides):
@@ -58,7 +64,8 @@ def resolve_resume(reference, resume, overrides):
     if resume is True:
         named = resolve_recipe(reference, overrides)
         resume = find_run_to_resume(named.runs_dir, named.name, run_label(named))
-    stored = RunFolder(str(resume)).read_config()
+    run = RunFolder(str(resume))
+    stored = run.read_config()
     load_plugins(overrides.get("plugins"))
     load_plugins(stored.get("plugins"))
-    return Recipe.from_dict(stored, **overrides), str(resume)
+    return Recipe.from_dict(stored, overrides, source=f"run {run.path!r} ({run.RECIPE})"), str(resume)

@@ -10,6 +10,8 @@ import math
 import keras
 import tensorflow as tf
 
+from recipes.schedule_options import (validate_cosine_options, validate_exponential_options, validate_plateau_options,
+                                      validate_polynomial_options, validate_step_options)
 from registry import SCHEDULES
 
 
@@ -55,8 +57,11 @@ class ConstantThenExponential(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, constant_epochs=10, decay=0.2):
         super().__init__(base_lr, epochs, steps_per_epoch)
+        self.validate_options(constant_epochs=constant_epochs, decay=decay)
         self.constant_epochs = int(constant_epochs)
         self.decay = float(decay)
+
+    validate_options = staticmethod(validate_exponential_options)
 
     def rate(self, step):
         epoch = self.epoch(step)
@@ -74,8 +79,11 @@ class StepDecay(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, step_epochs=10, factor=0.1):
         super().__init__(base_lr, epochs, steps_per_epoch)
-        self.step_epochs = max(1, int(step_epochs))
+        self.validate_options(step_epochs=step_epochs, factor=factor)
+        self.step_epochs = int(step_epochs)
         self.factor = float(factor)
+
+    validate_options = staticmethod(validate_step_options)
 
     def rate(self, step):
         return self.base_lr * tf.pow(self.factor, tf.floor(self.epoch(step) / self.step_epochs))
@@ -92,8 +100,11 @@ class Cosine(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0.0, min_lr=0.0):
         super().__init__(base_lr, epochs, steps_per_epoch)
+        self.validate_options(base_lr=base_lr, epochs=epochs, warmup_epochs=warmup_epochs, min_lr=min_lr)
         self.warmup_epochs = float(warmup_epochs)
         self.min_lr = float(min_lr)
+
+    validate_options = staticmethod(validate_cosine_options)
 
     def rate(self, step):
         warmup = self.warmup_epochs * self.steps_per_epoch
@@ -116,8 +127,11 @@ class Polynomial(StepSchedule):
 
     def __init__(self, base_lr, epochs, steps_per_epoch, warmup_epochs=0.0, power=1.0):
         super().__init__(base_lr, epochs, steps_per_epoch)
+        self.validate_options(epochs=epochs, warmup_epochs=warmup_epochs, power=power)
         self.warmup_epochs = float(warmup_epochs)
         self.power = float(power)
+
+    validate_options = staticmethod(validate_polynomial_options)
 
     def rate(self, step):
         warmup = self.warmup_epochs * self.steps_per_epoch
@@ -134,6 +148,9 @@ def reduce_on_plateau(base_lr, epochs, steps_per_epoch, monitor="loss", factor=0
     """lr × factor when `monitor` has not improved for `patience` epochs (a Keras ReduceLROnPlateau callback)."""
     mode = "min" if monitor.endswith("loss") else "max"
     return keras.callbacks.ReduceLROnPlateau(monitor, factor=factor, patience=patience, min_lr=min_lr, mode=mode)
+
+
+reduce_on_plateau.validate_options = validate_plateau_options
 
 
 SCHEDULE_FIXED_ARGUMENTS = ("base_lr", "epochs", "steps_per_epoch")

@@ -3,10 +3,12 @@
 `train(recipe)` starts a run in a new run folder; `train(recipe, resume_dir)` continues one at
 its next epoch from its newest usable checkpoint, after checking that the data is the same.
 """
+import contextlib
 import dataclasses
 import errno
 import inspect
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -175,14 +177,11 @@ def run_facts(data, strategy, steps, global_batch):
 
 
 def load_data(recipe):
-    """The run's `TrainingData`; the data's own refusals (ValueError, e.g. fewer than 2 identities, a bad `.bin` of
-    the dataset's own when --eval_bins is not given) as `RunRefused`."""
-    try:
-        data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
-        for path in () if recipe.eval_bins else data.bin_paths:
-            check_bin(path)
-    except ValueError as error:
-        raise RunRefused(str(error)) from None
+    """The run's `TrainingData`; the data's own refusals (e.g. fewer than 2 identities, a bad `.bin` of the
+    dataset's own when --eval_bins is not given) are `DataError`s."""
+    data = load_training_data(recipe.dataset, recipe.data, recipe.eval_bins, recipe.min_images, recipe.max_classes)
+    for path in () if recipe.eval_bins else data.bin_paths:
+        check_bin(path)
     return data
 
 
@@ -208,8 +207,15 @@ def with_onnx_variant(recipe):
     return recipe.replace(backbone_args=options)
 
 
-def prepare_run(recipe, resume_dir=None):
-    """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config."""
+def prepare_run(recipe, resume_dir=None, held=None):
+    """Everything up to `fit`: checks, strategy, data, model (restored on resume), run folder, config.
+
+    The chief takes the run folder's writer lock first thing on a resume, right after creating the
+    folder of a new run, and enters it into `held` (a `contextlib.ExitStack`), which releases it.
+    """
+    chief = is_chief()
+    if resume_dir is not None and chief:
+        held.enter_context(RunFolder(resume_dir).lock())
     strategy = make_strategy(recipe.strategy, recipe.cpu_replicas)  # first: it configures TensorFlow's devices
     check_before_data(recipe, resume_dir)
     recipe = with_onnx_variant(recipe)
@@ -220,7 +226,6 @@ def prepare_run(recipe, resume_dir=None):
     if recipe.deterministic:
         tf.config.experimental.enable_op_determinism()
     data = load_data(recipe)
-    chief = is_chief()
     if resume_dir is not None and chief:
         check_same_data(RunFolder(resume_dir), data.train)
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
@@ -232,8 +237,11 @@ def prepare_run(recipe, resume_dir=None):
         initialize_from_class_means(model, data.train, recipe.image_size, recipe.eval_batch_size)
     if not chief:
         run = RunFolder(tempfile.mkdtemp(prefix="worker-run-"))
+    elif resume_dir is not None:
+        run = RunFolder(resume_dir)
     else:
-        run = RunFolder(resume_dir) if resume_dir is not None else RunFolder.create(recipe.runs_dir, run_label(recipe))
+        run = RunFolder.create(recipe.runs_dir, run_label(recipe))
+        held.enter_context(run.lock())
     state = restore_run(RunFolder(resume_dir), model, chief) if resume_dir is not None else TrainingState()
     freeze_callback = freeze_schedule(recipe, model, state.epoch)
     config = {**recipe.resolved(), **run_facts(data, strategy, steps, global_batch)}
@@ -282,7 +290,6 @@ def fit_with_recovery(prepared, callback_list):
     recipe, context = prepared.recipe, prepared.context
     callback_list = callback_list + [callback for callback in (prepared.schedule_callback, prepared.freeze_callback)
                                      if callback is not None]
-    resume = f"python -m recipes run {recipe.name} --resume={context.run.path}"
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     exit_code = 1
     try:
@@ -298,30 +305,45 @@ def fit_with_recovery(prepared, callback_list):
             raise
         raise TrainingStopped(
             f"a worker of the cluster failed or became unreachable ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:300]}). The last finished epoch is checkpointed in {context.run.path}; "
-            f"restart every worker with --resume={context.run.path}", 4) from None
+            f"{str(error).splitlines()[0][:300]}). {what_next(context.run.path, recipe.name)} (on every worker)",
+            4) from None
     except KeyboardInterrupt:
-        raise TrainingStopped(f"interrupted; the last finished epoch is checkpointed in {context.run.path}. "
-                              f"Continue with: {resume}", 130) from None
+        raise TrainingStopped(f"interrupted. {what_next(context.run.path, recipe.name)}", 130) from None
     except OSError as error:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        raise TrainingStopped(f"the disk is full ({error.filename or context.run.path}: {error.strerror}). The last "
-                              f"complete checkpoint in {context.run.path} is intact; free space, then: {resume}",
-                              5) from None
+        raise TrainingStopped(f"the disk is full ({error.filename or context.run.path}: {error.strerror}). Free "
+                              f"space. {what_next(context.run.path, recipe.name)}", 5) from None
     except Exception as error:
         failed = failing_callback(error, callback_list)
         if failed is None:
             raise
         traceback.print_exception(error)
-        raise TrainingStopped(callback_failure_message(failed, error, recipe.callbacks, context.run.path, resume),
-                              1) from None
+        raise TrainingStopped(callback_failure_message(failed, error, recipe.callbacks, context.run.path,
+                                                       resume_command(recipe.name, context.run.path)), 1) from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         _report_skipped(prepared.skipped)
         for callback in callback_list:
             if hasattr(callback, "close"):
                 callback.close(exit_code)
+
+
+def what_next(run_path, recipe_name):
+    """After a stop: the command that continues from the run's newest checkpoint, or, when no epoch was
+    checkpointed, that nothing can be resumed and the command that starts the same recipe again."""
+    epochs = [epoch for epoch, _ in list_checkpoints(run_path)]
+    if epochs:
+        return (f"The last finished epoch ({epochs[-1]}) is checkpointed in {run_path}; continue with: "
+                + resume_command(recipe_name, run_path))
+    recipe_file = os.path.join(run_path, RunFolder.RECIPE)
+    return (f"No epoch finished, so {run_path} holds no checkpoint and nothing can be resumed; start again with: "
+            f"python -m recipes run {shlex.quote(recipe_file)} (and delete {run_path})")
+
+
+def resume_command(recipe_name, run_path):
+    """The command line that continues the run in `run_path` (any recipe reference works with a run folder)."""
+    return f"python -m recipes run {shlex.quote(recipe_name)} --resume={shlex.quote(run_path)}"
 
 
 def _report_skipped(skipped):
@@ -357,9 +379,11 @@ def finish(prepared, history):
 def train(recipe, resume_dir=None):
     """Run `recipe` (or continue the run in `resume_dir` at its next epoch); returns the run folder
     (None on a worker that is not the chief). The folder's files are listed in `RunFolder`.
-    Raises `RunRefused` before anything is written when the run cannot start as asked, and
-    `TrainingStopped` when it ends early, after the last finished epoch is safely checkpointed.
+    Raises `RunRefused` before anything is written when the run cannot start as asked, `RunLocked`
+    when another process writes `resume_dir`, and `TrainingStopped` when it ends early, after the
+    last finished epoch is safely checkpointed. The run folder's writer lock is held throughout.
     """
-    prepared = prepare_run(recipe, resume_dir)
-    history = fit_with_recovery(prepared, build_callbacks(prepared.recipe, prepared.context))
-    return finish(prepared, history)
+    with contextlib.ExitStack() as held:  # the run folder's writer lock, for as long as this writes the run
+        prepared = prepare_run(recipe, resume_dir, held)
+        history = fit_with_recovery(prepared, build_callbacks(prepared.recipe, prepared.context))
+        return finish(prepared, history)

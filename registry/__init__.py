@@ -13,9 +13,11 @@ are known without importing them (and TensorFlow); `get`/`build` import an entry
 import importlib
 
 from registry import manifest
-from registry.errors import UserError
+from registry.errors import MissingFileError, OptionError, UserError
 from registry.lazy import import_attribute, lazy_attributes
-from registry.registry import Declaration, Registry, RegistryError, did_you_mean, keyword_options, unknown_message
+from registry.options import call_validator, check_range, real_number, whole_number
+from registry.registry import (Declaration, Registry, RegistryError, close_matches, did_you_mean, keyword_options,
+                               unknown_message)
 
 BACKBONES = Registry("backbones")
 HEADS = Registry("heads")
@@ -34,7 +36,7 @@ def _declare_builtins():
     for name, rows in manifest.ENTRIES.items():
         for row in rows:
             by_name[name].declare(row["name"], row["module"], row["options"], aliases=row["aliases"],
-                                  summary=row["summary"], resolver=row["resolver"])
+                                  summary=row["summary"], resolver=row["resolver"], validator=row["validator"])
 
 
 def import_builtins():
@@ -48,6 +50,7 @@ def import_builtins():
 
 _declare_builtins()
 
-__all__ = ["Declaration", "Registry", "RegistryError", "UserError", "ALL_REGISTRIES", "did_you_mean",
-           "import_attribute", "import_builtins", "keyword_options", "lazy_attributes", "unknown_message"]
+__all__ = ["Declaration", "Registry", "RegistryError", "UserError", "MissingFileError", "OptionError", "ALL_REGISTRIES",
+           "call_validator", "check_range", "close_matches", "did_you_mean", "import_attribute", "import_builtins",
+           "keyword_options", "lazy_attributes", "real_number", "unknown_message", "whole_number"]
 __all__ += [table.name.upper() for table in ALL_REGISTRIES]

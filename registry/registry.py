@@ -6,6 +6,7 @@ import inspect
 
 from registry.errors import UserError
 from registry.lazy import import_attribute
+from registry.options import call_validator
 
 
 class RegistryError(UserError, KeyError):
@@ -15,9 +16,14 @@ class RegistryError(UserError, KeyError):
         return self.args[0]
 
 
+def close_matches(key, known):
+    """Up to 3 entries of `known` close to `key` (difflib), closest first."""
+    return difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
+
+
 def did_you_mean(key, known):
     """' Did you mean 'a', 'b'?' for the entries of `known` close to `key` (difflib), or ''."""
-    close = difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.5)
+    close = close_matches(key, known)
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
@@ -45,16 +51,18 @@ class Declaration:
     module: the module whose import registers the entry. options: {parameter: default} as
     `keyword_options` reads them from the entry (required ones map to `inspect.Parameter.empty`).
     summary: the first line of its docstring. resolver: 'module:name' of the entry's
-    `resolve_options` function, in a module that imports no TensorFlow, or None.
+    `resolve_options` function, in a module that imports no TensorFlow, or None. validator: the
+    same of its `validate_options` function (see `registry.options`), or None.
     """
 
     module: str
     options: dict
     summary: str = ""
     resolver: str = None
+    validator: str = None
 
 
-def _where(obj):
+def where_defined(obj):
     """'module.qualname (file:line)' of a registered object, for error messages."""
     if isinstance(obj, Declaration):
         return f"the built-in module {obj.module}"
@@ -97,17 +105,17 @@ class Registry:
                 existing = self._lookup(new_key)
                 if existing is not None and not _declared_by(existing, target):
                     raise RegistryError(
-                        f"{self.name}: '{new_key}' is already registered by {_where(existing)}; "
-                        f"cannot register {_where(target)} under the same name. Pick another name."
+                        f"{self.name}: '{new_key}' is already registered by {where_defined(existing)}; "
+                        f"cannot register {where_defined(target)} under the same name. Pick another name."
                     )
             self._add(key, target, aliases)
             return target
 
         return add if obj is None else add(obj)
 
-    def declare(self, name, module, options, *, aliases=(), summary="", resolver=None):
+    def declare(self, name, module, options, *, aliases=(), summary="", resolver=None, validator=None):
         """Declare built-in entry `name`, registered when `module` is imported (see `Declaration`)."""
-        self.register(name, Declaration(module, dict(options), summary, resolver), aliases=aliases)
+        self.register(name, Declaration(module, dict(options), summary, resolver, validator), aliases=aliases)
 
     def _add(self, key, target, aliases):
         self._entries[key] = target
@@ -165,6 +173,17 @@ class Registry:
         else:
             resolve = getattr(found, "resolve_options", None)
         return resolve(dict(options)) if resolve else dict(options)
+
+    def validate_options(self, name, options):
+        """Refuse (`OptionError`) a value of `options` out of entry `name`'s range, with its `validate_options`
+        function if it has one (`registry.options.call_validator`); without importing a declared entry's module."""
+        found = self._entry(name)
+        if isinstance(found, Declaration):
+            validate = import_attribute(found.validator) if found.validator else None
+        else:
+            validate = getattr(found, "validate_options", None)
+        if validate is not None:
+            call_validator(validate, options)
 
     def drop_declarations(self):
         """Forget every entry still only declared (`registry.write_manifest` starts from live registrations alone,

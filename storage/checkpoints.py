@@ -12,7 +12,7 @@ import shutil
 
 import numpy as np
 
-from registry import UserError
+from registry import MissingFileError, UserError
 from storage.atomic import fsync_directory, fsync_file, write_json
 from storage.run_folder import RunFolder
 from storage.training_state import TrainingState
@@ -116,6 +116,6 @@ def find_run_to_resume(runs_dir, name, label=None):
                   and (labels[entry] == name or labels[entry].startswith(f"{name}+"))
                   and list_checkpoints(os.path.join(runs_dir, entry))]
     if not candidates:
-        raise FileNotFoundError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
+        raise MissingFileError(f"no run of recipe {name!r} with a checkpoint under {runs_dir!r}; nothing to resume.")
     candidates = [entry for entry in candidates if labels[entry] == label] or candidates
     return max((os.path.join(runs_dir, entry) for entry in candidates), key=os.path.getmtime)

@@ -12,7 +12,7 @@ import zipfile
 
 import keras
 
-from registry import UserError, import_builtins
+from registry import MissingFileError, UserError, import_builtins
 from storage.run_folder import RunFolder
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -25,12 +25,12 @@ RUN_MODEL_NAMES = (RunFolder.BEST_EMBEDDING, RunFolder.EMBEDDING)
 
 def run_model_file(folder):
     """The embedding model of run folder `folder`: its best_embedding.keras, else its embedding.keras;
-    FileNotFoundError naming both when it has neither."""
+    MissingFileError naming both when it has neither."""
     for name in RUN_MODEL_NAMES:
         if os.path.isfile(os.path.join(folder, name)):
             return os.path.join(folder, name)
-    raise FileNotFoundError(f"run folder {folder!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
-                            "pass a finished run's folder or a .keras file.")
+    raise MissingFileError(f"run folder {folder!r} has neither {' nor '.join(RUN_MODEL_NAMES)}; "
+                           "pass a finished run's folder or a .keras file.")
 
 
 class ModelFileError(UserError, ValueError):

@@ -4,7 +4,14 @@ import json
 import os
 import re
 
+from registry import MissingFileError, UserError
 from storage.atomic import write_json
+from storage.json_files import read_json_object
+from storage.run_lock import LOCK_FILE, lock_run_folder
+
+
+class RunFolderError(UserError, OSError):
+    """A run folder that cannot be created or read where the user asked; the message says why and what to do."""
 
 
 class RunFolder:
@@ -21,6 +28,7 @@ class RunFolder:
     skipped_files.tsv    unreadable training files, with the reason
     tensorboard/         TensorBoard event files (train/), if tracked with TensorBoard
     wandb/               the Weights & Biases run's local files, if tracked with W&B
+    writer.lock          the lock of the one process writing the folder (see `storage.run_lock`)
     """
 
     RECIPE = "recipe.json"
@@ -33,6 +41,7 @@ class RunFolder:
     BEST_ROC = "best_roc.npz"
     CENTERS = "centers.npy"
     SKIPPED = "skipped_files.tsv"
+    LOCK = LOCK_FILE
     TENSORBOARD = "tensorboard"
 
     def __init__(self, path):
@@ -46,7 +55,7 @@ class RunFolder:
         try:
             os.makedirs(runs_dir, exist_ok=True)
         except OSError as error:
-            raise OSError(f"cannot create the runs folder --runs_dir={runs_dir!r}: {error.strerror}; "
+            raise RunFolderError(f"cannot create the runs folder --runs_dir={runs_dir!r}: {error.strerror}; "
                           "pass a writable --runs_dir.") from None
         base = os.path.join(runs_dir, f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
         for number in range(1, 10_000):
@@ -57,9 +66,14 @@ class RunFolder:
             except FileExistsError:
                 continue
             except OSError as error:
-                raise OSError(f"cannot create a run folder in --runs_dir={runs_dir!r}: {error.strerror}; "
+                raise RunFolderError(f"cannot create a run folder in --runs_dir={runs_dir!r}: {error.strerror}; "
                               "pass a writable --runs_dir.") from None
-        raise OSError(f"{base}: 10,000 run folders of this second exist already.")
+        raise RunFolderError(f"{base}: 10,000 run folders of this second exist already.")
+
+    def lock(self):
+        """The folder's writer lock, taken now (`RunLocked` if another process writes it); release it, or use
+        it as a context manager."""
+        return lock_run_folder(self.path)
 
     @staticmethod
     def label_of(folder_name):
@@ -120,10 +134,10 @@ class RunFolder:
             return json.load(file)
 
     def read_config(self):
-        """The stored `recipe.json`; FileNotFoundError naming the folder when it is not a run folder."""
+        """The stored `recipe.json`; MissingFileError naming the folder when it is not a run folder."""
         if not os.path.isfile(self.recipe_path):
-            raise FileNotFoundError(f"{self.recipe_path!r} does not exist: {self.path!r} is not a run folder.")
-        return self.read_json(self.RECIPE)
+            raise MissingFileError(f"{self.recipe_path!r} does not exist: {self.path!r} is not a run folder.")
+        return read_json_object(self.recipe_path, "the run's recipe file")
 
     def read_classes(self):
         """[identity name] by class id from `classes.json`, or None when the run has none yet."""

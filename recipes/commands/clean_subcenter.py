@@ -21,8 +21,13 @@ from data.decode import decode_face
 from heads.subcenter import SubCenterNormDense
 from recipes.plugins import load_plugins
 from recipes.face_model import FaceTrainingModel
+from registry import MissingFileError, OptionError, UserError
 
 OUTLIERS_FILE = "subcenter_outliers.tsv"
+
+
+class CleanSubcenterError(UserError, ValueError):
+    """A run or data folder that cannot be cleaned as asked; the message says why and what to do."""
 
 
 def dominant_subcenter_cosines(embeddings, labels, kernel, k):
@@ -59,7 +64,8 @@ def embed_images(embedder, paths, image_size, batch_size=128):
         embeddings.append(np.asarray(embedder(tf.cast(images, tf.float32), training=False), dtype=np.float32))
         indices.append(batch_indices.numpy())
     if not embeddings:
-        raise ValueError(f"none of the {len(paths)} training images could be decoded; check the run's data folder.")
+        raise CleanSubcenterError(f"none of the {len(paths)} training images could be decoded; check the run's data "
+                                  "folder.")
     return np.concatenate(embeddings), np.concatenate(indices)
 
 
@@ -72,23 +78,30 @@ def find_subcenter_outliers(run_dir, threshold=75.0, out=None, clean_dir=None, b
     data folder. With `clean_dir`, also builds there an identity folder of symbolic links to the
     kept images (identities left with none are left out, as in `drop.py`). Returns a summary dict.
     """
+    if not 0.0 < float(threshold) < 180.0:
+        raise OptionError("--threshold", threshold, "must be an angle in degrees between 0 and 180 (default 75).")
     run = RunFolder(os.fspath(run_dir))
     recipe = run.read_config()
+    with run.lock():  # it writes into the run folder: no training may write it meanwhile
+        return _find_outliers(run, recipe, threshold, out, clean_dir, batch_size)
+
+
+def _find_outliers(run, recipe, threshold, out, clean_dir, batch_size):
+    """`find_subcenter_outliers` on the run folder `run` (a `RunFolder` whose lock is held) with its `recipe`."""
     if not os.path.isfile(run.model_path):
-        raise FileNotFoundError(f"{run.model_path!r} does not exist: the run has not finished; clean after it ends.")
-    if not 0.0 < float(threshold) < 180.0:
-        raise ValueError(f"--threshold={threshold!r} must be an angle in degrees between 0 and 180 (default 75).")
+        raise MissingFileError(f"{run.model_path!r} does not exist: the run has not finished; clean after it ends.")
     load_plugins(recipe.get("plugins"))
     model = load_model_file(run.model_path, compile=False)
     if not isinstance(model, FaceTrainingModel) or not isinstance(model.head, SubCenterNormDense):
-        raise ValueError(f"{run.model_path!r} was not trained with the 'subcenter' head (recipe head "
-                         f"{recipe.get('head')!r}); train with --head=subcenter, e.g. the subcenter_arcface recipe.")
+        raise CleanSubcenterError(f"{run.model_path!r} was not trained with the 'subcenter' head (recipe head "
+                                  f"{recipe.get('head')!r}); train with --head=subcenter, e.g. the subcenter_arcface "
+                                  "recipe.")
     folder = scan_identity_folder(recipe["data_resolved"], recipe.get("min_images", 1), recipe.get("max_classes"),
                                   progress=False)
     trained_classes = run.read_classes()
     if list(folder.class_names) != trained_classes:
-        raise ValueError(f"the identities now in {folder.root!r} differ from the {len(trained_classes or [])} the "
-                         f"run trained on ({RunFolder.CLASSES}); clean with the data as it was trained.")
+        raise CleanSubcenterError(f"the identities now in {folder.root!r} differ from the {len(trained_classes or [])} "
+                                  f"the run trained on ({RunFolder.CLASSES}); clean with the data as it was trained.")
     embeddings, indices = embed_images(model.embedder, folder.paths, int(recipe["image_size"]), int(batch_size))
     labels = np.asarray(folder.labels)[indices]
     cosine, _ = dominant_subcenter_cosines(embeddings, labels, model.head.kernel.numpy(), model.head.k)
@@ -115,7 +128,7 @@ def find_subcenter_outliers(run_dir, threshold=75.0, out=None, clean_dir=None, b
 def _link_kept_images(folder, kept, clean_dir):
     """`clean_dir/<identity>/<image>` → the kept images of `folder` (symbolic links)."""
     if os.path.exists(clean_dir) and os.listdir(clean_dir):
-        raise ValueError(f"--clean_dir={clean_dir!r} exists and is not empty; give a new folder.")
+        raise CleanSubcenterError(f"--clean_dir={clean_dir!r} exists and is not empty; give a new folder.")
     for index in kept:
         source = os.path.abspath(folder.paths[index])
         target = os.path.join(clean_dir, os.path.relpath(source, os.path.abspath(folder.root)))

@@ -1,18 +1,18 @@
 """The command line: `python -m recipes` or `face-recipes`, with commands list, show, run, eval, export,
 embed, compare, make_bin, data_stats. `--help` anywhere explains the command and every recipe field."""
-import contextlib
 import json
 import os
 import sys
+import traceback
 
 from recipes.commands.console import quiet_tensorflow
 from recipes.commands.help import help_text
 from recipes.commands.typed_text import keep_typed_text
 from recipes.plugins import load_plugins
-from recipes.recipe import RecipeError, parse_list
+from recipes.recipe import parse_list
 from recipes.resolve import resolve_recipe, resolve_resume
 from recipes.commands.text_table import format_table
-from registry import ALL_REGISTRIES, UserError
+from registry import ALL_REGISTRIES, UserError, real_number, whole_number
 
 
 class CommandLine:
@@ -60,7 +60,7 @@ class CommandLine:
         load_plugins(plugins)
         from recipes.commands.evaluate import evaluate_saved_model
 
-        results = evaluate_saved_model(str(model), parse_list(bins), int(batch_size), backbone)
+        results = evaluate_saved_model(str(model), parse_list(bins), whole_number("--batch_size", batch_size, 1), backbone)
         keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "roc_auc", "tar_at_far_1e-3",
                 "tar_at_far_1e-2", "pairs")
         rows = [[name] + (["non-finite embeddings"] + [""] * (len(keys) - 1) if metrics is None else
@@ -80,7 +80,8 @@ class CommandLine:
         load_plugins(plugins)
         from recipes.commands.evaluate_ijb import evaluate_ijb, tar_table
 
-        results = evaluate_ijb(str(model), str(ijb), str(subset), int(batch_size), str(out), backbone=backbone)
+        results = evaluate_ijb(str(model), str(ijb), str(subset), whole_number("--batch_size", batch_size, 1), str(out),
+                               backbone=backbone)
         print(format_table(*tar_table(results)))
         print("TAR (%) at FAR; N1: feature norm kept, D1: detector score weight, F1: flip embedding added "
               f"(insightface's default: N1D1F1). Written to {out}.")
@@ -130,8 +131,7 @@ class CommandLine:
         load_plugins(plugins)
         from data.tools import format_make_bin, make_bin
 
-        with data_errors_as_user_errors():
-            print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
+        print(format_make_bin(make_bin(str(data), pairs, str(out), seed, image_size)))
 
     def data_stats(self, data, decode=True, plugins=()):
         """Identities, images, images per identity (min/median/max) and unreadable files of --data.
@@ -141,8 +141,7 @@ class CommandLine:
         load_plugins(plugins)
         from data.tools import data_stats, format_data_stats
 
-        with data_errors_as_user_errors():
-            print(format_data_stats(data_stats(str(data), decode)))
+        print(format_data_stats(data_stats(str(data), decode)))
 
     def import_model(self, onnx, backbone=None, out="imported.keras", image_size=None, plugins=()):
         """Import an insightface/arcface_torch/MXNet ONNX face model (IResNet or MobileFaceNet) into our registered
@@ -153,7 +152,8 @@ class CommandLine:
         load_plugins(plugins)
         from recipes.commands.import_model import import_model
 
-        print(import_model(str(onnx), backbone and str(backbone), str(out), image_size and int(image_size)))
+        image_size = image_size and whole_number("--image_size", image_size, 1)
+        print(import_model(str(onnx), backbone and str(backbone), str(out), image_size))
 
     def clean_subcenter(self, run, threshold=75.0, out=None, clean_dir=None, batch_size=128, plugins=()):
         """List the training images of RUN (a subcenter-head run folder) at >= --threshold degrees from
@@ -162,41 +162,34 @@ class CommandLine:
         load_plugins(plugins)
         from recipes.commands.clean_subcenter import find_subcenter_outliers, format_outliers
 
-        print(format_outliers(find_subcenter_outliers(str(run), float(threshold), out and str(out),
-                                                      clean_dir and str(clean_dir), int(batch_size))))
-
-
-@contextlib.contextmanager
-def data_errors_as_user_errors():
-    """The data tools refuse bad arguments and data with ValueError: report those as bad input."""
-    try:
-        yield
-    except ValueError as error:
-        raise RecipeError(str(error)) from None
-
-
-def user_errors():
-    """The exceptions that mean bad input, printed as one `error:` line (set FACES_DEBUG=1 for tracebacks)."""
-    return (UserError, OSError)
+        print(format_outliers(find_subcenter_outliers(str(run), real_number("--threshold", threshold), out and str(out),
+                                                      clean_dir and str(clean_dir),
+                                                      whole_number("--batch_size", batch_size, 1))))
 
 
 def main(argv=None):
-    """Entry point of `python -m recipes` and the `face-recipes` console script."""
+    """Entry point of `python -m recipes` and the `face-recipes` console script.
+
+    A `UserError` (any refusal of the input) is printed as one `error:` line on stderr with exit
+    code 2 (FACES_DEBUG=1 shows its traceback); any other exception is a bug of ours: its
+    traceback, a line asking to report it, exit code 1.
+    """
     import fire
 
     argv = sys.argv[1:] if argv is None else list(argv)
     quiet_tensorflow(argv)
-    if not argv or any(arg in ("--help", "-h") for arg in argv):
-        try:
-            print(help_text([arg for arg in argv if arg not in ("--help", "-h", "--")], CommandLine))
-        except user_errors() as error:
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        return
     try:
+        if not argv or any(arg in ("--help", "-h") for arg in argv):
+            print(help_text([arg for arg in argv if arg not in ("--help", "-h", "--")], CommandLine))
+            return
         fire.Fire(CommandLine, command=keep_typed_text(argv), name="python -m recipes")
-    except user_errors() as error:
+    except UserError as error:
         if os.environ.get("FACES_DEBUG"):
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except Exception:  # noqa: BLE001 (anything that is not a refusal of the input is a bug of ours)
+        traceback.print_exc()
+        print("error: this is a bug in face-recipes, not a problem with your input; please report it to the "
+              "project's maintainers with the command you ran and the traceback above.", file=sys.stderr)
+        sys.exit(1)

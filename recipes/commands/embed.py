@@ -27,7 +27,7 @@ from data.pipeline import CHANGED_MEANWHILE, SkippedFiles, file_problem
 from data.tools import _flag
 from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.export import find_model_file
-from registry import UserError
+from registry import MissingFileError, UserError
 
 OTHER_IMAGE_EXTENSIONS = (".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".jp2", ".ppm", ".pgm")
 """Image types `embed` does not read (the pipeline decodes JPEG and PNG only); named as such when skipped."""
@@ -108,7 +108,7 @@ def embed_data(model, data, out="embeddings.npy", flip=True, batch_size=128):
         raise EmbedError(f"--batch_size={batch_size!r} must be a positive integer.")
     data = os.fspath(data)
     if not os.path.exists(data):
-        raise FileNotFoundError(f"--data={data!r} does not exist; pass an image folder or a verification .bin.")
+        raise MissingFileError(f"--data={data!r} does not exist; pass an image folder or a verification .bin.")
     model_path, _ = find_model_file(model)
     embedder = load_embedding_model(model_path)
     image_size = int(embedder.input_shape[1])

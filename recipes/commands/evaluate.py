@@ -6,6 +6,7 @@ from backbones.onnx_model import import_onnx_model
 from callbacks.verification import VerificationCallback
 from data.bins import BinFormatError
 from recipes.face_model import FaceTrainingModel
+from registry import MissingFileError
 from storage.model_files import load_model_file, run_model_file
 
 
@@ -14,15 +15,15 @@ def load_embedding_model(path, backbone=None):
     a run folder's (`run_model_file`), or an `.onnx` face model imported into our registered `backbone`
     (None: the one the graph is).
 
-    Raises FileNotFoundError for a missing file, `ModelFileError` for a file that is not a Keras
+    Raises MissingFileError for a missing file, `ModelFileError` for a file that is not a Keras
     model or that needs a plugin class not loaded (see `--plugins`), `OnnxImportError` for an
     `.onnx` file that is not an importable face model.
     """
     if os.path.isdir(path):
         path = run_model_file(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist; pass a run folder or a .keras file written by "
-                                "a run.")
+        raise MissingFileError(f"model file {path!r} does not exist; pass a run folder or a .keras file written by "
+                               "a run.")
     if is_onnx_file(path):
         return import_onnx_model(path, backbone)
     model = load_model_file(path, compile=False)

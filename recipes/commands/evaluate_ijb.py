@@ -28,7 +28,7 @@ from evaluation.verification import flip_pair_function
 from data.align import LandmarkError, alignment_matrix, projective_parameters, template_points, warp_to_aligned
 from data.decode import decode_rgb
 from data.pipeline import file_problem
-from registry import UserError
+from registry import MissingFileError, UserError
 
 SUBSETS = ("IJBB", "IJBC")
 VARIANTS = tuple(itertools.product((True, False), repeat=3))
@@ -46,10 +46,10 @@ def variant_name(use_norm_score, use_detector_score, flip):
 
 
 def meta_path(ijb_dir, subset, suffix):
-    """DIR/meta/<subset lower>_<suffix>.txt; FileNotFoundError saying what the layout must be when it is missing."""
+    """DIR/meta/<subset lower>_<suffix>.txt; MissingFileError saying what the layout must be when it is missing."""
     path = os.path.join(ijb_dir, "meta", f"{subset.lower()}_{suffix}.txt")
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{path!r} does not exist. --ijb must be an IJB folder in insightface's layout (meta/"
             f"{subset.lower()}_face_tid_mid.txt, meta/{subset.lower()}_template_pair_label.txt, "
             f"meta/{subset.lower()}_name_5pts_score.txt, loose_crop/), e.g. IJB_release/{subset} as insightface "
@@ -149,13 +149,13 @@ def _check_pair_templates(pairs, templates, pairs_path):
 
 
 def image_paths(ijb_dir, names):
-    """DIR/loose_crop/<name> for every name; FileNotFoundError naming the missing ones and their count,
+    """DIR/loose_crop/<name> for every name; MissingFileError naming the missing ones and their count,
     IjbFormatError naming the empty (0-byte) ones."""
     folder = os.path.join(ijb_dir, "loose_crop")
     paths = [os.path.join(folder, name) for name in names]
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{len(missing)} of {len(paths)} images named in the meta files are not in {folder!r}, e.g. "
             f"{', '.join(repr(path) for path in missing[:3])}. Unpack the whole loose_crop archive of the subset "
             "there.")

@@ -21,7 +21,6 @@ import warnings
 import keras
 import numpy as np
 
-from registry import UserError
 from storage.atomic import atomic_write, atomic_write_directory, unwritable_reason
 from storage.model_files import run_model_file
 from storage.run_folder import RunFolder
@@ -29,6 +28,7 @@ from recipes.commands.evaluate import load_embedding_model
 from recipes.commands.insightface_layout import check_insightface_routing, insightface_blob, insightface_model
 from recipes.commands.model_card import source_card, write_model_card
 from recipes.commands.runtimes import load_runtime, require_onnx_packages
+from registry import MissingFileError, UserError
 
 FORMATS = {"saved_model": "tf_saved_model", "onnx": "onnx", "tflite": "litert"}
 LAYOUTS = ("nhwc", "insightface")
@@ -50,7 +50,7 @@ def find_model_file(model):
     if os.path.isdir(model):
         return run_model_file(model), model if os.path.isfile(RunFolder(model).recipe_path) else None
     if not os.path.isfile(model):
-        raise FileNotFoundError(f"model {model!r} does not exist; pass a run folder or a .keras file written by a run.")
+        raise MissingFileError(f"model {model!r} does not exist; pass a run folder or a .keras file written by a run.")
     if not model.endswith(".keras"):
         raise ExportError(f"model {model!r} is not a .keras file; pass a run folder or a .keras file written by a run.")
     folder = os.path.dirname(os.path.abspath(model))

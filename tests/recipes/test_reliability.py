@@ -77,7 +77,7 @@ def test_simultaneous_starts_get_distinct_run_folders(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"augment": "[flip,blur]"}, "augmentation 'blur'"),
+    ({"augment": "[flip,smudge]"}, "augmentation 'smudge'"),
     ({"optimizer": "adamx"}, "Did you mean 'adamax'"),
     ({"eval_monitor": "lfw/acc"}, "lfw/acc.*verify"),
     ({"eval_bins": ["missing.bin"]}, "missing.bin.*does not exist"),
@@ -112,7 +112,7 @@ CALLBACKS.register("full_disk_at_epoch_2", lambda context: FullDiskAtEpoch2())
 
 def test_a_full_disk_stops_with_a_sentence_and_the_last_checkpoint_resumes(tiny_overrides):
     overrides = {**tiny_overrides, "epochs": 3}
-    with pytest.raises(TrainingStopped, match="disk is full.*intact.*--resume=") as stopped:
+    with pytest.raises(TrainingStopped, match="disk is full.*epoch \\(1\\) is checkpointed.*--resume=") as stopped:
         train(resolve_recipe("softmax", {**overrides, "callbacks": "[nan_guard,verification,run_record,"
                                                                     "full_disk_at_epoch_2,checkpoint]"}))
     assert stopped.value.exit_code == 5

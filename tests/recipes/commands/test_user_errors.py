@@ -113,3 +113,54 @@ def test_eval_of_a_file_that_is_not_a_keras_model_says_so(tmp_path, capsys):
         archive.writestr("readme.txt", "a zip, not a model")
     assert "no config.json" in model_file_problem(str(tmp_path / "other.keras"))
     assert model_file_problem(str(tmp_path / "weights.h5")) == "the file does not exist"
+
+
+PROJECT_PACKAGES = ("registry", "storage", "data", "evaluation", "backbones", "heads", "losses", "callbacks", "recipes")
+NOT_REFUSALS = {"TrainingStopped"}  # the end of a run with its own exit code (130, 5, 4, 3), printed by `run`
+
+
+def project_exception_classes():
+    """Every exception class defined in the project's packages, by qualified name."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    found = {}
+    for package_name in PROJECT_PACKAGES:
+        package = importlib.import_module(package_name)
+        modules = [package] + [importlib.import_module(info.name) for info in
+                               pkgutil.walk_packages(package.__path__, package_name + ".")
+                               if not info.name.endswith(".__main__")]
+        for module in modules:
+            for name, value in vars(module).items():
+                if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__:
+                    found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+def test_every_exception_class_of_the_project_is_a_user_error():
+    from registry import UserError
+
+    classes = project_exception_classes()
+    assert {"recipes.recipe.RecipeError", "data.bins.BinFormatError", "storage.run_lock.RunLocked",
+            "recipes.commands.evaluate_ijb.IjbFormatError", "backbones.onnx_graph.OnnxImportError"} <= set(classes)
+    not_user_errors = sorted(name for name, cls in classes.items()
+                             if not issubclass(cls, UserError) and cls.__name__ not in NOT_REFUSALS)
+    assert not_user_errors == []
+
+
+def test_a_user_error_is_one_line_and_anything_else_a_traceback_asking_for_a_report(capsys, monkeypatch):
+    code, err = _run(capsys, "eval", "--model=missing.keras", "--bins=[lfw.bin]")
+    assert code == 2 and err == ("error: model file 'missing.keras' does not exist; pass a run folder or a .keras "
+                                 "file written by a run.\n")
+    from recipes.commands.cli import CommandLine
+
+    def broken(self):
+        return {}["no such key"]
+
+    monkeypatch.setattr(CommandLine, "list", broken)
+    code, err = _run(capsys, "list")
+    assert code == 1
+    assert err.startswith("Traceback (most recent call last):") and "KeyError: 'no such key'" in err
+    assert err.splitlines()[-1] == ("error: this is a bug in face-recipes, not a problem with your input; please report "
+                                    "it to the project's maintainers with the command you ran and the traceback above.")
