@@ -45,16 +45,17 @@ def load_embedding_weights(model, path):
     """Copy the weights of the embedding model saved at `path` into `model` (the same backbone and embedding size)."""
     if saved_config(path).get("class_name") == "FaceTrainingModel":
         raise EmbeddingWeightsError(f"--backbone_weights={path!r} is a training model (model.keras); pass the run's "
-                         "embedding.keras or best_embedding.keras, the embedding model alone.")
+                                    "embedding.keras or best_embedding.keras, the embedding model alone.")
     saved = keras.saving.load_model(path, compile=False)
     theirs, ours = saved.weights, model.weights
     for index, (their, our) in enumerate(zip(theirs, ours)):
         if tuple(their.shape) != tuple(our.shape):
-            raise EmbeddingWeightsError(f"--backbone_weights={path!r} ({saved.name}) does not fit {model.name}: weight {index} "
-                             f"{their.path} is {tuple(their.shape)}, ours ({our.path}) {tuple(our.shape)}; pass "
-                             "the backbone and --embedding_size it was trained with.")
+            raise EmbeddingWeightsError(
+                f"--backbone_weights={path!r} ({saved.name}) does not fit {model.name}: weight {index} {their.path} "
+                f"is {tuple(their.shape)}, ours ({our.path}) {tuple(our.shape)}; pass the backbone and "
+                "--embedding_size it was trained with.")
     if len(theirs) != len(ours):
-        raise EmbeddingWeightsError(f"--backbone_weights={path!r} ({saved.name}) has {len(theirs)} weights, {model.name} "
-                         f"{len(ours)}; pass the backbone it was trained with.")
+        raise EmbeddingWeightsError(f"--backbone_weights={path!r} ({saved.name}) has {len(theirs)} weights, "
+                                    f"{model.name} {len(ours)}; pass the backbone it was trained with.")
     model.set_weights(saved.get_weights())
     return model

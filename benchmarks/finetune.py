@@ -37,13 +37,13 @@ VARIANTS = (
 def model_facts(path, backbone):
     """(embedding size, image size) of the pretrained model at `path` (.onnx or .keras)."""
     if str(path).lower().endswith(".onnx"):
-        from backbones.onnx_import import onnx_embedding_size, onnx_image_size, onnx_steps, read_onnx
+        from backbones.onnx_model import import_onnx_model
 
-        graph = read_onnx(path)
-        return onnx_embedding_size(onnx_steps(graph)[0]), onnx_image_size(graph)
-    import keras
+        model = import_onnx_model(path, backbone)
+    else:
+        import keras
 
-    model = keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
     return int(model.output_shape[-1]), int(model.input_shape[1])
 
 
@@ -74,7 +74,8 @@ def run_variant(fields, settings, work_dir, log_path):
 
 def run_benchmark(weights, backbone, data, bin_path=None, epochs=10, batch_size=32, lr=None, variants=VARIANTS,
                   seed=0, progress=print):
-    """(rows {variant, before, after, after_std, best, xnorm, loss, seconds}, facts) of fine-tuning `weights` on `data`."""
+    """(rows {variant, before, after, after_std, best, xnorm, loss, seconds}, facts) of fine-tuning `weights` on
+    `data`."""
     from benchmarks.accuracy import real_split
 
     embedding_size, image_size = model_facts(weights, backbone)

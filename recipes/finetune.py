@@ -8,12 +8,19 @@ non-trainable BatchNormalization in inference mode (it normalises with the movin
 and does not update them), so a frozen BatchNorm is PyTorch's `FrozenBatchNorm2d` /
 `module.eval()` with `requires_grad = False` (detectron2, mmdetection's `norm_eval`), the
 usual way to fine-tune on batches too small or too few for good batch statistics. Dropout
-still applies.
+still applies. A frozen BatchNorm no longer renormalises what comes before it, so the backbone
+needs a small rate: measured (benchmarks/REPORT.md), a pretrained MobileFaceNet with frozen
+BatchNorms fine-tuned with ArcFace at backbone rate 1e-3 saw its embedding norm grow from 12 to
+5e7 and its held-out accuracy fall to chance (insightface issue #2089 reports NaN), at 1e-4 it
+stayed stable (the `finetune` recipe: lr 1e-3, `lr_mult.backbone=0.1`).
 
 The optimizer is built on every variable that is ever trained, before anything is frozen, so
 its slots and a checkpoint's layout are the same on both sides of the `--freeze_epochs` switch:
 a run resumes from a checkpoint written before or after it, and a resume after epoch N starts
 unfrozen. Frozen variables are simply not handed to the optimizer (no update, no weight decay).
+A checkpoint written while frozen records the frozen layers in its Keras config: resuming loads
+its weights only and applies the schedule again; `keras.saving.load_model` of it gives a frozen
+model. The final `model.keras` and `embedding.keras` are written unfrozen.
 """
 import keras
 

@@ -67,7 +67,8 @@ def class_layout(head, num_classes):
     k = int(getattr(head, "k", 1))
     if kernel is None or len(kernel.shape) != 2 or int(kernel.shape[1]) != num_classes * k:
         raise RecipeError(f"--head_init=class_means: head {head.name!r} ({type(head).__name__}) has no (d, C·k) "
-                          "`kernel` of class vectors (norm_dense, subcenter and partial_fc do); use --head_init=random.")
+                          "`kernel` of class vectors (norm_dense, subcenter and partial_fc do); use "
+                          "--head_init=random.")
     return k
 
 

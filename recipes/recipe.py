@@ -71,8 +71,8 @@ class Recipe:
     jit_compile: bool = option(False, "compile the training step with XLA (slower on CPU, faster on GPU)", "optimisation")
     # fine-tuning (recipes/finetune.py, recipes/head_init.py)
     freeze: str = option("none", "backbone: no weight of the embedding model trains and its BatchNorms use their "
-                         "stored statistics; batchnorm: only its BatchNorms are held (statistics, gamma, beta); none",
-                         "fine-tuning")
+                         "stored statistics; batchnorm: only its BatchNorms are held (statistics, gamma, beta: keep "
+                         "the backbone's rate small, e.g. 1e-4, as the finetune recipe does); none", "fine-tuning")
     freeze_epochs: int = option(0, "epochs --freeze lasts, then everything trains (0: the whole run)", "fine-tuning")
     lr_mult: dict = option({}, "learning-rate factor of a part: --lr_mult.backbone=0.1 (parts: backbone = the "
                            "embedding model, head, loss); its rate is the schedule's times the factor", "fine-tuning")

@@ -1,5 +1,6 @@
 """benchmarks/finetune.py: skipped without a model; with one, a variant reports the starting and the final accuracy."""
 import numpy as np
+import pytest
 
 from benchmarks import finetune
 
@@ -9,6 +10,7 @@ def test_without_weights_the_benchmark_is_skipped(capsys):
     assert capsys.readouterr().out.startswith("skipped: no --weights")
 
 
+@pytest.mark.slow
 def test_a_variant_starts_from_the_given_model_and_trains(tiny_faces, tmp_path):
     import backbones
     from callbacks.verification import VerificationCallback
@@ -17,7 +19,7 @@ def test_a_variant_starts_from_the_given_model_and_trains(tiny_faces, tmp_path):
     model.set_weights([weight + np.float32(0.05) for weight in model.get_weights()])
     path = str(tmp_path / "embedding.keras")
     model.save(path)
-    rows, facts = finetune.run_benchmark(path, "tiny", tiny_faces.train_dir, tiny_faces.bin_path, epochs=1,
+    rows, facts = finetune.run_benchmark(path, "tiny", tiny_faces.train_dir, tiny_faces.bin_path, epochs=2,
                                          batch_size=16, variants=finetune.VARIANTS[-1:], progress=lambda _: None)
     (row,) = rows
     expected = VerificationCallback([tiny_faces.bin_path], model, 128, image_size=32).evaluate()["verify"]["acc"]

@@ -38,3 +38,15 @@ def test_an_embedding_model_of_another_size_is_refused_naming_the_file_and_weigh
     trained_looking(embedding_size=8).save(path)
     with pytest.raises(EmbeddingWeightsError, match=r"embedding\.keras.*embedding/kernel.*\(128, 8\).*\(128, 16\)"):
         backbones.build_embedding_model("tiny", 16, dropout=0.0, image_size=32, backbone_weights=path)
+
+
+def test_a_training_model_is_refused_with_the_file_to_pass_instead(tmp_path):
+    import recipes  # noqa: F401  (registers the training model)
+    from recipes.recipe import Recipe
+    from recipes.train import build_training_model
+
+    path = str(tmp_path / "model.keras")
+    build_training_model(Recipe(backbone="tiny", embedding_size=8, image_size=32), 3).save(path)
+    assert is_saved_embedding_model(path)
+    with pytest.raises(EmbeddingWeightsError, match=r"model\.keras.*training model.*embedding\.keras"):
+        backbones.build_embedding_model("tiny", 8, dropout=0.0, image_size=32, backbone_weights=path)

@@ -79,6 +79,7 @@ def first_step_changes(lr_mult):
     return kernel.numpy() - before[0], model.head.logical(model.head.kernel) - before[1]
 
 
+@pytest.mark.slow
 def test_partial_fc_head_and_backbone_take_their_factors():
     backbone, head = first_step_changes({})
     scaled_backbone, scaled_head = first_step_changes({"backbone": 0.1, "head": 0.5})
