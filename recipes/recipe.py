@@ -312,7 +312,7 @@ class Recipe:
 # What training stores in a run's recipe.json beside the recipe's fields (`recipes.train.run_facts`).
 RUN_FACTS = ("data_resolved", "eval_bins_resolved", "num_classes", "num_images", "steps_per_epoch_resolved",
              "strategy_resolved", "replicas", "global_batch_size", "mixed_precision_policy", "skipped_at_scan",
-             "project_version", "git_commit", "git_dirty")
+             "project_version", "git_commit", "git_dirty", "plugin_packages")
 # Names other trainers use for a field, suggested when they appear as unknown fields.
 COMMON_NAMES = {"learning_rate": "lr", "num_epochs": "epochs", "momentum": "optimizer_args.momentum",
                 "weight_decay": "optimizer_args.weight_decay", "warmup_epochs": "schedule_args.warmup_epochs",
