@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 
 from benchmarks.onnx_graphs import mobilefacenet_graph  # noqa: E402
 from recipes.commands.cli import CommandLine  # noqa: E402
-from backbones.onnx_import import import_onnx_model  # noqa: E402
+from backbones.onnx_model import import_onnx_model  # noqa: E402
 from callbacks.verification import VerificationCallback  # noqa: E402
 from storage.history import read_history  # noqa: E402
 
@@ -30,7 +30,7 @@ def test_run_arcface_from_an_onnx_mobilefacenet_with_the_fine_tuning_options_the
                "steps_per_epoch": 1, "optimizer": "sgd", "lr": 0.01, "data": tiny_faces.train_dir,
                "eval_bins": f"[{tiny_faces.bin_path}]", "eval_batch_size": 128, "runs_dir": runs_dir, "verbose": 0}
     CommandLine().run("arcface", epochs=1, **options)
-    (run_dir,) = glob.glob(os.path.join(runs_dir, "arcface-*"))
+    (run_dir,) = glob.glob(os.path.join(runs_dir, "arcface*"))
     CommandLine().run("arcface", resume=run_dir, epochs=2)
 
     start = import_onnx_model(path, "mobilefacenet")

@@ -131,7 +131,7 @@ def test_two_workers_checkpoint_partial_fc_as_one_matrix_that_one_process_resume
     (mirrored_run,) = glob.glob(str(tmp_path / "mirrored" / "*"))
     one_machine = stored_head(os.path.join(list_checkpoints(mirrored_run)[-1][1], "model.keras"))
     for name, value in stored.items():  # each worker's shard gathered into its place
-        np.testing.assert_allclose(value, one_machine[name], rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(value, one_machine[name], rtol=1e-5, atol=1e-6, err_msg=name)  # float32 sums in another order
 
     head = load_model_file(os.path.join(checkpoint, "model.keras")).head  # one replica, as the resume
     variables = dict(head._sharded_variables())
