@@ -77,7 +77,7 @@ def test_simultaneous_starts_get_distinct_run_folders(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"augment": "[flip,blur]"}, "augmentation 'blur'"),
+    ({"augment": "[flip,smear]"}, "augmentation 'smear'"),
     ({"optimizer": "adamx"}, "Did you mean 'adamax'"),
     ({"eval_monitor": "lfw/acc"}, "lfw/acc.*verify"),
     ({"eval_bins": ["missing.bin"]}, "missing.bin.*does not exist"),

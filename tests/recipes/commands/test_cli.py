@@ -47,10 +47,10 @@ def test_list_prints_every_registry_and_entry(capsys):
     assert code == 0, err
     registries = {registry.name: registry.names() for registry in ALL_REGISTRIES}
     assert {"backbones", "heads", "losses", "schedules", "callbacks", "datasets", "recipes"} <= set(registries)
-    for registry, names in registries.items():
+    listed = {line.split()[0] for line in out.splitlines() if line.startswith("  ")}  # entries without a docstring
+    for registry, names in registries.items():  # (registered by other tests of this process) end at their name
         assert f"{registry} ({len(names)}):" in out
-        for name in names:
-            assert f"  {name} " in out
+        assert set(names) <= listed, set(names) - listed
 
 
 @pytest.mark.parametrize("args", [["--help"], ["-h"], [], ["run", "--help"], ["run", "arcface", "--help"],

@@ -220,7 +220,7 @@ def test_verification_summary_picks_the_best_trained_epoch_of_the_monitor(tmp_pa
     assert verification_summary(str(tmp_path), {**recipe, "eval_monitor": "lfw/acc"})["best_epoch"] == 3
 
 
-def test_insightface_layout_is_routed_to_arcface_and_get_feat_equals_embed(tiny_run, tmp_path):
+def test_insightface_layout_is_routed_to_arcface_and_get_feat_equals_embed(softmax_run, tmp_path):
     """insightface's model_zoo rules route the export to ArcFaceONNX; get_feat on BGR crops = `embed --flip=false`."""
     from PIL import Image
 
@@ -228,7 +228,7 @@ def test_insightface_layout_is_routed_to_arcface_and_get_feat_equals_embed(tiny_
     from recipes.commands.embed import embed_data
 
     out = str(tmp_path / "insightface.onnx")
-    result = export_model(tiny_run, "onnx", out, layout="insightface")
+    result = export_model(softmax_run, "onnx", out, layout="insightface")
     assert result["layout"] == "insightface" and result["parity"]["max_relative_error"] <= 1e-4
     assert result["input"]["shape"] == [None, 3, 112, 112] and result["input"]["layout"] == "NCHW"
     assert route(out) == "ArcFaceONNX"
@@ -237,7 +237,7 @@ def test_insightface_layout_is_routed_to_arcface_and_get_feat_equals_embed(tiny_
     os.makedirs(tmp_path / "faces" / "a")
     for index, face in enumerate(np.concatenate([render_identity(5, 2), render_identity(6, 2)])):
         Image.fromarray(face).save(tmp_path / "faces" / "a" / f"{index}.jpg", quality=90)
-    embedded = embed_data(tiny_run, str(tmp_path / "faces"), str(tmp_path / "e.npy"), flip=False)
+    embedded = embed_data(softmax_run, str(tmp_path / "faces"), str(tmp_path / "e.npy"), flip=False)
     with open(embedded["tsv"]) as file:
         paths = [line.split("\t")[0] for line in file.read().splitlines()[1:]]
     theirs = arcface.get_feat([imread_bgr(path) for path in paths])
@@ -248,9 +248,9 @@ def test_insightface_layout_is_routed_to_arcface_and_get_feat_equals_embed(tiny_
     ({"format_name": "tflite", "layout": "insightface"}, "is an ONNX layout"),
     ({"format_name": "onnx", "layout": "nchw"}, "is not one of nhwc, insightface"),
 ])
-def test_insightface_layout_refusals(tiny_run, arguments, message):
+def test_insightface_layout_refusals(softmax_run, arguments, message):
     with pytest.raises(ExportError, match=message):
-        export_model(tiny_run, **arguments)
+        export_model(softmax_run, **arguments)
 
 
 def test_insightface_layout_refuses_sizes_insightface_routes_elsewhere(tmp_path):
