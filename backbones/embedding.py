@@ -6,6 +6,7 @@ from backbones.applications import require_local_weights
 from backbones.onnx_graph import is_onnx_file, parse_onnx
 from backbones.onnx_import import load_onnx_weights
 from backbones.onnx_variants import onnx_backbone_args
+from backbones.keras_weights import is_saved_embedding_model, load_embedding_weights
 from registry import BACKBONES
 
 PIXEL_MEAN = 127.5
@@ -59,15 +60,18 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     of the backbone, or an `.onnx` face model whose weights go into the whole embedding model,
     embedding block included (`backbones.onnx_import`; the options of the variant the file is,
     `backbones.onnx_variants`, complete `backbone_args`; `onnx_graph`: the file's `OnnxGraph`,
-    when the caller has parsed it). `backbone_args` are the backbone's own options.
+    when the caller has parsed it), or one of our embedding models saved as `.keras` (a run's
+    `embedding.keras`, `backbones.keras_weights`). `backbone_args` are the backbone's own options.
     """
     require_local_weights(backbone_weights)
     onnx_weights = is_onnx_file(backbone_weights)
     if onnx_weights:
         onnx_graph = onnx_graph or parse_onnx(backbone_weights)
         backbone_args = onnx_backbone_args(onnx_graph, backbone, backbone_args)
+    keras_model_weights = bool(backbone_weights) and is_saved_embedding_model(backbone_weights)
     shape = (image_size, image_size, 3)
-    features = BACKBONES.build(backbone, input_shape=shape, weights=None if onnx_weights else backbone_weights,
+    features = BACKBONES.build(backbone, input_shape=shape,
+                               weights=None if onnx_weights or keras_model_weights else backbone_weights,
                                **(backbone_args or {}))
     if sync_batchnorm:
         features = with_synchronized_batchnorm(features)
@@ -78,4 +82,6 @@ def build_embedding_model(backbone="tiny", embedding_size=512, dropout=0.1, imag
     model = keras.Model(images, embedding, name=f"{backbone}_embedding")
     if onnx_weights:
         load_onnx_weights(model, onnx_graph, backbone)
+    if keras_model_weights:
+        load_embedding_weights(model, str(backbone_weights))
     return model

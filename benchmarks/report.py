@@ -1,7 +1,5 @@
-"""Markdown for the benchmark results: tables with a "goal met?" column, notes on every miss, the README section."""
-import re
-
-from storage.atomic import write_bytes
+"""Markdown for the benchmark results (`benchmarks/REPORT.md`): tables with a "goal met?" column, notes on every miss."""
+from benchmarks.startup import STARTUP_GOAL, startup_table
 
 THROUGHPUT_GOAL = 1.0
 HEAD_GOAL = 1.25
@@ -9,7 +7,6 @@ EVAL_PREDICT_GOAL = 1.1
 EVAL_SPEC_GOAL = 2.0
 RECORDIO_GOAL = 0.8
 INDEX_SECONDS_GOAL, INDEX_MIB_GOAL = 2.0, 100
-README_HEADING = "## Benchmarks"
 SEPARATE_HEADING = "### Measured separately"  # from here on a report is written by hand from other benchmarks
 
 
@@ -200,9 +197,22 @@ def accuracy_section(rows, title, note):
     ])
 
 
+def startup_section(result):
+    """Start-up of the command line where it computes nothing, beside a bare TensorFlow import."""
+    return (f"### 0. Command-line start-up\n\nEach command in a fresh interpreter (median of {result['repeats']} "
+            "runs; peak RSS of the process), beside `python -c \"import tensorflow\"` measured in the same run. "
+            "These commands import no TensorFlow: the registries answer from `registry/manifest.py`.\n\n"
+            + startup_table(result))
+
+
 def notes_section(results):
     """Plain statements about every goal missed, with the reason and the fix, from the numbers themselves."""
     notes = []
+    slow_starts = [row for row in results.get("startup", {}).get("rows", []) if row["ratio"] > STARTUP_GOAL]
+    if slow_starts:
+        notes.append("- Start-up: " + ", ".join(f"`{row['command']}` {row['ratio']:.2f}x" for row in slow_starts)
+                     + " of the TensorFlow import; check with `python -X importtime -m recipes list` which module "
+                     "imports TensorFlow (a plugin package's entry point may).")
     slower = [row for row in results.get("throughput", []) if row["ratio"] < THROUGHPUT_GOAL]
     if slower:
         listed = "; ".join(
@@ -328,6 +338,8 @@ def build_report(results):
     ]
     if results.get("quick"):
         parts += ["", "**Quick mode: a few steps each, a smoke test only; the numbers are not meaningful.**"]
+    if "startup" in results:
+        parts += ["", startup_section(results["startup"])]
     if "throughput" in results:
         parts += ["", throughput_section(results["throughput"], results["peak_flops"])]
     if "head_scaling" in results:
@@ -360,24 +372,3 @@ def with_separate_sections(report, previous):
     """`report` followed by the "Measured separately" part of the `previous` report text (kept across runs)."""
     start = previous.find(f"\n{SEPARATE_HEADING}")
     return report if start < 0 else report.rstrip("\n") + "\n" + previous[start:]
-
-
-def readme_section(report):
-    """The README's "## Benchmarks" section: the report's tables, one heading level down."""
-    body = report.split("\n", 1)[1].lstrip("\n")
-    body = re.sub(r"^### ", "#### ", body, flags=re.MULTILINE)
-    return (f"{README_HEADING}\n\n`python -m benchmarks` (under 20 minutes on 2 cores; `--quick` for a smoke test, "
-            "`--real=DIR` to add real faces) measures our trainer against a plain reference written the way the spec "
-            "writes it, and writes `benchmarks/REPORT.md`. The latest report:\n\n" + body)
-
-
-def update_readme(readme_path, section):
-    """Replace the README's "## Benchmarks" section (up to the next "## " heading) with `section`, or append it."""
-    with open(readme_path) as file:
-        text = file.read()
-    pattern = re.compile(rf"^{re.escape(README_HEADING)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    write_bytes(readme_path, text.encode("utf-8"))

@@ -1,2 +1,4 @@
-"""Data: identity folders, the tf.data pipeline, augmentations, `.bin` files and the synthetic default."""
-from data import augment, sources  # noqa: F401  (registers the augmentations and datasets)
+"""Data: identity folders, the tf.data pipeline, augmentations, `.bin` files and the synthetic default.
+
+The built-in datasets and augmentations are declared in `registry/manifest.py` and imported on use.
+"""

@@ -272,6 +272,17 @@ def build_augmentations(augment, augment_args=None):
     return [functools.partial(AUGMENTATIONS.get(name), **augment_args.get(name, {})) for name in augment]
 
 
+def images_in_order(paths, image_size=112, batch_size=128):
+    """A finite dataset of (images float32 (B, S, S, 3) in 0..255, image indices int64 (B,)): every image
+    of `paths` once, in order, decoded as for training without augmentation; the last batch may be
+    smaller. Files that fail to read or decode are left out (their indices are missing)."""
+    def load(position, index, encoded):
+        return tf.cast(decode_face(encoded, image_size), tf.float32), index
+
+    dataset = _encoded_stream(paths, _read_one(paths), 0, len(paths), tf.identity, load)
+    return dataset.ignore_errors().batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 class _DropRecorder:
     """Called (through `tf.py_function`) with the last sample number before a batch and the batch's numbers (B,).
 

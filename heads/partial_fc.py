@@ -50,7 +50,11 @@ def kept_classes(scores, positive, budget):
 
 
 def _unsummed_optimizer_class(base):
-    """A subclass of the optimizer class `base` that applies each replica's own gradient to its copy."""
+    """A subclass of the optimizer class `base` that applies each replica's own gradient to its copy.
+
+    Private override (`_all_reduce_sum_gradients`): Keras 3 (3.12 to 3.15) has no public switch for the
+    gradient sum its TensorFlow optimizer does inside the replicas.
+    """
     if not hasattr(base, "_all_reduce_sum_gradients"):
         raise TypeError(f"optimizer {base.__name__} does not sum gradients through Keras' TensorFlow optimizer; "
                         "partial_fc needs a Keras 3 optimizer on the TensorFlow backend.")
@@ -118,6 +122,10 @@ class PartialFC(keras.layers.Layer):
             shard[:count] = rows[start:start + count]
             copy.assign(shard)
 
+    def assign_logical(self, variable, matrix):
+        """Set `variable` (the kernel, or a slot shaped like it) from the logical (d, C) `matrix`, shard by shard."""
+        self._assign_shards(variable, matrix)
+
     def _shards(self, variable):
         """The R shards of `variable`, each (max n_r, d) numpy, in replica order.
 
@@ -181,6 +189,8 @@ class PartialFC(keras.layers.Layer):
         config = {**model_optimizer.get_config(), "learning_rate": lambda: model_optimizer.learning_rate}
         config["name"] = f"{self.name}_optimizer"
         optimizer = _unsummed_optimizer_class(type(model_optimizer)).from_config(config)
+        if hasattr(optimizer, "assign_parts"):  # per-part settings (lr_mult) of the model's optimizer apply here too
+            optimizer.assign_parts({"head": [self.kernel]})
         optimizer.build([self.kernel])
         self._optimizer = _NotSaved(optimizer)
 

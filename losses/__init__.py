@@ -1,22 +1,17 @@
 """Face losses (labels, embeddings, logits) → per-sample loss, registered in `registry.LOSSES`.
 
 Every loss takes sparse integer class ids, shape (B,). Build one with
-`build_loss(name, num_classes, embedding_size, **options)`.
+`build_loss(name, num_classes, embedding_size, **options)`. The built-in losses are declared in
+`registry/manifest.py`; the names below import their module (and TensorFlow) on first use.
 """
-# Importing the modules registers the losses.
-from losses import adaface, combined, curricularface, elasticface, magface, margin, softmax  # noqa: F401
-from losses.adaface import AdaFaceLoss
-from losses.base import FaceLoss, build_loss
-from losses.center import CenterLoss, center_update
-from losses.combined import WithCenterLoss
-from losses.curricularface import CurricularFaceLoss
-from losses.elasticface import ElasticFaceLoss
-from losses.magface import MagFaceLoss
-from losses.margin import MarginLoss, combined_margin_logits
-from losses.softmax import SoftmaxLoss
+from registry import lazy_attributes
 
-__all__ = [
-    "FaceLoss", "build_loss", "CenterLoss", "center_update", "WithCenterLoss",
-    "MarginLoss", "combined_margin_logits", "SoftmaxLoss",
-    "AdaFaceLoss", "MagFaceLoss", "CurricularFaceLoss", "ElasticFaceLoss",
-]
+_SOURCES = {
+    "FaceLoss": "losses.base", "build_loss": "losses.base", "CenterLoss": "losses.center",
+    "center_update": "losses.center", "WithCenterLoss": "losses.combined", "MarginLoss": "losses.margin",
+    "combined_margin_logits": "losses.margin", "SoftmaxLoss": "losses.softmax", "AdaFaceLoss": "losses.adaface",
+    "MagFaceLoss": "losses.magface", "CurricularFaceLoss": "losses.curricularface",
+    "ElasticFaceLoss": "losses.elasticface",
+}
+__all__ = list(_SOURCES)
+__getattr__ = lazy_attributes(__name__, _SOURCES)

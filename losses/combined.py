@@ -3,6 +3,7 @@ import keras
 
 from losses.base import FaceLoss, build_loss
 from losses.center import CenterLoss
+from losses.presets import resolve_margin_options
 from registry import LOSSES
 
 
@@ -70,3 +71,6 @@ def center_arcface(num_classes, embedding_size, center_factor=1.0, center_alpha=
         "arcface", num_classes, embedding_size, center_factor, center_alpha,
         margin1=margin1, margin2=margin2, margin3=margin3, scale=scale, preset=preset, margin_gradient=margin_gradient,
     )
+
+
+center_arcface.resolve_options = resolve_margin_options

@@ -9,12 +9,8 @@ import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
 from losses.margin import check_margin_gradient, safe_acos, straight_through
+from losses.presets import elastic_margin_sigma, resolve_elastic_options
 from registry import LOSSES
-
-ELASTIC_DEFAULTS = {  # variant → (margin, σ, σ with plus=True)
-    "arc": (0.5, 0.05, 0.0175),
-    "cos": (0.35, 0.05, 0.02),
-}
 
 
 def plus_order(margins, target_cosine):
@@ -68,17 +64,13 @@ class ElasticFaceLoss(FaceLoss):
                  seed=None, margin_gradient="exact", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
         self.margin_gradient = check_margin_gradient(margin_gradient)
-        if variant not in ELASTIC_DEFAULTS:
-            raise ValueError(f"elasticface variant={variant!r}: choose one of {sorted(ELASTIC_DEFAULTS)}.")
-        default_margin, default_sigma, plus_sigma = ELASTIC_DEFAULTS[variant]
         self.variant, self.plus, self.scale = variant, bool(plus), float(scale)
-        self.margin = float(default_margin if margin is None else margin)
-        self.sigma = float((plus_sigma if self.plus else default_sigma) if sigma is None else sigma)
-        if self.sigma < 0:
-            raise ValueError(f"elasticface sigma={sigma!r} must be >= 0 (the std of the per-sample margin).")
+        self.margin, self.sigma = elastic_margin_sigma(variant, margin, sigma, self.plus)
         self.seed = None if seed is None else int(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed, name="margin_seed")
         self.built = True
+
+    resolve_options = staticmethod(resolve_elastic_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

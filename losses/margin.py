@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from losses.base import FaceLoss, cosine_and_norms
+from losses.presets import preset_margins, resolve_margin_options
 from registry import LOSSES
 
 _ACOS_GRADIENT_FLOOR = 1e-6
@@ -70,26 +71,12 @@ def combined_margin_logits(cosine, labels, margin1, margin2, margin3, scale, mar
     return scale * logits
 
 
-# (margin1, margin2, margin3) in the spec's order. "spec": the seed document's default; "arcface" and
-# "cosface": the papers'; "sphereface": SphereFace's multiplicative margin as insightface trains it in the
-# combined form (recognition/arcface_paddle/utils/losses.py, SphereFace m1 = 1.35); "combined":
-# insightface's combined margin (recognition/arcface_mxnet/sample_config.py, loss.combined: m1 1.0,
-# m2 0.3 added to the angle, m3 0.2 subtracted from the cosine), the seed's commented-out alternative.
-MARGIN_PRESETS = {
-    "spec": (0.9, 0.4, 0.15),
-    "arcface": (1.0, 0.0, 0.5),
-    "cosface": (1.0, 0.35, 0.0),
-    "sphereface": (1.35, 0.0, 0.0),
-    "combined": (1.0, 0.2, 0.3),
-}
-
-
 @LOSSES.register("arcface")
 @keras.saving.register_keras_serializable(package="faces")
 class MarginLoss(FaceLoss):
     """Combined margin: default the seed's (0.9, 0.4, 0.15); the paper's (1, 0, 0.5) with --loss_args.preset=arcface.
 
-    Margins come from `preset` (MARGIN_PRESETS: "spec" = (0.9, 0.4, 0.15), the seed document's
+    Margins come from `preset` (`losses.presets.MARGIN_PRESETS`: "spec" = (0.9, 0.4, 0.15), the seed document's
     default; "arcface" = (1, 0, 0.5), the paper's; "cosface" = (1, 0.35, 0); "sphereface" = (1.35, 0, 0);
     "combined" = (1, 0.2, 0.3)); a margin given explicitly overrides the preset's.
     `margin_gradient`: "exact" or "straight_through" (see MARGIN_GRADIENTS; for CosFace both
@@ -100,13 +87,10 @@ class MarginLoss(FaceLoss):
                  preset="spec", margin_gradient="exact", **kwargs):
         super().__init__(num_classes, embedding_size, **kwargs)
         self.margin_gradient = check_margin_gradient(margin_gradient)
-        if preset not in MARGIN_PRESETS:
-            raise ValueError(f"unknown margin preset {preset!r}; choose one of {sorted(MARGIN_PRESETS)}.")
-        given = (margin1, margin2, margin3)
-        self.margin1, self.margin2, self.margin3 = (
-            float(value if value is not None else default) for value, default in zip(given, MARGIN_PRESETS[preset])
-        )
+        self.margin1, self.margin2, self.margin3 = preset_margins(margin1, margin2, margin3, preset)
         self.scale = float(scale)
+
+    resolve_options = staticmethod(resolve_margin_options)
 
     def margin_logits(self, labels, embeddings, logits, training=False):
         cosine, _ = cosine_and_norms(embeddings, logits)

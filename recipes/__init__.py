@@ -1,4 +1,9 @@
-"""Recipes: training runs assembled from registered parts, and the `python -m recipes` command line."""
+"""Recipes: training runs assembled from registered parts, and the `python -m recipes` command line.
+
+`import recipes` imports no TensorFlow: the built-in recipes and parts are declared in
+`registry/manifest.py` and imported when used. `registry.import_builtins()` imports them all, so that
+`keras.saving.load_model` finds every class a saved model of the project holds.
+"""
 import importlib
 import os
 import sys
@@ -28,7 +33,6 @@ def _import_project_packages():
 
 _import_project_packages()
 
-from recipes import catalogue, face_model, schedules  # noqa: E402,F401  (face_model: saved training models load after `import recipes`)
 from recipes.recipe import Recipe, RecipeError  # noqa: E402
 
 __all__ = ["Recipe", "RecipeError"]

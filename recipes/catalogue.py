@@ -159,3 +159,28 @@ def ms1mv3_mbf():
     """arcface_torch `configs/ms1mv3_mbf.py` (commit d9cb10e): mobilefacenet, ArcFace (1, 0, 0.5) s 64, SGD lr 0.1
     (global batch 1024) momentum 0.9 wd 1e-4, 40 epochs, no warm-up, fp16."""
     return _arcface_torch("ms1mv3_mbf", "mobilefacenet", epochs=40, lr=0.1, weight_decay=1e-4, preset="arcface")
+
+
+@RECIPES.register("finetune")
+def finetune():
+    """Fine-tune a pretrained face model (--backbone_weights=FILE.onnx or a run's embedding.keras; --backbone names
+    its family, mobilefacenet by default) on a folder of your own identities (--data=DIR):
+
+    - head_init=class_means: each class vector starts at its identity's normalised mean embedding under the
+      pretrained model, so the first steps' gradients are those of a head that already classifies, not of a
+      random one (which, at s = 64 with a margin, sends large, arbitrary gradients into the backbone);
+    - freeze=batchnorm for the whole run: the BatchNorm statistics come from the pretraining data (millions of
+      images); re-estimating them from small fine-tuning batches of few identities is noisier than keeping them;
+    - lr 0.001, lr_mult.backbone=0.1: the head learns at 0.001, the pretrained network at 0.0001. A frozen
+      BatchNorm no longer renormalises what comes before it, so a step moves the embedding far more than the same
+      step under batch statistics: measured, at lr 0.01 with frozen BatchNorms the embedding norm grew from 13 to
+      1e15 within three epochs (insightface issue #2089 reports NaN after freezing them); at 0.001 it stays stable;
+    - ArcFace (1, 0, 0.5), s 64: the loss insightface's released models were trained with; SGD momentum 0.9,
+      PyTorch's (coupled) weight decay 5e-4 as arcface_torch; 10 epochs, linear decay to 0 after one warm-up epoch;
+      batch 64, 512-d, no dropout.
+    Measured in benchmarks/REPORT.md ("Fine-tuning a pretrained model")."""
+    return Recipe(name="finetune", backbone="mobilefacenet", embedding_size=512, dropout=0.0, loss="arcface",
+                  loss_args={"preset": "arcface", "scale": 64.0}, optimizer="sgd",
+                  optimizer_args={"momentum": 0.9, "weight_decay": 5e-4, "weight_decay_mode": "coupled"}, lr=0.001,
+                  lr_schedule="polynomial", schedule_args={"warmup_epochs": 1.0, "power": 1.0}, epochs=10,
+                  batch_size=64, head_init="class_means", freeze="batchnorm", lr_mult={"backbone": 0.1})

@@ -4,7 +4,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+from recipes.recipe import STRATEGIES
 COLLECTIVE_TIMEOUT_SECONDS = 1800  # long enough for the chief to evaluate big .bin files between steps
 
 

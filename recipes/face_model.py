@@ -50,8 +50,9 @@ class FaceTrainingModel(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Skip Keras' pre-fit symbolic build when model and optimizer are already built.
 
-        Keras 3.15 builds it from a sample batch reduced with `strategy.reduce`, which fails
+        Keras 3 builds it from a sample batch reduced with `strategy.reduce`, which fails
         under `MultiWorkerMirroredStrategy`; `build_training_model` builds everything first.
+        Private override: Keras 3 (3.12 to 3.15) has no public way to skip this step of `fit`.
         """
         if self.built and self.optimizer is not None and self.optimizer.built:
             return
@@ -101,7 +102,7 @@ class FaceTrainingModel(keras.Model):
             per_sample = sharded_face_loss(self.face_loss, sharded, training=True)
             loss = self._replica_loss(checked_per_sample(self.face_loss, per_sample, sharded.labels))
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            self._loss_tracker.update_state(loss * replicas, sample_weight=tf.shape(images)[0])
+            self.loss_metric.update_state(loss * replicas, sample_weight=tf.shape(images)[0])
             scaled_loss = self.optimizer.scale_loss(loss)
         dense = self.trainable_weights
         gradients = tape.gradient(scaled_loss, dense + [kernel.value])
@@ -152,6 +153,11 @@ class FaceTrainingModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.accuracy_metric.update_state(y, y_pred["logits"])
         return self._metric_results()
+
+    @property
+    def loss_metric(self):
+        """`fit`'s "loss" metric, found in the public `metrics` as Keras' custom `train_step` guide does."""
+        return next(metric for metric in self.metrics if metric.name == "loss")
 
     def _metric_results(self):
         """Step logs. Under MultiWorkerMirroredStrategy each value is shaped (1,): Keras 3.15

@@ -11,11 +11,15 @@ optimizer `name` whose `apply_gradients` alone does the whole update:
   `NO_DECAY_NAMES`; `[]` decays every variable, as arcface_torch);
 - `clip_grad_norm` (0: off): the gradients of the "backbone" part, summed over replicas and
   unscaled (inside a `LossScaleOptimizer`), are clipped to this global L2 norm as
-  `torch.nn.utils.clip_grad_norm_`; the model names its parts with `assign_parts`.
+  `torch.nn.utils.clip_grad_norm_`; the model names its parts with `assign_parts`;
+- `lr_mult` ({part: factor}, default {}): a part's rate is the optimizer's (the schedule's value
+  at this step) times its factor, in its update and in its decoupled weight decay, as a PyTorch
+  parameter group with `lr = factor · lr` (and `LambdaLR` scaling every group alike).
 
 Per-variable settings live in `FaceOptimizer.update_step` (one variable at a time, after the
 replicas' sum and the clip), keyed by the part a variable belongs to.
 """
+import contextlib
 import inspect
 import re
 
@@ -23,16 +27,10 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from recipes.weight_decay import FACE_OPTIONS, NO_DECAY_NAMES, WEIGHT_DECAY_MODES
 from registry import keyword_options
 
-# Default substrings of variable names that weight decay leaves alone: BatchNorm γ/β (decaying them only
-# rescales what the next layer undoes), PReLU slopes (decay pulls them towards ReLU) and biases, as timm's
-# "no decay on 1-d parameters". arcface_torch decays them all (weight_decay_exclude=[]).
-NO_DECAY_NAMES = ("gamma", "beta", "bias", "alpha")
-WEIGHT_DECAY_MODES = ("decoupled", "coupled")
 CLIPPED_PART = "backbone"
-# Options every optimizer of `build_optimizer` takes besides Keras' own ({option: default}).
-FACE_OPTIONS = {"weight_decay_mode": "decoupled", "weight_decay_exclude": list(NO_DECAY_NAMES)}
 # torch.nn.utils.clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6)
 CLIP_EPSILON = 1e-6
 
@@ -60,7 +58,7 @@ class FaceOptimizer:
     """
 
     def __init__(self, *args, weight_decay_mode="decoupled", weight_decay_exclude=NO_DECAY_NAMES, clip_grad_norm=0.0,
-                 **kwargs):
+                 lr_mult=None, **kwargs):
         super().__init__(*args, **kwargs)
         if weight_decay_mode not in WEIGHT_DECAY_MODES:
             raise ValueError(f"weight_decay_mode={weight_decay_mode!r}: choose one of {', '.join(WEIGHT_DECAY_MODES)} "
@@ -75,7 +73,9 @@ class FaceOptimizer:
         self.clip_grad_norm = float(clip_grad_norm)
         if self.weight_decay and self.weight_decay_exclude:
             self.exclude_from_weight_decay(var_names=[re.escape(name) for name in self.weight_decay_exclude])
+        self.lr_mult = _checked_factors(lr_mult or {})
         self._part_of = {}
+        self._rate_factor = 1.0
 
     def assign_parts(self, parts):
         """Name the model's parts: `parts` maps a part name ("backbone", "head", ...) to its variables."""
@@ -86,7 +86,10 @@ class FaceOptimizer:
         return self._part_of.get(self._var_key(variable))
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
-        """Keras' sum of the replicas' gradients, then the clip of the backbone's (`clip_grad_norm`)."""
+        """Keras' sum of the replicas' gradients, then the clip of the backbone's (`clip_grad_norm`).
+
+        Private override: Keras 3 (3.12 to 3.15) has no public hook between that sum and the update.
+        """
         pairs = list(super()._all_reduce_sum_gradients(grads_and_vars))
         if not self.clip_grad_norm:
             return pairs
@@ -98,20 +101,59 @@ class FaceOptimizer:
                 pairs[index] = (gradient, pairs[index][1])
         return pairs
 
+    def rate_factor(self, variable):
+        """The factor on the learning rate of `variable`: `lr_mult` of its part, else 1."""
+        return self.lr_mult.get(self.part_of(variable), 1.0)
+
+    def _get_current_learning_rate(self):
+        rate, factor = super()._get_current_learning_rate(), getattr(self, "_rate_factor", 1.0)
+        return rate if factor == 1.0 else rate * factor
+
+    @contextlib.contextmanager
+    def _rate_times(self, factor):
+        """Within: `self.learning_rate` is the rate times `factor` (for Keras' own decoupled weight decay)."""
+        previous, self._rate_factor = self._rate_factor, float(factor)
+        try:
+            yield
+        finally:
+            self._rate_factor = previous
+
     def _apply_weight_decay(self, variables):
-        if self.weight_decay_mode == "decoupled":
-            super()._apply_weight_decay(variables)
+        """Keras' decoupled decay (w ← w − lr · wd · w) in decoupled mode, lr times each part's `lr_mult`
+        (private override: Keras 3 has no public switch)."""
+        if self.weight_decay_mode != "decoupled":
+            return
+        groups = {}
+        for variable in variables:
+            groups.setdefault(self.rate_factor(variable), []).append(variable)
+        for factor, group in groups.items():
+            with self._rate_times(factor):
+                super()._apply_weight_decay(group)
 
     def update_step(self, gradient, variable, learning_rate):
-        """The Keras update of one variable, with wd · w added to its gradient in coupled mode."""
+        """The Keras update of one variable at its part's rate (`lr_mult`), with wd · w added to its gradient in
+        coupled mode."""
         if self.weight_decay_mode == "coupled" and self.weight_decay and self._use_weight_decay(variable):
             gradient = tf.convert_to_tensor(gradient)
             gradient = gradient + ops.cast(self.weight_decay, gradient.dtype) * ops.cast(variable, gradient.dtype)
-        super().update_step(gradient, variable, learning_rate)
+        factor = self.rate_factor(variable)
+        super().update_step(gradient, variable, learning_rate if factor == 1.0 else learning_rate * factor)
 
     def get_config(self):
         return {**super().get_config(), "weight_decay_mode": self.weight_decay_mode,
-                "weight_decay_exclude": list(self.weight_decay_exclude), "clip_grad_norm": self.clip_grad_norm}
+                "weight_decay_exclude": list(self.weight_decay_exclude), "clip_grad_norm": self.clip_grad_norm,
+                "lr_mult": dict(self.lr_mult)}
+
+
+def _checked_factors(lr_mult):
+    """`lr_mult` as {part: positive float}, or ValueError naming the bad entry."""
+    if not isinstance(lr_mult, dict):
+        raise ValueError(f"lr_mult={lr_mult!r}: give {{part: factor}}, e.g. {{'backbone': 0.1}}.")
+    factors = {str(part): float(factor) for part, factor in lr_mult.items()}
+    for part, factor in factors.items():
+        if not factor > 0:
+            raise ValueError(f"lr_mult[{part!r}]={factor!r} must be positive.")
+    return factors
 
 
 def optimizer_classes():
@@ -142,5 +184,5 @@ def optimizer_options(name):
 def build_optimizer(name, learning_rate, **options):
     """`Face<Class>` of Keras optimizer `name` at `learning_rate` (a float or a schedule) with `options`:
     Keras' own (momentum, weight_decay, ...) and `weight_decay_mode`, `weight_decay_exclude`,
-    `clip_grad_norm` (see the module's docstring)."""
+    `clip_grad_norm`, `lr_mult` (see the module's docstring)."""
     return FACE_CLASSES[name](learning_rate=learning_rate, **options)

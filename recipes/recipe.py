@@ -4,10 +4,12 @@ import inspect
 import typing
 from typing import Optional
 
-from registry import AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, unknown_message
+from recipes.optimizer_table import optimizer_table
+from recipes.weight_decay import WEIGHT_DECAY_MODES
+from registry import AUGMENTATIONS, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, SCHEDULES, UserError, unknown_message
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError, ValueError):
     """A bad recipe field or value; the message says which and what to do."""
 
 
@@ -22,8 +24,13 @@ def option(default, doc, group):
 BUILTIN_CALLBACKS = ["nan_guard", "verification", "throughput", "tracking", "run_record", "centers_export",
                      "checkpoint"]
 MIXED_PRECISION_CHOICES = ("auto", "true", "false")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 TRACKING_CHOICES = ("auto", "tensorboard", "wandb", "both", "none")
+FREEZE_CHOICES = ("none", "backbone", "batchnorm")
+HEAD_INIT_CHOICES = ("random", "class_means")
+# The parts of the training model a learning-rate factor (`lr_mult`) can name.
+LR_MULT_PARTS = ("backbone", "head", "loss")
 # Field renamed in round 2; the old name is still accepted on the command line and in stored recipes.
 FIELD_ALIASES = {"lr_schedule_args": "schedule_args"}
 
@@ -59,6 +66,16 @@ class Recipe:
     batch_size: int = option(128, "images per step per replica (global batch = batch_size x replicas)", "optimisation")
     steps_per_epoch: Optional[int] = option(None, "steps per epoch (None: images // global batch)", "optimisation")
     jit_compile: bool = option(False, "compile the training step with XLA (slower on CPU, faster on GPU)", "optimisation")
+    # fine-tuning (recipes/finetune.py, recipes/head_init.py)
+    freeze: str = option("none", "backbone: no weight of the embedding model trains and its BatchNorms use their "
+                         "stored statistics; batchnorm: only its BatchNorms are held (statistics, gamma, beta); none",
+                         "fine-tuning")
+    freeze_epochs: int = option(0, "epochs --freeze lasts, then everything trains (0: the whole run)", "fine-tuning")
+    lr_mult: dict = option({}, "learning-rate factor of a part: --lr_mult.backbone=0.1 (parts: backbone = the "
+                           "embedding model, head, loss); its rate is the schedule's times the factor", "fine-tuning")
+    head_init: str = option("random", "class_means: before the first step each class vector is the normalised mean "
+                            "embedding of that identity's training images under the starting model; random",
+                            "fine-tuning")
     # distribution
     strategy: str = option("auto", "tf.distribute strategy: auto, default, mirrored, multi_worker", "distribution")
     cpu_replicas: int = option(0, "split the CPU into N replicas (tests, trying mirrored without GPUs)", "distribution")
@@ -119,6 +136,7 @@ class Recipe:
             else:
                 values[field] = _coerce(field, _FIELD_TYPES[field], value)
         values["mixed_precision"] = str(values["mixed_precision"]).lower()
+        values["lr_mult"] = _validate_lr_mult(values["lr_mult"])
         for part, args in PART_ARGS.items():
             changed = values[part] != getattr(self, part)
             if changed and not any(FIELD_ALIASES.get(key.split(".")[0], key.split(".")[0]) == args for key in overrides):
@@ -155,11 +173,9 @@ class Recipe:
         for name in self.augment_args:
             if name not in self.augment:
                 raise RecipeError(f"--augment_args.{name}: augmentation {name!r} is not in --augment {self.augment}.")
-        from recipes.optimizers import WEIGHT_DECAY_MODES, optimizer_classes
-
-        if self.optimizer not in optimizer_classes():
+        if self.optimizer not in optimizer_table():
             raise RecipeError(f"--optimizer={self.optimizer!r}: " + unknown_message(
-                "optimizer", self.optimizer, optimizer_classes()))
+                "optimizer", self.optimizer, optimizer_table()))
         for field in ("embedding_size", "epochs", "batch_size", "image_size", "eval_batch_size", "keep_checkpoints"):
             if getattr(self, field) < 1:
                 raise RecipeError(f"--{field}={getattr(self, field)!r} must be a positive integer.")
@@ -180,12 +196,11 @@ class Recipe:
         if mode not in WEIGHT_DECAY_MODES:
             raise RecipeError(f"--optimizer_args.weight_decay_mode={mode!r}: choose coupled (PyTorch's SGD/Adam "
                               "weight_decay: wd·w added to the gradient) or decoupled (Keras': w ← w − lr·wd·w).")
-        from recipes.distribution import STRATEGIES
-
         if self.strategy not in STRATEGIES:
             raise RecipeError(f"--strategy={self.strategy!r}: " + unknown_message("strategy", self.strategy, STRATEGIES))
         if self.center_factor < 0:
             raise RecipeError(f"--center_factor={self.center_factor!r} must be >= 0 (0 = no added center loss).")
+        self.resolved_loss_args()
         if self.center_factor > 0 and _has_center_loss(self.loss, self.loss_args):
             raise RecipeError(f"--center_factor={self.center_factor} with --loss={self.loss!r}, which has a center "
                               "loss already: set its weight with --loss_args.center_factor, or pick a loss without one.")
@@ -197,9 +212,24 @@ class Recipe:
                                                                                   TRACKING_CHOICES))
         if self.wandb not in WANDB_MODES:
             raise RecipeError(f"--wandb={self.wandb!r}: " + unknown_message("wandb mode", self.wandb, WANDB_MODES))
+        self._validate_finetuning()
         if self.eval_monitor is not None and not self.eval_monitor.endswith(("/acc", "/best_acc")):
             raise RecipeError(f"--eval_monitor={self.eval_monitor!r}: use BIN/acc or BIN/best_acc, where BIN is the "
                               "file name of a verification .bin without .bin (e.g. lfw/acc).")
+
+    def _validate_finetuning(self):
+        for field, choices in (("freeze", FREEZE_CHOICES), ("head_init", HEAD_INIT_CHOICES)):
+            if getattr(self, field) not in choices:
+                raise RecipeError(f"--{field}={getattr(self, field)!r}: " + unknown_message(
+                    "choice", getattr(self, field), choices))
+        if self.freeze_epochs < 0:
+            raise RecipeError(f"--freeze_epochs={self.freeze_epochs!r} must be >= 0 (0: frozen for the whole run).")
+        if self.freeze_epochs and self.freeze == "none":
+            raise RecipeError(f"--freeze_epochs={self.freeze_epochs} with --freeze=none: nothing is frozen; pass "
+                              "--freeze=backbone or --freeze=batchnorm, or leave --freeze_epochs out.")
+        if self.freeze == "backbone" and self.head == "partial_fc":
+            raise RecipeError("--freeze=backbone with --head=partial_fc: the model's optimizer would have no variable "
+                              "to step, so the schedule would not advance; use --freeze=batchnorm or --lr_mult.backbone.")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -211,10 +241,7 @@ class Recipe:
         values = self.to_dict()
         for part, args in PART_ARGS.items():
             values[args] = {**_defaults(part_options(part, values[part])), **values[args]}
-        from losses import build_loss
-
-        built = build_loss(self.loss, 2, 2, **self.loss_args).get_config()
-        values["loss_args"].update({key: built[key] for key in values["loss_args"] if key in built})
+        values["loss_args"] = self.resolved_loss_args()
         values["callback_args"] = {name: {**_defaults(part_options("callbacks", name)), **self.callback_args.get(name, {})}
                                    for name in self.callbacks + [key for key in self.callback_args
                                                                  if key not in self.callbacks]}
@@ -222,6 +249,15 @@ class Recipe:
             name: {**_defaults(part_options("augment", name)), **self.augment_args.get(name, {})}
             for name in dict.fromkeys(self.augment)}
         return values
+
+    def resolved_loss_args(self):
+        """The loss's options completed by its defaults, as the loss resolves them (`resolve_options`, e.g. the
+        margins of a preset), without building it; RecipeError for a value the loss refuses."""
+        options = {**_defaults(part_options("loss", self.loss)), **self.loss_args}
+        try:
+            return LOSSES.resolve_options(self.loss, options)
+        except ValueError as error:
+            raise RecipeError(f"--loss_args of loss {self.loss!r}: {error}") from None
 
     @classmethod
     def field_names(cls):
@@ -253,14 +289,12 @@ def tracker_callbacks(recipe):
 def part_options(part, name):
     """{option: default} that part `name` of kind `part` (a PART_ARGS key, 'callbacks' or 'augment') accepts,
     besides the arguments the trainer itself passes; {} for an unknown name (validation names it)."""
-    from recipes.optimizers import optimizer_classes, optimizer_options
-
     registries = {"backbone": (BACKBONES, ("input_shape", "weights")), "head": (HEADS, ("num_classes",)),
                   "loss": (LOSSES, ("num_classes", "embedding_size", "name", "trainable", "dtype")),
                   "lr_schedule": (SCHEDULES, ("base_lr", "epochs", "steps_per_epoch")),
                   "callbacks": (CALLBACKS, ("context",)), "augment": (AUGMENTATIONS, ("image", "seed"))}
     if part == "optimizer":
-        return optimizer_options(name) if name in optimizer_classes() else {}
+        return dict(optimizer_table().get(name, {}))
     registry, fixed = registries[part]
     return registry.options(name, skip=fixed) if name in registry else {}
 
@@ -271,7 +305,9 @@ def _defaults(options):
 
 
 def _has_center_loss(loss, loss_args):
-    from losses import build_loss
+    """True if loss `loss` holds a center loss already. Builds it, so imports TensorFlow (lazily: only
+    for --center_factor > 0, so that `show` and argument errors start without it)."""
+    from losses.base import build_loss
     from losses.combined import find_center_loss
 
     return find_center_loss(build_loss(loss, 2, 2, **loss_args)) is not None
@@ -342,6 +378,18 @@ def _to_dict(value):
 
 
 _COERCERS = {int: _to_int, float: _to_float, bool: _to_bool, str: str, list: parse_list, dict: _to_dict}
+
+
+def _validate_lr_mult(factors):
+    """`factors` (part → learning-rate factor) with known parts and positive float factors, or RecipeError."""
+    checked = {}
+    for part, factor in factors.items():
+        if part not in LR_MULT_PARTS:
+            raise RecipeError(f"--lr_mult.{part}: " + unknown_message("part", part, LR_MULT_PARTS))
+        checked[part] = _coerce(f"lr_mult.{part}", float, factor)
+        if not checked[part] > 0:
+            raise RecipeError(f"--lr_mult.{part}={factor!r} must be positive; to hold a part fixed use --freeze.")
+    return checked
 
 
 def _validate_args(owner, field, args, options):

@@ -5,6 +5,7 @@ its next epoch from its newest usable checkpoint, after checking that the data i
 """
 import dataclasses
 import errno
+import inspect
 import os
 import shutil
 import signal
@@ -16,8 +17,6 @@ import keras
 import tensorflow as tf
 
 import backbones
-import callbacks  # noqa: F401  (registers the callbacks and schedules)
-import heads  # noqa: F401
 import losses
 from backbones.onnx_graph import is_onnx_file, parse_onnx
 from backbones.onnx_variants import onnx_backbone_args
@@ -38,7 +37,10 @@ from losses.combined import find_center_loss
 from recipes.callback_failure import callback_failure_message, failing_callback
 from recipes.distribution import is_chief, make_strategy, per_worker_datasets, precision_choice
 from recipes.face_model import FaceTrainingModel, is_class_sharded
+from recipes.finetune import freeze_schedule
+from recipes.head_init import initialize_from_class_means
 from recipes.optimizers import build_optimizer
+from recipes.plugins import load_installed_plugins
 from recipes.recipe import RecipeError
 from recipes.run_label import run_label
 from registry import CALLBACKS, HEADS
@@ -67,6 +69,7 @@ class PreparedRun:
     steps_per_epoch: int
     skipped: SkippedFiles
     schedule_callback: object = None
+    freeze_callback: object = None
 
 
 def build_training_model(recipe, num_classes, steps_per_epoch=1):
@@ -89,7 +92,7 @@ def build_training_model(recipe, num_classes, steps_per_epoch=1):
     learning_rate, _ = build_schedule(recipe.lr_schedule, recipe.lr, recipe.epochs, steps_per_epoch,
                                       **recipe.schedule_args)
     optimizer = build_optimizer(recipe.optimizer, learning_rate, clip_grad_norm=recipe.clip_grad_norm,
-                                **recipe.optimizer_args)
+                                lr_mult=recipe.lr_mult, **recipe.optimizer_args)
     model.compile(optimizer=optimizer,
                   jit_compile=recipe.jit_compile)
     model.optimizer.build(model.trainable_variables)
@@ -114,6 +117,10 @@ def check_before_data(recipe, resume_dir):
     check_augmentations(recipe.augment, recipe.augment_args)
     if recipe.backbone_weights and not os.path.isfile(recipe.backbone_weights):
         raise RunRefused(f"--backbone_weights={recipe.backbone_weights!r} does not exist; pass a local weights file.")
+    if recipe.freeze != "none" and not recipe.backbone_weights and resume_dir is None:
+        raise RunRefused(f"--freeze={recipe.freeze} holds parts of the starting model, but no --backbone_weights is "
+                         "given: they would stay at their random initialisation. Pass --backbone_weights=FILE (an "
+                         ".onnx model or a run's embedding.keras), or --freeze=none.")
     if resume_dir is not None:
         done = max((epoch for epoch, _ in list_checkpoints(resume_dir)), default=0)
         if done >= recipe.epochs:
@@ -163,7 +170,7 @@ def run_facts(data, strategy, steps, global_batch):
         "strategy_resolved": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
         "global_batch_size": global_batch, "mixed_precision_policy": keras.mixed_precision.global_policy().name,
         "skipped_at_scan": len(data.train.skipped), "project_version": project_version(), "git_commit": commit,
-        "git_dirty": dirty,
+        "git_dirty": dirty, "plugin_packages": list(load_installed_plugins()),
     }
 
 
@@ -221,11 +228,14 @@ def prepare_run(recipe, resume_dir=None):
     with strategy.scope():
         model = build_training_model(recipe, data.train.num_classes, steps)
         check_loss_output(model.face_loss)
+    if recipe.head_init == "class_means" and resume_dir is None:
+        initialize_from_class_means(model, data.train, recipe.image_size, recipe.eval_batch_size)
     if not chief:
         run = RunFolder(tempfile.mkdtemp(prefix="worker-run-"))
     else:
         run = RunFolder(resume_dir) if resume_dir is not None else RunFolder.create(recipe.runs_dir, run_label(recipe))
     state = restore_run(RunFolder(resume_dir), model, chief) if resume_dir is not None else TrainingState()
+    freeze_callback = freeze_schedule(recipe, model, state.epoch)
     config = {**recipe.resolved(), **run_facts(data, strategy, steps, global_batch)}
     if chief:
         run.write_config(config)
@@ -244,13 +254,20 @@ def prepare_run(recipe, resume_dir=None):
     context = RunContext(run, model, state, config, tuple(data.bin_paths), global_batch, chief, resume_dir is not None,
                          every_worker_saves=is_class_sharded(model.head),
                          baseline=untrained_metrics(run.history_path) if resume_dir is not None else {})
-    return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback)
+    return PreparedRun(recipe, strategy, context, dataset, steps, skipped, schedule_callback, freeze_callback)
 
 
 def build_callbacks(recipe, context):
-    """The Keras callbacks named in `recipe.callbacks`, built from `context` with `recipe.callback_args` (a factory
-    may return None, one callback or a list, as `tracking` does)."""
-    built = [CALLBACKS.build(name, context=context, **recipe.callback_args.get(name, {})) for name in recipe.callbacks]
+    """The Keras callbacks named in `recipe.callbacks`, each built with its `recipe.callback_args`.
+
+    An entry is a `keras.callbacks.Callback` subclass or a factory returning one, a list of them (as
+    `tracking` does) or None (not used); it gets the run's `context` if it has a `context` parameter.
+    """
+    built = []
+    for name in recipe.callbacks:
+        entry, options = CALLBACKS.get(name), recipe.callback_args.get(name, {})
+        takes_context = "context" in inspect.signature(entry).parameters
+        built.append(entry(context=context, **options) if takes_context else entry(**options))
     flat = [item for callback in built for item in (callback if isinstance(callback, (list, tuple)) else [callback])]
     return [callback for callback in flat if callback is not None]
 
@@ -263,8 +280,8 @@ def fit_with_recovery(prepared, callback_list):
     """`model.fit`; SIGINT/SIGTERM, a full disk and a lost worker become `TrainingStopped` with a named exit code
     (130, 5, 4) after the last finished epoch is safely checkpointed. Returns the Keras history."""
     recipe, context = prepared.recipe, prepared.context
-    if prepared.schedule_callback is not None:
-        callback_list = callback_list + [prepared.schedule_callback]
+    callback_list = callback_list + [callback for callback in (prepared.schedule_callback, prepared.freeze_callback)
+                                     if callback is not None]
     resume = f"python -m recipes run {recipe.name} --resume={context.run.path}"
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     exit_code = 1

@@ -12,6 +12,7 @@ import zipfile
 
 import keras
 
+from registry import UserError, import_builtins
 from storage.run_folder import RunFolder
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -32,7 +33,7 @@ def run_model_file(folder):
                             "pass a finished run's folder or a .keras file.")
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A model file that cannot be loaded; `str()` names the file, the reason and what to do."""
 
 
@@ -64,6 +65,7 @@ def load_model_file(path, **options):
     if problem:
         raise ModelFileError(f"{path!r} is not a Keras model file: {problem}. Pass a .keras file written by a run "
                              "(embedding.keras, best_embedding.keras or model.keras).")
+    import_builtins()  # the project's layers, losses and schedules a saved model may hold
     try:
         return keras.saving.load_model(path, **options)
     except TypeError as error:
@@ -79,10 +81,16 @@ def load_model_file(path, **options):
 
 
 def _plugins_hint(path):
-    """`--plugins=[...]` as stored in the run's `recipe.json` beside `path`, else a generic example."""
+    """What loads the plugins of the run beside `path`, from its `recipe.json`: `--plugins=[...]` and the plugin
+    packages it was trained with; else a generic example."""
     try:
         with open(os.path.join(os.path.dirname(os.path.abspath(path)), "recipe.json")) as file:
-            plugins = json.load(file).get("plugins")
+            stored = json.load(file)
+        plugins, packages = stored.get("plugins"), stored.get("plugin_packages")
     except (OSError, ValueError, AttributeError):
-        plugins = None
-    return f"--plugins=[{','.join(plugins)}]" if plugins else "--plugins=path/to/my_plugin.py"
+        plugins, packages = None, None
+    hints = [f"--plugins=[{','.join(plugins)}]"] if plugins else []
+    if packages:
+        hints.append("the run's plugin packages installed (" + ", ".join(
+            f"pip install {package['name']}=={package['version']}" for package in packages) + ")")
+    return " with ".join(hints) or "--plugins=path/to/my_plugin.py"

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import backbones
-import heads  # noqa: F401  (registers the heads)
 import losses
 from recipes.face_model import FaceTrainingModel
 from registry import BACKBONES, HEADS, LOSSES

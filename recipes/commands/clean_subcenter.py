@@ -13,7 +13,6 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import recipes  # noqa: F401  (registers every built-in layer a run's model.keras holds)
 from storage.atomic import atomic_write
 from storage.model_files import load_model_file
 from storage.run_folder import RunFolder

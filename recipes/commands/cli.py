@@ -12,14 +12,15 @@ from recipes.plugins import load_plugins
 from recipes.recipe import RecipeError, parse_list
 from recipes.resolve import resolve_recipe, resolve_resume
 from recipes.commands.text_table import format_table
-from registry import ALL_REGISTRIES, RegistryError, UserError
+from registry import ALL_REGISTRIES, UserError
 
 
 class CommandLine:
     """Face-recognition training recipes."""
 
-    def list(self):
+    def list(self, plugins=()):
         """Print every recipe and every registry (backbones, heads, losses, schedules, callbacks, ...) with its entries."""
+        load_plugins(plugins)
         print("\n\n".join(repr(registry) for registry in ALL_REGISTRIES))
 
     def show(self, recipe, **overrides):
@@ -41,12 +42,12 @@ class CommandLine:
         --resume=RUN_DIR continues that run. Overrides then apply on top of its stored recipe
         (e.g. --epochs=300 to train longer).
         """
-        from recipes.train import TrainingStopped, train
-
         if resume not in (None, False):
             resolved, resume_dir = resolve_resume(recipe, resume, overrides)
         else:
             resolved, resume_dir = resolve_recipe(recipe, overrides), None
+        from recipes.train import TrainingStopped, train  # imports TensorFlow: only once the recipe is valid
+
         try:
             run_dir = train(resolved, resume_dir)
         except TrainingStopped as stopped:
@@ -109,11 +110,12 @@ class CommandLine:
 
         print(format_embed(embed_data(str(model), str(data), str(out), flip, batch_size)))
 
-    def compare(self, *run_dirs, metrics=None, out="compare.png"):
+    def compare(self, *run_dirs, metrics=None, out="compare.png", plugins=()):
         """Compare run folders side by side (table), plot --metrics per epoch to --out and ROC curves to <out>_roc.png.
 
         --metrics defaults to each run's monitored `<last bin>/acc` and `loss`.
         """
+        load_plugins(plugins)
         from recipes.commands.compare import compare_runs
 
         table, _, roc_out = compare_runs([str(run_dir) for run_dir in run_dirs],
@@ -123,37 +125,41 @@ class CommandLine:
         if roc_out:
             print(f"ROC curves of the best epochs: {roc_out}")
 
-    def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112):
+    def make_bin(self, data, pairs=3000, out="my.bin", seed=0, image_size=112, plugins=()):
         """Draw balanced same/different pairs (seeded) from --data (identity or RecordIO folder) into a .bin --out."""
+        load_plugins(plugins)
         from data.tools import format_make_bin, make_bin
 
         with data_errors_as_user_errors():
             print(format_make_bin(make_bin(str(data), int(pairs), str(out), int(seed), int(image_size))))
 
-    def data_stats(self, data, decode=True):
+    def data_stats(self, data, decode=True, plugins=()):
         """Identities, images, images per identity (min/median/max) and unreadable files of --data.
 
         --data is an identity folder or a RecordIO folder (train.rec + train.idx).
         """
+        load_plugins(plugins)
         from data.tools import data_stats, format_data_stats
 
         with data_errors_as_user_errors():
             print(format_data_stats(data_stats(str(data), decode)))
 
-    def import_model(self, onnx, backbone=None, out="imported.keras", image_size=None):
+    def import_model(self, onnx, backbone=None, out="imported.keras", image_size=None, plugins=()):
         """Import an insightface/arcface_torch/MXNet ONNX face model (IResNet or MobileFaceNet) into our registered
         backbone, checked against onnxruntime; save it to --out (.keras).
 
         Without --backbone the backbone and its options are read from the graph and printed.
         """
+        load_plugins(plugins)
         from recipes.commands.import_model import import_model
 
         print(import_model(str(onnx), backbone and str(backbone), str(out), image_size and int(image_size)))
 
-    def clean_subcenter(self, run, threshold=75.0, out=None, clean_dir=None, batch_size=128):
+    def clean_subcenter(self, run, threshold=75.0, out=None, clean_dir=None, batch_size=128, plugins=()):
         """List the training images of RUN (a subcenter-head run folder) at >= --threshold degrees from
         their class's dominant sub-centre into --out (TSV; default RUN/subcenter_outliers.tsv);
         --clean_dir=DIR also links the kept images into a new identity folder for --data."""
+        load_plugins(plugins)
         from recipes.commands.clean_subcenter import find_subcenter_outliers, format_outliers
 
         print(format_outliers(find_subcenter_outliers(str(run), float(threshold), out and str(out),
@@ -171,16 +177,7 @@ def data_errors_as_user_errors():
 
 def user_errors():
     """The exceptions that mean bad input, printed as one `error:` line (set FACES_DEBUG=1 for tracebacks)."""
-    from storage.checkpoints import CheckpointError
-    from storage.model_files import ModelFileError
-    from data.bins import BinFormatError
-    from recipes.commands.compare import CompareError
-    from recipes.commands.embed import EmbedError
-    from recipes.commands.export import ExportError
-    from recipes.plugins import PluginError
-
-    return (RecipeError, RegistryError, OSError, BinFormatError, CompareError, CheckpointError, ModelFileError,
-            PluginError, ExportError, EmbedError, UserError)
+    return (UserError, OSError)
 
 
 def main(argv=None):

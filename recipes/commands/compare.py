@@ -15,7 +15,7 @@ from evaluation.verification import load_roc_curves
 from storage.run_folder import RunFolder
 from evaluation.verification import bin_name
 from recipes.commands.text_table import format_table
-from registry import did_you_mean
+from registry import UserError, did_you_mean
 
 # recipe.json keys that always differ between runs and say nothing about the recipe.
 _IGNORED_KEYS = {"run_name"}
@@ -25,7 +25,7 @@ PROVENANCE_KEYS = {"git_commit", "git_dirty", "project_version"}
 """recipe.json keys that say which code ran, not how: shown in the table, never in a legend label."""
 
 
-class CompareError(ValueError):
+class CompareError(UserError, ValueError):
     """Bad input to `compare` (no runs, an unknown metric); the message says what to do."""
 
 

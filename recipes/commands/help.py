@@ -26,7 +26,7 @@ def _type_name(annotation):
 def fields_help(recipe):
     """Every field of `recipe`, grouped by topic: `--name=TYPE  value  description`."""
     hints = typing.get_type_hints(Recipe)
-    groups = {group: [] for group in ("model", "optimisation", "distribution", "data", "run", "tracking")}
+    groups = {group: [] for group in ("model", "optimisation", "fine-tuning", "distribution", "data", "run", "tracking")}
     for field in dataclasses.fields(Recipe):
         value = getattr(recipe, field.name)
         shown = "[" + ",".join(value) + "]" if isinstance(value, list) else value

@@ -12,6 +12,7 @@ import backbones
 import losses
 from storage.checkpoints import list_checkpoints
 from storage.history import read_history
+from storage.model_files import load_model_file
 from heads.partial_fc import PartialFC
 from heads.sharded_softmax import sharded_face_loss
 from losses import FaceLoss, SoftmaxLoss, WithCenterLoss
@@ -227,7 +228,7 @@ def train_and_save(replicas, load_from, save_to):
     labels = rng.integers(0, classes, 32).astype("int32")
     with strategy.scope():
         if load_from:
-            model = keras.saving.load_model(load_from)
+            model = load_model_file(load_from)
         else:
             keras.utils.set_random_seed(0)
             model = build_training_model(Recipe(name="t", loss="softmax", backbone="tiny", embedding_size=16,
@@ -334,7 +335,7 @@ def test_train_with_sampled_partial_fc_on_two_replicas(tiny_faces, tmp_path):
     assert [row["epoch"] for row in history] == [0, 1]
     assert np.isfinite(history[1]["loss"]) and history[1]["loss"] > 0.0
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
-    trained = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    trained = load_model_file(os.path.join(run_dir, "model.keras"))
     assert isinstance(trained.head, PartialFC) and trained.head.sample_rate == 0.1
     assert trained.head._optimizer.value.iterations.numpy() == stored["steps_per_epoch_resolved"] == 4
 

@@ -3,7 +3,6 @@ import keras
 import numpy as np
 import pytest
 
-import heads  # noqa: F401  (registers the heads)
 from heads import NormDense, SubCenterNormDense
 from registry import HEADS
 

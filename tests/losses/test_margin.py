@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from losses import MarginLoss, combined_margin_logits
-from losses.margin import MARGIN_PRESETS
+from losses.presets import MARGIN_PRESETS
 
 SCALE = 64.0
 PRESETS = sorted(MARGIN_PRESETS.items())

@@ -1,7 +1,7 @@
 """The recipes of the loss zoo resolve to their losses and heads with the official defaults."""
 import pytest
 
-import recipes  # noqa: F401  (registers the recipes)
+import recipes  # noqa: F401
 from losses import build_loss
 from registry import HEADS, RECIPES
 

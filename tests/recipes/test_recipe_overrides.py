@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-import recipes  # noqa: F401  (registers every built-in plugin)
+import recipes  # noqa: F401
 from recipes.commands.cli import CommandLine
 from recipes.resolve import resolve_recipe
 from recipes.recipe import Recipe, RecipeError

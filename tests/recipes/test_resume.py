@@ -15,6 +15,7 @@ import recipes  # noqa: F401  (registers the classes a saved training model need
 from recipes.commands.cli import main
 from storage.checkpoints import list_checkpoints, read_state
 from storage.history import read_history
+from storage.model_files import load_model_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS = 7
@@ -40,7 +41,7 @@ def launch(args):
 
 def final_weights(runs_dir):
     (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
-    return keras.saving.load_model(os.path.join(run_dir, "model.keras")).get_weights(), run_dir
+    return load_model_file(os.path.join(run_dir, "model.keras")).get_weights(), run_dir
 
 
 def kill_when(process, condition, timeout=120):
@@ -94,7 +95,7 @@ def test_sigkill_at_five_seeded_points_then_resume_matches_an_uninterrupted_run(
         (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
         for done, path in list_checkpoints(run_dir):
             assert read_state(path)["epoch"] == done
-            keras.saving.load_model(os.path.join(path, "model.keras"))
+            load_model_file(os.path.join(path, "model.keras"))
         process = launch(command(tiny_faces, runs_dir, "--resume"))
     process.wait()
     assert process.returncode == 0, process.stderr.read()[-3000:]
@@ -116,7 +117,7 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert "non-finite loss" in err and "at epoch 2, step" in err
     (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
     assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1]
-    model = keras.saving.load_model(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
+    model = load_model_file(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
     assert all(np.all(np.isfinite(weight)) for weight in model.get_weights())
 
 
@@ -137,7 +138,7 @@ def test_a_crash_inside_checkpoint_writing_leaves_the_previous_checkpoint(tmp_pa
     with pytest.raises(OSError, match="No space left"):
         write_checkpoint(str(tmp_path), broken, {"epoch": 2})
     assert [epoch for epoch, _ in list_checkpoints(str(tmp_path))] == [1]
-    restored = keras.saving.load_model(os.path.join(latest_checkpoint(str(tmp_path)), "model.keras"))
+    restored = load_model_file(os.path.join(latest_checkpoint(str(tmp_path)), "model.keras"))
     for got, want in zip(restored.get_weights(), before):
         np.testing.assert_array_equal(got, want)
     write_checkpoint(str(tmp_path), model, {"epoch": 2})

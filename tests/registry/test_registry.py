@@ -1,7 +1,10 @@
+import importlib
+import sys
+
 import pytest
 
 from registry import (ALL_REGISTRIES, BACKBONES, CALLBACKS, DATASETS, HEADS, LOSSES, RECIPES, SCHEDULES, Registry,
-                      RegistryError)
+                      RegistryError, lazy_attributes)
 
 
 def test_register_by_decorator_and_call():
@@ -88,8 +91,6 @@ def test_repr_is_a_table_of_names_aliases_and_first_doc_line():
 
 
 def test_project_registries_are_populated():
-    import recipes  # noqa: F401  (imports every built-in plugin)
-
     assert {r.name for r in ALL_REGISTRIES} >= {"backbones", "heads", "losses", "callbacks", "datasets", "recipes"}
     assert {"tiny", "resnet50v2", "resnet101v2", "mobilenetv2"} <= set(BACKBONES.names())
     assert "norm_dense" in HEADS
@@ -108,3 +109,70 @@ def test_did_you_mean_and_unknown_message_are_the_one_suggestion_helper():
     assert did_you_mean("zzz", ["arcface"]) == ""
     assert unknown_message("loss", "sofmax", {"softmax", "center"}) == (
         "unknown loss 'sofmax'. Did you mean 'softmax'? Known: center, softmax.")
+
+
+@pytest.fixture
+def widget_modules(tmp_path, monkeypatch):
+    """A registry module and a plugin module that registers `round` in it, importable under names unique to the test."""
+    suffix = tmp_path.name.replace("-", "_")
+    names = {"registry": f"widget_registry_{suffix}", "plugin": f"round_widget_{suffix}",
+             "resolver": f"widget_options_{suffix}"}
+    (tmp_path / f"{names['registry']}.py").write_text("from registry import Registry\nWIDGETS = Registry('widgets')\n")
+    (tmp_path / f"{names['plugin']}.py").write_text(
+        f"from {names['registry']} import WIDGETS\n\n"
+        "@WIDGETS.register('round', aliases=('circle',))\n"
+        "def round_widget(size=1, color='red'):\n    '''A round widget.'''\n    return ('round', size, color)\n")
+    (tmp_path / f"{names['resolver']}.py").write_text(
+        "def doubled(options):\n    return {**options, 'size': 2 * options['size']}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield names
+    for name in names.values():
+        sys.modules.pop(name, None)
+
+
+def test_a_declared_entry_answers_names_options_and_summary_without_importing_its_module(widget_modules):
+    widgets = importlib.import_module(widget_modules["registry"]).WIDGETS
+    widgets.declare("round", widget_modules["plugin"], {"size": 1, "color": "red"}, aliases=("circle",),
+                    summary="A round widget.")
+    assert widgets.names() == ["round"] and "circle" in widgets and widgets.canonical("circle") == "round"
+    assert widgets.options("round", skip=("color",)) == {"size": 1}
+    assert "round (circle)  A round widget." in repr(widgets)
+    assert widgets.is_declared("round") and widget_modules["plugin"] not in sys.modules
+    assert widgets.build("circle", size=3) == ("round", 3, "red")
+    assert widget_modules["plugin"] in sys.modules and not widgets.is_declared("round")
+    assert widgets.options("round") == {"size": 1, "color": "red"}
+
+
+def test_resolve_options_of_a_declared_entry_imports_only_its_resolver(widget_modules):
+    widgets = importlib.import_module(widget_modules["registry"]).WIDGETS
+    widgets.declare("round", widget_modules["plugin"], {"size": 1}, resolver=f"{widget_modules['resolver']}:doubled")
+    assert widgets.resolve_options("round", {"size": 4}) == {"size": 8}
+    assert widget_modules["plugin"] not in sys.modules
+    widgets.declare("square", widget_modules["plugin"], {})
+    assert widgets.resolve_options("square", {"size": 4}) == {"size": 4}
+
+
+def test_a_declaration_its_module_does_not_register_says_to_rewrite_the_manifest(widget_modules):
+    widgets = importlib.import_module(widget_modules["registry"]).WIDGETS
+    widgets.declare("square", widget_modules["plugin"], {})
+    with pytest.raises(LookupError, match=r"did not register 'square'.*python -m registry.write_manifest"):
+        widgets.get("square")
+    widgets.declare("oval", widget_modules["plugin"], {}, aliases=("ellipse",))
+    widgets.drop_declarations()
+    assert widgets.names() == ["round"] and "oval" not in widgets and "ellipse" not in widgets and "circle" in widgets
+
+
+def test_a_plugin_cannot_take_a_declared_built_in_name(widget_modules):
+    widgets = importlib.import_module(widget_modules["registry"]).WIDGETS
+    widgets.declare("round", widget_modules["plugin"], {"size": 1})
+    built_in = f"'round' is already registered by the built-in module {widget_modules['plugin']}"
+    with pytest.raises(RegistryError, match=built_in):
+        widgets.register("round", lambda: None)
+
+
+def test_lazy_attributes_import_a_name_on_first_use(widget_modules):
+    getter = lazy_attributes("widgets", {"round_widget": widget_modules["plugin"]})
+    assert widget_modules["plugin"] not in sys.modules
+    assert getter("round_widget")()[0] == "round"
+    with pytest.raises(AttributeError, match="has no attribute 'square'"):
+        getter("square")

@@ -76,7 +76,8 @@ def test_eval_of_a_plugin_model_without_plugins_says_which_class_and_to_pass_plu
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     model.save(str(run_dir / "model.keras"))
-    (run_dir / "recipe.json").write_text(json.dumps({"plugins": [str(plugin)]}))
+    (run_dir / "recipe.json").write_text(json.dumps({"plugins": [str(plugin)], "plugin_packages": [
+        {"name": "face-recipes-demo", "version": "1.2"}]}))
     bin_path = str(tmp_path / "pairs.bin")
     write_bin(bin_path, [_png(index) for index in range(20)], [index % 2 == 0 for index in range(10)])
     # as in a fresh process that was not given --plugins: neither the module nor its Keras registration
@@ -86,7 +87,7 @@ def test_eval_of_a_plugin_model_without_plugins_says_which_class_and_to_pass_plu
     code, err = _run(capsys, "eval", f"--model={run_dir / 'model.keras'}", f"--bins=[{bin_path}]")
     assert code == 2 and "Traceback" not in err
     assert "needs the class 'SquaredLogits' (module 'plugin_my_losses_" in err
-    assert f"--plugins=[{plugin}]" in err
+    assert f"--plugins=[{plugin}] with the run's plugin packages installed (pip install face-recipes-demo==1.2)" in err
 
     sys.modules[module.__name__] = module  # as after --plugins (loading it again would register it twice)
     keras.saving.get_custom_objects()[f"squared_{suffix}>SquaredLogits"] = registered
