@@ -23,7 +23,7 @@ demo: install
 		--lr_schedule=constant --lr=0.002
 
 test: install
-	$(PY) -m pytest -n 2 --durations=25
+	$(PY) -m pytest -n 2 --dist worksteal --durations=25
 
 test-fast: install
-	$(PY) -m pytest -n 2 -m "not slow"
+	$(PY) -m pytest -n 2 --dist worksteal -m "not slow"

@@ -22,9 +22,12 @@ import tempfile
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["FACES_INDEX_DIR"] = tempfile.mkdtemp(prefix="faces-index-")  # tests never touch ~/.cache
 os.environ.setdefault("WANDB_MODE", "disabled")  # tests never upload; the tracking tests set their own mode
+
+from recipes.commands.console import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow([])  # TensorFlow's start-up lines would print after the summary (pytest's capture of conftest)
 
 import tensorflow as tf  # noqa: E402  (after the environment above)
 
@@ -50,8 +53,11 @@ def _own_collective_keys(init):
 tf.distribute.MirroredStrategy.__init__ = _own_collective_keys(tf.distribute.MirroredStrategy.__init__)
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected
 def pytest_collection_modifyitems(config, items):
-    """Slow tests first: two test processes start the long ones early and share the short ones at the end."""
+    """Slow tests first. `make test` runs pytest-xdist's `--dist worksteal`: the first test process takes the
+    first half (the long tests, then short ones), the second the other half, and a process that runs out steals
+    the end of the other's queue, so the short tests even out the finish."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

@@ -61,6 +61,7 @@ def test_reference_center_update_equals_ours():
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_reference_trains_a_step_with_one_hot_labels():
     embedder = backbones.build_embedding_model("tiny", EMBEDDING, image_size=32)
     model = reference.build_reference(embedder, "center_arcface", CLASSES)
@@ -109,6 +110,7 @@ def test_recordio_rows_render_with_their_goals():
     assert "0.90x | ≥ 0.8x | yes |" in faster and "- RecordIO:" not in faster
 
 
+@pytest.mark.slow
 def test_field_backbones_benchmark_measures_both_trainers():
     from benchmarks import field_backbones
 
@@ -134,6 +136,7 @@ def test_report_keeps_the_separately_measured_sections():
     assert report.with_separate_sections("# new\n", "# old\n") == "# new\n"
 
 
+@pytest.mark.slow
 def test_precision_benchmark_times_reference_float32_and_mixed():
     from benchmarks import precision
 

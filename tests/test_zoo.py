@@ -78,6 +78,7 @@ def inner_backbone(embedder):
     return nested[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss_name", LOSSES.names())
 def test_loss_trains_saves_and_loads(loss_name, tmp_path):
     model = build_training_model(loss=loss_name, image_size=PART_IMAGE, backbone_args=ONE_CONVOLUTION)
@@ -103,6 +104,7 @@ def test_loss_trains_saves_and_loads(loss_name, tmp_path):
     assert np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss_name", LOSSES.names())
 def test_loss_trains_under_xla(loss_name):
     model = build_training_model(loss=loss_name, image_size=PART_IMAGE, backbone_args=ONE_CONVOLUTION)
@@ -115,6 +117,7 @@ def test_loss_trains_under_xla(loss_name):
         assert np.any(variable.numpy() != before), f"{variable.path} did not change in a training step"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss_name", ["adaface", "curricularface"])
 def test_stateful_loss_with_center_factor_trains_saves_and_loads(loss_name, tmp_path):
     """`--center_factor` wraps a loss in WithCenterLoss: both parts' state trains, saves and loads."""
@@ -138,6 +141,7 @@ def test_stateful_loss_with_center_factor_trains_saves_and_loads(loss_name, tmp_
     assert type(loaded.face_loss.base) is type(base)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head_name", HEADS.names())
 def test_head_trains_saves_and_loads(head_name, tmp_path):
     model = build_training_model(head=head_name, loss="center_softmax", image_size=PART_IMAGE,
@@ -163,6 +167,7 @@ FORWARD_ONLY_BACKBONES = ("iresnet34", "iresnet50", "iresnet100", "iresnet200", 
 TRAINED_BACKBONES = [name for name in BACKBONES.names() if name not in FORWARD_ONLY_BACKBONES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone_name", TRAINED_BACKBONES)
 def test_backbone_trains_saves_and_loads(backbone_name, tmp_path):
     model = build_training_model(backbone=backbone_name, loss="center_softmax")
@@ -177,6 +182,7 @@ def test_backbone_trains_saves_and_loads(backbone_name, tmp_path):
     assert len(loaded.trainable_variables) == len(model.trainable_variables)  # iresnet's γ ≡ 1 stays frozen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone_name", FORWARD_ONLY_BACKBONES)
 def test_forward_only_backbone_embeds(backbone_name):
     assert backbone_name in BACKBONES, f"{backbone_name} is no longer registered: update FORWARD_ONLY_BACKBONES"
@@ -193,6 +199,7 @@ def test_resnet50v2_at_face_resolution_gives_4x4x2048():
     assert tuple(features.output.shape) == (None, 4, 4, 2048)
 
 
+@pytest.mark.slow
 def test_embedder_alone_loads_without_any_project_code(tmp_path):
     model = build_training_model(backbone="tiny")
     images = random_images(3)
@@ -226,6 +233,7 @@ def test_missing_backbone_weights_file_says_nothing_is_downloaded(backbone_name,
     assert "missing.weights.h5" in message and "nothing is downloaded" in message.lower()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone_name", ["tiny", "mobilenetv2"])
 def test_backbone_weights_from_local_file(backbone_name, tmp_path):
     keras.utils.set_random_seed(3)

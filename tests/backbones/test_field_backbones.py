@@ -30,6 +30,7 @@ def test_weight_count_equals_arcface_torch(name):
     assert model.count_params() == ARCFACE_TORCH_WEIGHTS[name]
 
 
+@pytest.mark.slow
 def test_iresnet_output_scale_is_frozen_at_one():
     """arcface_torch's `features.weight.requires_grad = False`: γ stays 1 while β and the rest train."""
     model = backbones.build_embedding_model("iresnet18", embedding_size=8, image_size=32)

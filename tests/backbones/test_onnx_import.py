@@ -212,6 +212,7 @@ def test_backbone_weights_onnx_loads_the_whole_embedding_model_with_the_files_op
     np.testing.assert_array_equal(np.asarray(model(batch, training=False)), np.asarray(imported(batch, training=False)))
 
 
+@pytest.mark.slow
 def test_import_model_command_says_what_it_found_and_saves_a_checked_model(variant_files, tmp_path, capsys):
     import keras
 
@@ -243,6 +244,7 @@ def test_refused_import_exits_2_with_one_line(variant_files, tmp_path, capsys):
     assert "first mismatch at layer 'layers0_conv'" in error and not (tmp_path / "x.keras").exists()
 
 
+@pytest.mark.slow
 def test_eval_accepts_an_onnx_file_without_backbone(variant_files, tiny_faces):
     from recipes.commands.evaluate import evaluate_saved_model
 

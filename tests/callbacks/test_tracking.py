@@ -120,6 +120,7 @@ def test_config_is_flat_with_resolved_loss_options():
     assert not any(isinstance(value, dict) for value in config.values())
 
 
+@pytest.mark.slow
 def test_an_online_start_that_fails_continues_offline(no_wandb_key, monkeypatch, tmp_path, capsys):
     import wandb
 
@@ -156,6 +157,7 @@ def test_a_wandb_error_while_logging_is_one_warning_not_a_crash(capsys):
     assert capsys.readouterr().err.count("network gone") == 1
 
 
+@pytest.mark.slow
 def test_offline_run_holds_config_and_history_and_a_resume_continues_it(no_wandb_key, tiny_overrides):
     tiny_overrides = {**tiny_overrides, "tracking": "wandb"}  # asked for: offline without a key
     run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "epochs": 2}))
@@ -227,6 +229,7 @@ def test_recipe_checks_tracking_and_the_trackers_options():
         resolve_recipe("softmax", {"tracking": "none", "callback_args.tensorboard.histogram_freq": 2})
 
 
+@pytest.mark.slow
 def test_disabled_writes_nothing_wandb_related(no_wandb_key, tiny_overrides):
     run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "wandb": "disabled"}))
     for root in (run_dir, str(no_wandb_key)):
@@ -237,6 +240,7 @@ def test_disabled_writes_nothing_wandb_related(no_wandb_key, tiny_overrides):
     assert row["images_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_no_api_key_is_written_into_the_run_folder(no_wandb_key, tiny_overrides, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     assert resolve_mode("auto") == "online"  # the key is seen...

@@ -207,6 +207,7 @@ def test_auto_dataset_picks_recordio_and_its_bins_unless_eval_bins_are_given(tmp
         load_training_data("auto", str(tmp_path / "emore"))
 
 
+@pytest.mark.slow
 def test_one_epoch_from_a_recordio_folder_records_its_classes(tiny_overrides, tiny_faces, tmp_path):
     from recipes.resolve import resolve_recipe
     from recipes.train import train

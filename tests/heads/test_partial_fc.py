@@ -103,6 +103,7 @@ def exactness(loss_name, loss_args, field=False, clip=None, loss_scale=False):
     ("curricularface", {}),  # hard negatives re-weighted on every shard from the all-reduced target logit
     ("elasticface", {"seed": 7}),  # per-sample margins drawn on each replica from the same generator state
 ])
+@pytest.mark.slow
 def test_two_replicas_at_rate_1_equal_norm_dense_on_one_device(loss_name, loss_args, op_determinism):
     report = exactness(loss_name, loss_args)
     assert report["initial_difference"] == 0.0, report
@@ -113,6 +114,7 @@ def test_two_replicas_at_rate_1_equal_norm_dense_on_one_device(loss_name, loss_a
     assert report["kernel_change"] > 20 * report["weight_difference"], report  # the steps moved the classifier
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss_scale", [False, True])
 def test_two_replicas_equal_norm_dense_on_one_device_with_warm_up_decay_and_clipping(loss_scale, op_determinism):
     """SGD with momentum, coupled weight decay of every variable, the backbone clipped on its summed (and unscaled)
@@ -250,6 +252,7 @@ def train_and_save(replicas, load_from, save_to):
     return report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
 def test_resume_on_another_replica_count_continues_the_same_run(tmp_path, first, then, op_determinism):
     path = str(tmp_path / "model.keras")
@@ -260,6 +263,7 @@ def test_resume_on_another_replica_count_continues_the_same_run(tmp_path, first,
     np.testing.assert_allclose(resumed["first"], started["second"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_trains_on_two_replicas_and_resumes_on_one(tiny_faces, tmp_path, capsys):
     common = ["run", "arcface", "--head=partial_fc", "--backbone=tiny", "--embedding_size=16",
               f"--data={tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={tmp_path}",
@@ -322,6 +326,7 @@ def test_the_loss_shape_check_covers_the_sharded_step():
         model.fit(batches, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_train_with_sampled_partial_fc_on_two_replicas(tiny_faces, tmp_path):
     run_dir = train(resolve_recipe("arcface", {
         "head": "partial_fc", "head_args.sample_rate": 0.1, "backbone": "tiny", "embedding_size": 16, "batch_size": 8,
@@ -433,6 +438,7 @@ def test_glint360k_r50_recipe_shards_its_classifier_at_arcface_torchs_sample_rat
     assert resolved["mixed_precision"] == "true"  # float16 with loss scaling on a GPU, which partial_fc follows
 
 
+@pytest.mark.slow
 def test_every_splittable_loss_gives_its_single_device_value_across_two_shards():
     strategy = make_strategy("mirrored", cpu_replicas=2)
     classes, size = 9, 8

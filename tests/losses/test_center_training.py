@@ -1,6 +1,7 @@
 """Acceptance: training with center_softmax pulls embeddings towards their class centres."""
 import keras
 import numpy as np
+import pytest
 
 import backbones
 import losses
@@ -46,6 +47,7 @@ def train(loss_name, images, labels, seed=0):
     return before, mean_distance_to_class_centres(model.embedder, images, labels)
 
 
+@pytest.mark.slow
 def test_center_softmax_lowers_distance_to_class_centres():
     images, labels = structured_images(seed=0)
     before, after = train("center_softmax", images, labels)

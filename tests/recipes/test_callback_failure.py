@@ -32,6 +32,7 @@ CALLBACKS.register("exploding_at_epoch", lambda context, epoch=2: ExplodingAtEpo
 CALLBACKS_BEFORE_CHECKPOINT = "[nan_guard,verification,run_record,exploding_at_epoch,checkpoint]"
 
 
+@pytest.mark.slow
 def test_a_raising_callback_is_named_and_the_printed_command_resumes_with_the_untrained_value(tiny_overrides,
                                                                                                 capsys):
     ExplodingAtEpoch.armed = True
@@ -61,6 +62,7 @@ def test_a_raising_callback_is_named_and_the_printed_command_resumes_with_the_un
     assert untrained and untrained.group(2) == f"{rows[0][untrained.group(1)]:.4f}"
 
 
+@pytest.mark.slow
 def test_a_callback_raising_before_the_first_checkpoint_says_there_is_nothing_to_resume(tiny_overrides):
     ExplodingAtEpoch.armed = True
     recipe = resolve_recipe("softmax", {**tiny_overrides, "steps_per_epoch": 1,

@@ -27,6 +27,7 @@ class CenterRecord(keras.callbacks.Callback):
         self.per_step.append([np.asarray(copy.numpy()) for copy in copies])
 
 
+@pytest.mark.slow
 def test_mirrored_center_update_equals_single_device_on_the_global_batch(op_determinism):
     strategy = make_strategy("mirrored", cpu_replicas=2)
     # A small SGD step: the summed replica gradients differ from the single-device gradient in the
@@ -55,6 +56,7 @@ def test_mirrored_center_update_equals_single_device_on_the_global_batch(op_dete
     assert max(single_difference) < 1e-5, single_difference
 
 
+@pytest.mark.slow
 def test_cli_run_on_two_cpu_replicas_records_the_global_batch(tiny_faces, tmp_path, capsys):
     main(["run", "center_softmax", "--backbone=tiny", "--embedding_size=16", "--batch_size=8", "--epochs=1",
           f"--data={tiny_faces.train_dir}", f"--eval_bins=[{tiny_faces.bin_path}]", f"--runs_dir={tmp_path}",

@@ -63,38 +63,29 @@ def test_two_workers_write_one_run_folder_from_a_recordio_folder_and_recover_aft
     from benchmarks.recordio import write_rec_copy
     from data.folders import scan_identity_folder
 
-    write_rec_copy(scan_identity_folder(tiny_faces.train_dir), str(tmp_path / "rec"))
+    rec = str(tmp_path / "rec")
+    write_rec_copy(scan_identity_folder(tiny_faces.train_dir), rec)
     runs_dir = str(tmp_path / "runs")
-    results = finish(launch_workers(tiny_faces, runs_dir, 2, data=str(tmp_path / "rec")))
-    for code, out, err in results:
-        assert code == 0, err[-3000:]
-    assert "global batch 16 = 8 per replica x 2" in results[0][1]
-    (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
-    assert [epoch for epoch, _ in list_checkpoints(run_dir)] == [1, 2]
-    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1, 2]
-    with open(os.path.join(run_dir, "recipe.json")) as file:
-        stored = json.load(file)
-    assert (stored["num_images"], stored["num_classes"], stored["replicas"]) == (64, 8, 2)
-
-    crash_dir = str(tmp_path / "crash")
-    workers = launch_workers(tiny_faces, crash_dir, epochs=30)
+    workers = launch_workers(tiny_faces, runs_dir, 30, data=rec)
     deadline = time.time() + 300
-    while not glob.glob(os.path.join(crash_dir, "*", "checkpoints", "epoch-0001")) and time.time() < deadline:
+    while not glob.glob(os.path.join(runs_dir, "*", "checkpoints", "epoch-0001")) and time.time() < deadline:
         time.sleep(0.05)
     workers[1].send_signal(signal.SIGKILL)
     code, out, err = finish(workers[:1])[0]
     assert code == 4, err[-3000:]
+    assert "global batch 16 = 8 per replica x 2" in out
     assert "a worker of the cluster failed or became unreachable" in err and "--resume=" in err
-    (crashed_run,) = glob.glob(os.path.join(crash_dir, "*"))
-    done = list_checkpoints(crashed_run)[-1][0]
+    (run_dir,) = glob.glob(os.path.join(runs_dir, "*"))
+    done = list_checkpoints(run_dir)[-1][0]
     assert 1 <= done < 30
 
-    results = finish(launch_workers(tiny_faces, crash_dir, done + 1, f"--resume={crashed_run}"))
-    for code, out, err in results:
+    for code, out, err in finish(launch_workers(tiny_faces, runs_dir, done + 1, f"--resume={run_dir}", data=rec)):
         assert code == 0, err[-3000:]
-    assert list_checkpoints(crashed_run)[-1][0] == done + 1
-    assert [row["epoch"] for row in read_history(os.path.join(crashed_run, "history.jsonl"))] == list(
-        range(0, done + 2))
+    assert list_checkpoints(run_dir)[-1][0] == done + 1
+    assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == list(range(0, done + 2))
+    with open(os.path.join(run_dir, "recipe.json")) as file:
+        stored = json.load(file)
+    assert (stored["num_images"], stored["num_classes"], stored["replicas"]) == (64, 8, 2)
 
 
 HEAD_ENTRY = "head/vars"  # where the FaceTrainingModel's head stores its entries in a .keras file's weights

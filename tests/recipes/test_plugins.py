@@ -75,6 +75,7 @@ def installed_plugin(tmp_path, monkeypatch):
     load_installed_plugins.cache_clear()
 
 
+@pytest.mark.slow
 def test_an_installed_packages_loss_lists_trains_and_resumes_without_plugins(installed_plugin, tiny_overrides, tmp_path,
                                                                             capsys):
     loss, callback = installed_plugin["loss"], installed_plugin["callback"]

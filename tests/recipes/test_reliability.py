@@ -27,6 +27,7 @@ def own_faces(tiny_faces, tmp_path):
     return shutil.copytree(tiny_faces.train_dir, tmp_path / "faces")
 
 
+@pytest.mark.slow
 def test_resume_on_changed_data_is_refused_and_the_run_record_is_untouched(tiny_overrides, own_faces):
     overrides = {**tiny_overrides, "data": str(own_faces)}
     run_dir = train(resolve_recipe("softmax", overrides))
@@ -44,6 +45,7 @@ def test_resume_on_changed_data_is_refused_and_the_run_record_is_untouched(tiny_
     assert files_of(run_dir) == before
 
 
+@pytest.mark.slow
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tiny_overrides, capsys):
     overrides = {**tiny_overrides, "epochs": 2}
     run_dir = train(resolve_recipe("softmax", overrides))
@@ -93,6 +95,7 @@ def test_everything_checkable_without_data_is_refused_before_any_folder_exists(t
     assert not os.path.exists(tiny_overrides["runs_dir"])
 
 
+@pytest.mark.slow
 def test_resume_with_fewer_epochs_than_done_changes_nothing(tiny_overrides):
     run_dir = train(resolve_recipe("softmax", {**tiny_overrides, "epochs": 2}))
     before = files_of(run_dir)
@@ -110,6 +113,7 @@ class FullDiskAtEpoch2(keras.callbacks.Callback):
 CALLBACKS.register("full_disk_at_epoch_2", lambda context: FullDiskAtEpoch2())
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_with_a_sentence_and_the_last_checkpoint_resumes(tiny_overrides):
     overrides = {**tiny_overrides, "epochs": 3}
     with pytest.raises(TrainingStopped, match="disk is full.*epoch \\(1\\) is checkpointed.*--resume=") as stopped:

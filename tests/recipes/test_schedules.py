@@ -72,6 +72,7 @@ class LearningRateProbe(keras.callbacks.Callback):
 CALLBACKS.register("lr_probe", lambda context: LearningRateProbe())
 
 
+@pytest.mark.slow
 def test_polynomial_lr_per_step_is_exact_across_a_resume_and_a_plugin_callback_runs_once_per_epoch(tiny_overrides):
     overrides = {**tiny_overrides, "epochs": 4, "steps_per_epoch": 3, "lr": 0.1, "optimizer": "sgd",
                  "lr_schedule": "polynomial", "schedule_args.warmup_epochs": 1, "callbacks": "+lr_probe",

@@ -47,6 +47,7 @@ def test_an_image_on_a_minority_subcentre_is_measured_against_the_dominant_one()
     np.testing.assert_allclose(cosine, [1 / math.sqrt(1.01), 1 / math.sqrt(1.01), 0.0], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_clean_subcenter_on_a_trained_run(tiny_faces, tiny_overrides, tmp_path):
     from recipes.commands.cli import CommandLine
     from recipes.resolve import resolve_recipe
@@ -80,6 +81,7 @@ def test_clean_subcenter_on_a_trained_run(tiny_faces, tiny_overrides, tmp_path):
     assert os.path.isfile(tmp_path / "cli.tsv")
 
 
+@pytest.mark.slow
 def test_clean_subcenter_refuses_a_run_without_the_subcenter_head(tiny_overrides):
     from recipes.resolve import resolve_recipe
     from recipes.train import train

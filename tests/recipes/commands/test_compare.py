@@ -54,6 +54,7 @@ def flip_summed_embeddings(model_path, bin_path):
     return model(images, training=False).numpy() + model(images[:, :, ::-1], training=False).numpy(), issame
 
 
+@pytest.mark.slow
 def test_two_runs_with_different_losses_give_the_right_table_and_both_curves(tiny_overrides, tmp_path):
     from sklearn.metrics import roc_curve
     from sklearn.preprocessing import normalize

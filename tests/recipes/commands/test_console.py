@@ -69,6 +69,7 @@ def test_a_quiet_import_drops_the_log_lines_and_keeps_everything_else(tmp_path, 
     assert sorted(capfd.readouterr().err.splitlines()) == sorted([OUR_LINES[0], "a Python warning"])
 
 
+@pytest.mark.slow
 def test_tensorflow_imported_after_quiet_tensorflow_prints_no_log_line():
     """In a fresh process: TensorFlow's start-up lines (counted as they are dropped) never reach stderr."""
     script = textwrap.dedent(f"""
@@ -107,6 +108,7 @@ IMPORTS_TENSORFLOW = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_the_command_line_prints_no_tensorflow_log_line(tiny_faces):
     environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     probe = subprocess.run([sys.executable, "-c", IMPORTS_TENSORFLOW], capture_output=True, text=True, cwd=ROOT,

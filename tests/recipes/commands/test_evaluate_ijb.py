@@ -116,6 +116,7 @@ def test_a_bad_pair_line_is_named(ijb_setup, tmp_path, line, message):
     assert_second_line_refused(ijb_setup, tmp_path, "ijbc_template_pair_label.txt", line, message)
 
 
+@pytest.mark.slow
 def test_eval_ijb_accepts_an_onnx_file_with_its_backbone(ijb_setup, tmp_path):
     onnx = pytest.importorskip("onnx")
     from backbones.onnx_model import import_onnx_model

@@ -59,6 +59,7 @@ RUNNERS = {"saved_model": _run_saved_model, "onnx": _run_onnx, "tflite": _run_tf
 
 @pytest.mark.parametrize("format_name,precision", [
     ("saved_model", "float32"), ("onnx", "float32"), ("tflite", "float32"), ("tflite", "float16")])
+@pytest.mark.slow
 def test_exported_model_computes_the_keras_embeddings_in_its_own_runtime(softmax_run, faces, tmp_path, format_name,
                                                                          precision):
     name = {"saved_model": "sm", "onnx": "face.onnx", "tflite": "face.tflite"}[format_name]
@@ -117,6 +118,7 @@ def test_a_training_model_is_reduced_to_its_embedding_model(softmax_run, faces, 
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fixed_batch_tflite_has_that_input_shape(softmax_run, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 

@@ -32,6 +32,7 @@ def write_jpeg_faces(folder, size, count=6):
                                                                       embedding_block="pointwise_fc"), 112),
                                          (lambda: mxnet_iresnet_graph(units=32, image_size=32), 32)],
                          ids=["w600k_mbf_112", "mxnet_r18_sub_mul"])
+@pytest.mark.slow
 def test_embed_of_jpeg_faces_through_an_imported_model_equals_insightface_get_feat(tmp_path, graph, size):
     original = str(tmp_path / "original.onnx")
     onnx.save(graph(), original)

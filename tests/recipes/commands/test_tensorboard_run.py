@@ -15,6 +15,8 @@ from recipes.commands.cli import main
 from recipes.commands.compare import compare_runs
 from storage.history import read_history
 
+pytestmark = pytest.mark.slow  # every test reads one 2-epoch run trained for this module
+
 
 @pytest.fixture(scope="module")
 def tensorboard_run(tiny_faces, tmp_path_factory):
