@@ -4,7 +4,7 @@ manifest names it, so recipe validation refuses a bad value before anything is b
 Each function takes the loss's options by name and raises `OptionError` for the first value out of
 range; the loss's constructor calls the same function.
 """
-from losses.presets import ELASTIC_DEFAULTS, MARGIN_PRESETS
+from losses.presets import check_elastic_variant, check_margin_preset
 from registry.errors import OptionError
 from registry.options import check_range
 
@@ -34,8 +34,7 @@ def check_margins(**margins):
 def validate_margin_options(margin1, margin2, margin3, scale, preset, margin_gradient):
     """`arcface` (MarginLoss): a known `preset` and `margin_gradient`, finite margins, `scale` > 0."""
     check_margin_gradient(margin_gradient)
-    if preset not in MARGIN_PRESETS:
-        raise OptionError("preset", preset, f"is not a margin preset; choose one of {sorted(MARGIN_PRESETS)}.")
+    check_margin_preset(preset)
     check_margins(margin1=margin1, margin2=margin2, margin3=margin3)
     check_scale(scale)
 
@@ -65,8 +64,7 @@ def validate_curricularface_options(margin, scale):
 def validate_elastic_options(variant, margin, sigma, scale, margin_gradient):
     """`elasticface`: a known `variant` and `margin_gradient`, a finite `margin`, `sigma` >= 0, `scale` > 0."""
     check_margin_gradient(margin_gradient)
-    if variant not in ELASTIC_DEFAULTS:
-        raise OptionError("variant", variant, f"is not a variant; choose one of {sorted(ELASTIC_DEFAULTS)}.")
+    check_elastic_variant(variant)
     check_margins(margin=margin)
     if sigma is not None:
         check_range("sigma", sigma, 0.0, meaning="the std of the per-sample margin")

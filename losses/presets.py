@@ -1,5 +1,7 @@
 """Option defaults that losses resolve from other options, computed without TensorFlow (so `show` prints the
 values a run will use): the ArcFace family's margin presets and ElasticFace's per-variant margin and σ."""
+from registry.errors import OptionError
+from registry.options import check_range
 
 # (margin1, margin2, margin3) in the spec's order. "spec": the seed document's default; "arcface" and
 # "cosface": the papers'; "sphereface": SphereFace's multiplicative margin as insightface trains it in the
@@ -21,10 +23,21 @@ ELASTIC_DEFAULTS = {
 }
 
 
+def check_margin_preset(preset):
+    """Refuse (OptionError) a `preset` that is not one of MARGIN_PRESETS."""
+    if preset not in MARGIN_PRESETS:
+        raise OptionError("preset", preset, f"is not a margin preset; choose one of {sorted(MARGIN_PRESETS)}.")
+
+
+def check_elastic_variant(variant):
+    """Refuse (OptionError) a `variant` that is not one of ELASTIC_DEFAULTS."""
+    if variant not in ELASTIC_DEFAULTS:
+        raise OptionError("variant", variant, f"is not an ElasticFace variant; choose one of {sorted(ELASTIC_DEFAULTS)}.")
+
+
 def preset_margins(margin1, margin2, margin3, preset):
     """(m1, m2, m3) floats: each margin given (not None) as is, the others from `MARGIN_PRESETS[preset]`."""
-    if preset not in MARGIN_PRESETS:
-        raise ValueError(f"unknown margin preset {preset!r}; choose one of {sorted(MARGIN_PRESETS)}.")
+    check_margin_preset(preset)
     given = (margin1, margin2, margin3)
     return tuple(float(default if value is None else value) for value, default in zip(given, MARGIN_PRESETS[preset]))
 
@@ -38,12 +51,10 @@ def resolve_margin_options(options):
 
 def elastic_margin_sigma(variant, margin, sigma, plus):
     """(margin, σ) floats of ElasticFace `variant`: each given (not None) as is, else the variant's official value."""
-    if variant not in ELASTIC_DEFAULTS:
-        raise ValueError(f"elasticface variant={variant!r}: choose one of {sorted(ELASTIC_DEFAULTS)}.")
+    check_elastic_variant(variant)
     default_margin, default_sigma, plus_sigma = ELASTIC_DEFAULTS[variant]
     sigma = float((plus_sigma if plus else default_sigma) if sigma is None else sigma)
-    if sigma < 0:
-        raise ValueError(f"elasticface sigma={sigma!r} must be >= 0 (the std of the per-sample margin).")
+    check_range("sigma", sigma, 0.0, meaning="the std of the per-sample margin")
     return float(default_margin if margin is None else margin), sigma
 
 
