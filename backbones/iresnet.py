@@ -31,20 +31,25 @@ BLOCKS_PER_STAGE = {
     "iresnet100": (3, 13, 30, 3),
     "iresnet200": (6, 26, 60, 6),
 }
-CONV_INIT = initializers.RandomNormal(mean=0.0, stddev=0.1)
+
+
+def conv_init():
+    """A new normal(0, 0.1) initializer for one convolution: Keras draws an unseeded initializer's seed once,
+    when it is made, so one shared instance would give every kernel of a shape the same values."""
+    return initializers.RandomNormal(mean=0.0, stddev=0.1)
 
 
 def basic_block(inputs, planes, stride, name):
     """`IBasicBlock`: (B, H, W, C) → (B, H/stride, W/stride, planes); layer names follow PyTorch's (`layer1_0_bn1`)."""
     out = batchnorm(f"{name}_bn1")(inputs)
-    out = conv2d(out, planes, 3, f"{name}_conv1", padding=1, initializer=CONV_INIT)
+    out = conv2d(out, planes, 3, f"{name}_conv1", padding=1, initializer=conv_init())
     out = batchnorm(f"{name}_bn2")(out)
     out = prelu(f"{name}_prelu")(out)
-    out = conv2d(out, planes, 3, f"{name}_conv2", strides=stride, padding=1, initializer=CONV_INIT)
+    out = conv2d(out, planes, 3, f"{name}_conv2", strides=stride, padding=1, initializer=conv_init())
     out = batchnorm(f"{name}_bn3")(out)
     identity = inputs
     if stride != 1 or inputs.shape[-1] != planes:
-        identity = conv2d(inputs, planes, 1, f"{name}_downsample_0", strides=stride, initializer=CONV_INIT)
+        identity = conv2d(inputs, planes, 1, f"{name}_downsample_0", strides=stride, initializer=conv_init())
         identity = batchnorm(f"{name}_downsample_1")(identity)
     return layers.Add(name=f"{name}_add")([out, identity])
 
@@ -52,7 +57,7 @@ def basic_block(inputs, planes, stride, name):
 def iresnet(blocks_per_stage, input_shape=(112, 112, 3), weights=None, name="iresnet"):
     """IResNet feature extractor: normalised image (H, W, 3) → (H/16, W/16, 512), before the output BN."""
     images = keras.Input(input_shape)
-    features = conv2d(images, 64, 3, "conv1", padding=1, initializer=CONV_INIT)
+    features = conv2d(images, 64, 3, "conv1", padding=1, initializer=conv_init())
     features = batchnorm("bn1")(features)
     features = prelu("prelu")(features)
     for stage, (planes, blocks) in enumerate(zip(STAGE_WIDTHS, blocks_per_stage), start=1):

@@ -36,7 +36,10 @@ from keras import initializers, layers
 from backbones.torch_like import batchnorm, conv2d, depthwise_conv2d, grouped_conv2d, prelu
 from registry import BACKBONES, UserError
 
-KAIMING_FAN_OUT = initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
+def kaiming_fan_out():
+    """A new kaiming-normal (fan_out, ReLU gain) initializer for one layer: Keras draws an unseeded initializer's
+    seed once, when it is made, so one shared instance would give every kernel of a shape the same values."""
+    return initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
 def depthwise_kaiming_fan_out(channels, kernel_size):
@@ -53,7 +56,7 @@ def conv_block(inputs, filters, kernel_size, name, strides=1, padding=0, groups=
     elif groups > 1:
         out = grouped_conv2d(inputs, filters, kernel_size, f"{name}_conv", strides, padding, groups)
     else:
-        out = conv2d(inputs, filters, kernel_size, f"{name}_conv", strides, padding, groups, KAIMING_FAN_OUT)
+        out = conv2d(inputs, filters, kernel_size, f"{name}_conv", strides, padding, groups, kaiming_fan_out())
     out = batchnorm(f"{name}_bn")(out)
     return prelu(f"{name}_prelu")(out) if activation else out
 
@@ -119,7 +122,7 @@ def gdc_embedding_block(features, embedding_size, dropout, synchronized=False):
                                  depthwise_initializer=depthwise_kaiming_fan_out(channels, height))(features)
     out = batchnorm("gdc_bn", synchronized=synchronized, dtype="float32")(out)
     out = layers.Flatten(name="gdc_flatten")(out)
-    out = layers.Dense(embedding_size, use_bias=False, kernel_initializer=KAIMING_FAN_OUT, name="gdc_fc",
+    out = layers.Dense(embedding_size, use_bias=False, kernel_initializer=kaiming_fan_out(), name="gdc_fc",
                        dtype="float32")(out)
     return batchnorm("features", synchronized=synchronized, dtype="float32")(out)
 
@@ -134,12 +137,12 @@ def pointwise_fc_embedding_block(features, embedding_size, dropout, synchronized
     rows). No dropout in the released model, so `dropout` is unused; float32 like the GDC block.
     """
     del dropout
-    out = layers.Conv2D(POINTWISE_CHANNELS, 1, use_bias=False, kernel_initializer=KAIMING_FAN_OUT,
+    out = layers.Conv2D(POINTWISE_CHANNELS, 1, use_bias=False, kernel_initializer=kaiming_fan_out(),
                         name="pointwise_conv", dtype="float32")(features)
     out = batchnorm("pointwise_bn", synchronized=synchronized, dtype="float32")(out)
     out = prelu("pointwise_prelu", dtype="float32")(out)
     out = layers.Flatten(name="pointwise_flatten")(out)
-    out = layers.Dense(embedding_size, kernel_initializer=KAIMING_FAN_OUT, name="pointwise_fc", dtype="float32")(out)
+    out = layers.Dense(embedding_size, kernel_initializer=kaiming_fan_out(), name="pointwise_fc", dtype="float32")(out)
     return batchnorm("features", synchronized=synchronized, dtype="float32")(out)
 
 

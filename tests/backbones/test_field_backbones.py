@@ -143,3 +143,18 @@ def test_mobilefacenet_options_are_checked(options, message):
 
     with pytest.raises(UserError, match=message):
         backbones.build_embedding_model("mobilefacenet", embedding_size=8, image_size=32, backbone_args=options)
+
+
+@pytest.mark.parametrize("name", ["iresnet18", "mobilefacenet"])
+def test_every_kernel_is_drawn_on_its_own_and_the_seed_repeats_them(name):
+    """arcface_torch draws each layer's weights on their own (`nn.init.normal_` / `kaiming_normal_` per module); a
+    Keras initializer instance shared by layers would give every kernel of one shape the same values."""
+    def kernels():
+        keras.utils.set_random_seed(5)
+        model = backbones.build_embedding_model(name, 64, dropout=0.0, image_size=112)
+        return [np.asarray(weight) for weight in model.weights if weight.path.endswith("kernel")]
+
+    first, again = kernels(), kernels()
+    for index, kernel in enumerate(first):
+        assert not any(kernel.shape == other.shape and np.array_equal(kernel, other) for other in first[:index])
+    assert all(np.array_equal(kernel, repeated) for kernel, repeated in zip(first, again))
