@@ -1,12 +1,11 @@
 """`RunFolder`: the one place that knows the file names of a training run's folder."""
 import datetime
-import json
 import os
 import re
 
 from registry import MissingFileError, UserError
 from storage.atomic import write_json
-from storage.json_files import read_json_object
+from storage.json_files import JsonFileError, read_json_object
 from storage.run_lock import LOCK_FILE, lock_run_folder
 
 
@@ -129,10 +128,6 @@ class RunFolder:
     def tensorboard_path(self):
         return self.file(self.TENSORBOARD)
 
-    def read_json(self, name):
-        with open(self.file(name)) as file:
-            return json.load(file)
-
     def read_config(self):
         """The stored `recipe.json`; MissingFileError naming the folder when it is not a run folder."""
         if not os.path.isfile(self.recipe_path):
@@ -143,7 +138,12 @@ class RunFolder:
         """[identity name] by class id from `classes.json`, or None when the run has none yet."""
         if not os.path.isfile(self.classes_path):
             return None
-        stored = self.read_json(self.CLASSES)
+        stored = read_json_object(self.classes_path, "the run's class list")
+        if sorted(stored) != sorted(map(str, range(len(stored)))) or not all(isinstance(name, str)
+                                                                             for name in stored.values()):
+            raise JsonFileError(f"the run's class list {self.classes_path!r} is damaged: it must map every class id "
+                                "0, 1, ... to its identity name. It is written once, when the run starts: restore "
+                                "it from a copy of the run folder, or start a new run.")
         return [stored[str(index)] for index in range(len(stored))]
 
     def write_config(self, config):
