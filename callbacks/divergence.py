@@ -3,6 +3,7 @@ import math
 
 import keras
 
+from callbacks.options import validate_early_stopping_options
 from registry import CALLBACKS
 
 
@@ -42,3 +43,6 @@ def early_stopping(context, monitor="loss", patience=10, min_delta=0.0):
     """Keras' EarlyStopping: stop when `monitor` has not improved by `min_delta` for `patience` epochs."""
     mode = "min" if monitor.endswith("loss") else "max"
     return keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, min_delta=min_delta, mode=mode)
+
+
+early_stopping.validate_options = validate_early_stopping_options

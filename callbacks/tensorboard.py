@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from callbacks.options import validate_tensorboard_options
 from registry import CALLBACKS
 
 STEP_KEYS = ("loss", "accuracy", "images_per_second")
@@ -79,3 +80,6 @@ def tensorboard(context, histogram_freq=0, write_graph=False, profile_batch=0):
     return TensorBoardTracking(context.run.tensorboard_path, context.config["log_every_steps"],
                                baseline=None if context.resumed else context.baseline,
                                histogram_freq=histogram_freq, write_graph=write_graph, profile_batch=profile_batch)
+
+
+tensorboard.validate_options = validate_tensorboard_options

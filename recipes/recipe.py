@@ -242,6 +242,12 @@ class Recipe:
                 if error.option not in options:
                     raise RecipeError(f"--{part}={name!r}: {error}") from None
                 raise RecipeError(f"--{args}.{error.option}={error.value!r} {error.requirement}") from None
+        for name, args in self.callback_args.items():
+            options = {**_defaults(part_options("callbacks", name)), **args}
+            try:
+                CALLBACKS.validate_options(name, options)
+            except OptionError as error:
+                raise RecipeError(f"--callback_args.{name}.{error.option}={error.value!r} {error.requirement}") from None
 
     def _validate_finetuning(self):
         for field, choices in (("freeze", FREEZE_CHOICES), ("head_init", HEAD_INIT_CHOICES)):

@@ -1,5 +1,7 @@
 """The verification callback reports `verification_metrics` of image + horizontal-flip embeddings (insightface's)."""
 import io
+import json
+import os
 
 import keras
 import numpy as np
@@ -43,3 +45,11 @@ def test_callback_metrics_are_those_of_image_plus_flip_embeddings(tmp_path):
     for key in ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "roc_auc", "tar_at_far_1e-3"):
         assert logs[f"flipped/{key}"] == pytest.approx(expected[key], abs=1e-5), key
     assert logs["flipped/xnorm"] == pytest.approx(float(np.linalg.norm(plain, axis=1).mean()), rel=1e-5)
+
+
+def test_every_metric_the_verification_logs_is_one_early_stopping_may_monitor(softmax_run):
+    from callbacks.options import VERIFICATION_METRICS
+
+    with open(os.path.join(softmax_run, "history.jsonl")) as file:
+        logged = {key.rsplit("/", 1)[1] for key in json.loads(file.readlines()[-1]) if "/" in key}
+    assert logged == set(VERIFICATION_METRICS)

@@ -59,6 +59,14 @@ def one_line(err):
     (["--lr_schedule=cosine", "--schedule_args.warmup_epochs=2"],
      "--schedule_args.warmup_epochs=2.0 must be in [0, 2) (shorter than the run's --epochs=2"),
     (["--lr_schedule=step", "--schedule_args.factor=0"], "--schedule_args.factor=0.0 must be > 0"),
+    (["--callbacks=+early_stopping", "--callback_args.early_stopping.patience=-3"],
+     "--callback_args.early_stopping.patience=-3 must be an integer >= 0"),
+    (["--callbacks=+early_stopping", "--callback_args.early_stopping.min_delta=nan"],
+     "--callback_args.early_stopping.min_delta=nan must be a finite number >= 0"),
+    (["--callbacks=+early_stopping", "--callback_args.early_stopping.monitor=lfw/accc"],
+     "--callback_args.early_stopping.monitor='lfw/accc' is not a metric the verification logs"),
+    (["--callback_args.tensorboard.histogram_freq=-1"], "--callback_args.tensorboard.histogram_freq=-1 must be an "
+                                                        "integer >= 0"),
 ])
 def test_out_of_range_values_are_refused_before_the_data_scan(options, message, tiny_faces, workdir, capsys):
     err = refused(capsys, workdir, "run", "softmax", *TINY, "--epochs=2", f"--data={tiny_faces.train_dir}",

@@ -43,6 +43,8 @@ COMMANDS = [  # (argv, exit code, expected in the output)
     (["run", "softmax", "--epochs=three"], 2, "--epochs='three'"),
     (["run", "softmax", "--optimizer=adamm"], 2, "Did you mean 'adam'"),
     (["run", "arcface", "--loss_args.preset=arcfce"], 2, "--loss_args.preset='arcfce' is not a margin preset"),
+    (["run", "arcface", "--callbacks=+early_stopping", "--callback_args.early_stopping.patience=-3"], 2,
+     "--callback_args.early_stopping.patience=-3 must be an integer >= 0"),
 ]
 
 
