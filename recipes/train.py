@@ -284,13 +284,22 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt inside the block (as Ctrl-C does), so a kill stops with a sentence."""
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
 def fit_with_recovery(prepared, callback_list):
-    """`model.fit`; SIGINT/SIGTERM, a full disk and a lost worker become `TrainingStopped` with a named exit code
-    (130, 5, 4) after the last finished epoch is safely checkpointed. Returns the Keras history."""
+    """`model.fit`; Ctrl-C (SIGTERM too, inside `train`), a full disk and a lost worker become `TrainingStopped` with
+    a named exit code (130, 5, 4) after the last finished epoch is safely checkpointed. Returns the Keras history."""
     recipe, context = prepared.recipe, prepared.context
     callback_list = callback_list + [callback for callback in (prepared.schedule_callback, prepared.freeze_callback)
                                      if callback is not None]
-    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     exit_code = 1
     try:
         history = context.model.fit(
@@ -322,7 +331,6 @@ def fit_with_recovery(prepared, callback_list):
         raise TrainingStopped(callback_failure_message(failed, error, recipe.callbacks, context.run.path,
                                                        resume_command(recipe.name, context.run.path)), 1) from None
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
         _report_skipped(prepared.skipped)
         for callback in callback_list:
             if hasattr(callback, "close"):
@@ -339,6 +347,15 @@ def what_next(run_path, recipe_name):
     recipe_file = os.path.join(run_path, RunFolder.RECIPE)
     return (f"No epoch finished, so {run_path} holds no checkpoint and nothing can be resumed; start again with: "
             f"python -m recipes run {shlex.quote(recipe_file)} (and delete {run_path})")
+
+
+def interrupted_while_setting_up(recipe_name, resume_dir):
+    """The stop message of an interrupt before the first training step (data scan, model build)."""
+    if resume_dir is not None:
+        return ("interrupted while the run was being set up, before training resumed; its checkpoints are as they "
+                f"were. Continue with: {resume_command(recipe_name, resume_dir)}")
+    return ("interrupted while the run was being set up (data scan, model build), before any training step: nothing "
+            "was trained or checkpointed. Run the same command again.")
 
 
 def resume_command(recipe_name, run_path):
@@ -383,7 +400,10 @@ def train(recipe, resume_dir=None):
     when another process writes `resume_dir`, and `TrainingStopped` when it ends early, after the
     last finished epoch is safely checkpointed. The run folder's writer lock is held throughout.
     """
-    with contextlib.ExitStack() as held:  # the run folder's writer lock, for as long as this writes the run
-        prepared = prepare_run(recipe, resume_dir, held)
+    with contextlib.ExitStack() as held, sigterm_as_interrupt():  # held: the run folder's writer lock
+        try:
+            prepared = prepare_run(recipe, resume_dir, held)
+        except KeyboardInterrupt:
+            raise TrainingStopped(interrupted_while_setting_up(recipe.name, resume_dir), 130) from None
         history = fit_with_recovery(prepared, build_callbacks(prepared.recipe, prepared.context))
         return finish(prepared, history)

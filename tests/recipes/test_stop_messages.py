@@ -97,3 +97,44 @@ def test_sigterm_after_a_checkpoint_prints_a_resume_command_that_works(tiny_face
     main(command[3:])
     assert f"done: {run_dir}" in capsys.readouterr().out
     assert [row["epoch"] for row in read_history(os.path.join(run_dir, "history.jsonl"))] == [0, 1, 2, 3]
+
+
+def sigterm_during_the_data_scan(monkeypatch):
+    """`load_data` sends this process SIGTERM (as `kill` would) before it scans."""
+    import recipes.train
+
+    load_data = recipes.train.load_data
+
+    def killed_while_scanning(recipe):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return load_data(recipe)
+
+    monkeypatch.setattr(recipes.train, "load_data", killed_while_scanning)
+
+
+def stopped_line(capsys, argv):
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 130 and signal.getsignal(signal.SIGTERM) is handler
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("stopped:")]
+    return line
+
+
+def test_sigterm_during_the_data_scan_says_nothing_was_trained_and_writes_no_run_folder(tiny_faces, tmp_path,
+                                                                                      monkeypatch, capsys):
+    sigterm_during_the_data_scan(monkeypatch)
+    line = stopped_line(capsys, ["run", "softmax", *run_args(tiny_faces, tmp_path / "runs", "--epochs=1")])
+    assert line.startswith("stopped: interrupted while the run was being set up") and "nothing was trained" in line
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_sigterm_while_a_resume_is_set_up_leaves_its_checkpoints_and_says_how_to_continue(softmax_run_copy,
+                                                                                        monkeypatch, capsys):
+    before = list_checkpoints(softmax_run_copy)
+    sigterm_during_the_data_scan(monkeypatch)
+    line = stopped_line(capsys, ["run", "softmax", f"--resume={softmax_run_copy}", "--epochs=2"])
+    assert line.endswith(f"Continue with: python -m recipes run softmax --resume={softmax_run_copy}")
+    assert list_checkpoints(softmax_run_copy) == before
