@@ -1,6 +1,6 @@
 # `make demo`: install into .venv and train center_softmax on the built-in synthetic faces.
-# `make test`: install into .venv (with test extras) and run the whole test suite in two processes (a few minutes on
-#   2 cores); prints the 25 slowest tests.
+# `make test`: install into .venv (with test extras) and run the whole test suite in two processes (about 5 minutes
+#   on 2 cores; an idle process takes over the end of the other's queue: `--dist worksteal`); prints the 25 slowest.
 # `make test-fast`: the unit tests alone, without those marked `slow` (trainings, subprocesses), in about a minute:
 #   the edit loop. How to keep tests fast: tests/conftest.py.
 PYTHON ?= python3

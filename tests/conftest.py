@@ -1,5 +1,5 @@
-"""Shared fixtures, and how tests stay fast (`make test`: the suite in minutes on 2 cores; `make test-fast`: the
-tests not marked slow, for the edit loop).
+"""Shared fixtures, and how tests stay fast (`make test`: the suite in about 5 minutes on 2 cores; `make test-fast`:
+the tests not marked slow, in about a minute, for the edit loop).
 
 - Read a trained run, do not train one: a test that only reads a run folder takes `softmax_run` (a 1-epoch softmax
   run on `tiny_faces`, trained once per test process). A test that writes into the folder (exports into it,
