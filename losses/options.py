@@ -9,6 +9,9 @@ from registry.errors import OptionError
 from registry.options import check_range
 
 MARGIN_GRADIENTS = ("exact", "straight_through")
+# The built-in losses that hold a center loss (`losses.combined.find_center_loss` finds one in what they build),
+# so that `--center_factor` is checked against them without building them.
+CENTER_LOSSES = ("center", "center_arcface", "center_softmax")
 
 
 def check_margin_gradient(margin_gradient):

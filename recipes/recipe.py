@@ -5,6 +5,7 @@ import math
 import typing
 from typing import Optional
 
+from losses.options import CENTER_LOSSES
 from recipes.optimizer_ranges import validate_optimizer_options
 from recipes.optimizer_table import optimizer_table
 from recipes.weight_decay import WEIGHT_DECAY_MODES
@@ -386,8 +387,10 @@ def _defaults(options):
 
 
 def _has_center_loss(loss, loss_args):
-    """True if loss `loss` holds a center loss already. Builds it, so imports TensorFlow (lazily: only
-    for --center_factor > 0, so that `show` and argument errors start without it)."""
+    """True if loss `loss` holds a center loss already: a built-in one by name (`losses.options.CENTER_LOSSES`), a
+    plugin's by building it (its module has imported TensorFlow already)."""
+    if LOSSES.is_declared(loss):
+        return LOSSES.canonical(loss) in CENTER_LOSSES
     from losses.base import build_loss
     from losses.combined import find_center_loss
 

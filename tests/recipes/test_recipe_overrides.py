@@ -6,7 +6,7 @@ import recipes  # noqa: F401
 from recipes.commands.cli import CommandLine
 from recipes.resolve import resolve_recipe
 from recipes.recipe import Recipe, RecipeError
-from registry import RECIPES
+from registry import LOSSES, RECIPES
 
 
 def test_defaults_are_the_specs():
@@ -103,6 +103,15 @@ def test_center_factor_with_a_center_loss_is_refused_and_validation_does_not_mut
         Recipe(keep_checkpoints=0).validate()
     recipe.validate()
     assert recipe.loss_args == {"scale": "32"}
+
+
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_the_built_in_losses_named_as_holding_a_center_loss_are_those_that_build_one(name):
+    from losses.base import build_loss
+    from losses.combined import find_center_loss
+    from losses.options import CENTER_LOSSES
+
+    assert (name in CENTER_LOSSES) == (find_center_loss(build_loss(name, 4, 8)) is not None)
 
 
 def test_changing_the_loss_drops_the_old_loss_args():

@@ -45,6 +45,7 @@ COMMANDS = [  # (argv, exit code, expected in the output)
     (["run", "arcface", "--loss_args.preset=arcfce"], 2, "--loss_args.preset='arcfce' is not a margin preset"),
     (["run", "arcface", "--callbacks=+early_stopping", "--callback_args.early_stopping.patience=-3"], 2,
      "--callback_args.early_stopping.patience=-3 must be an integer >= 0"),
+    (["run", "center_softmax", "--center_factor=0.5"], 2, "which has a center loss already"),
 ]
 
 
