@@ -244,7 +244,8 @@ class Recipe:
                     raise RecipeError(f"--{part}={name!r}: {error}") from None
                 raise RecipeError(f"--{args}.{error.option}={error.value!r} {error.requirement}") from None
         for name, args in self.callback_args.items():
-            options = {**_defaults(part_options("callbacks", name)), **args}
+            known = part_options("callbacks", name)
+            options = {**_defaults(known), **_validate_args(f"callback '{name}'", f"callback_args.{name}", args, known)}
             try:
                 CALLBACKS.validate_options(name, options)
             except OptionError as error:

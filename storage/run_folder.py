@@ -139,8 +139,8 @@ class RunFolder:
         if not os.path.isfile(self.classes_path):
             return None
         stored = read_json_object(self.classes_path, "the run's class list")
-        if sorted(stored) != sorted(map(str, range(len(stored)))) or not all(isinstance(name, str)
-                                                                             for name in stored.values()):
+        ids = {str(index) for index in range(len(stored))}
+        if set(stored) != ids or not all(isinstance(name, str) for name in stored.values()):
             raise JsonFileError(f"the run's class list {self.classes_path!r} is damaged: it must map every class id "
                                 "0, 1, ... to its identity name. It is written once, when the run starts: restore "
                                 "it from a copy of the run folder, or start a new run.")

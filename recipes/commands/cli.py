@@ -5,6 +5,7 @@ import os
 import sys
 import traceback
 
+from callbacks.options import VERIFICATION_METRICS
 from recipes.commands.console import quiet_tensorflow
 from recipes.commands.help import help_text
 from recipes.commands.typed_text import keep_typed_text
@@ -61,8 +62,7 @@ class CommandLine:
         from recipes.commands.evaluate import evaluate_saved_model
 
         results = evaluate_saved_model(str(model), parse_list(bins), whole_number("--batch_size", batch_size, 1), backbone)
-        keys = ("acc", "acc_std", "threshold", "best_acc", "best_threshold", "xnorm", "roc_auc", "tar_at_far_1e-3",
-                "tar_at_far_1e-2", "pairs")
+        keys = (*VERIFICATION_METRICS, "pairs")
         rows = [[name] + (["non-finite embeddings"] + [""] * (len(keys) - 1) if metrics is None else
                           [f"{metrics[key]:.4f}" if key != "pairs" else str(int(metrics[key])) for key in keys])
                 for name, metrics in results.items()]
